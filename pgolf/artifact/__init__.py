@@ -1,0 +1,1 @@
+"""Artifact stage: the pickle-free model file, its byte accounting and loading."""

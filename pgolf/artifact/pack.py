@@ -1,0 +1,67 @@
+"""`pgolf pack RUN`: quantize a run's final weights, compress, write the artifact and account
+for every byte against the budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pgolf.artifact.code_size import code_bytes
+from pgolf.artifact.format import Artifact, write_artifact
+from pgolf.errors import BudgetError
+from pgolf.quant.registry import get_quantizer
+from pgolf.train.checkpoint import load_checkpoint
+
+ARTIFACT_NAME = "model.pgolf"
+
+
+def tensor_group(name: str) -> str:
+    if name.startswith("tok_emb") or name.startswith("lm_head"):
+        return "embedding"
+    if ".attn." in name and name.endswith("weight"):
+        return "attention"
+    if ".mlp." in name:
+        return "mlp"
+    return "control"
+
+
+def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | None = None,
+             compressor: str | None = None, budget: int | None = None,
+             allow_over_budget: bool = False) -> dict:
+    run_dir = Path(run_dir)
+    weights, state = load_checkpoint(run_dir)
+    preset = state["preset"]
+    quant = quant or preset["pack"]["quant"]
+    compressor = compressor or preset["pack"]["compressor"]
+    budget = budget if budget is not None else int(preset["pack"]["budget_bytes"])
+    tensors = get_quantizer(quant)(weights)
+    meta = {"run": str(run_dir.resolve()), "train_summary": state.get("summary", {}),
+            "data": state.get("data", {})}
+    out = Path(out) if out else run_dir / ARTIFACT_NAME
+    model_bytes = write_artifact(out, Artifact(preset=preset, quant=quant, tensors=tensors,
+                                               compressor=compressor, meta=meta))
+    code, code_what = code_bytes()
+    groups: dict[str, int] = {}
+    for t in tensors:
+        groups[tensor_group(t.name)] = groups.get(tensor_group(t.name), 0) + t.nbytes
+    total = code + model_bytes
+    report = {
+        "artifact": str(out),
+        "quant": quant,
+        "compressor": compressor,
+        "code_bytes": code,
+        "code_counted": code_what,
+        "model_bytes": model_bytes,
+        "total_bytes": total,
+        "budget_bytes": budget,
+        "headroom_bytes": budget - total,
+        "raw_bytes_per_group": groups,
+        "fits": total <= budget,
+    }
+    if total > budget and not allow_over_budget:
+        largest = sorted(groups.items(), key=lambda kv: -kv[1])[:3]
+        names = ", ".join(f"{g} {n:,} B raw" for g, n in largest)
+        raise BudgetError(
+            f"{out}: {total:,} bytes is over the {budget:,}-byte budget by {total - budget:,} "
+            f"(largest groups: {names}); pass --allow-over-budget to keep it"
+        )
+    return report

@@ -1,0 +1,262 @@
+"""The `pgolf` command. Subcommands only parse arguments and call the stage that does the work.
+
+Every command that reports results accepts `--json` and then prints exactly one JSON object on
+stdout (logs and progress go to stderr). User errors print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from pgolf.errors import PgolfError
+
+
+def _emit(args: argparse.Namespace, result: dict, human: Callable[[dict], str]) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(result, sort_keys=True, default=str))
+    else:
+        print(human(result))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}" if math.isfinite(v) and abs(v) < 1e6 else f"{v:.6g}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def table(rows: list[tuple[str, Any]]) -> str:
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {_fmt(v)}" for k, v in rows)
+
+
+# ----------------------------------------------------------------------------- data
+def cmd_data_build(args: argparse.Namespace) -> int:
+    from pgolf.data.build import build_shards
+
+    if args.tokenizer is None and args.vocab_size is None:
+        raise PgolfError("give --tokenizer MODEL to load one, or --vocab-size N to train one")
+    m = build_shards(args.inputs, args.out, tokenizer=args.tokenizer, vocab_size=args.vocab_size or 1024,
+                     byte_fallback=not args.no_byte_fallback, val_docs=args.val_docs,
+                     val_fraction=args.val_fraction, shard_tokens=args.shard_tokens,
+                     progress=False if args.json else None)
+    s = m["splits"]
+    _emit(args, {"out": str(args.out), **m}, lambda r: table([
+        ("out", str(args.out)), ("tokenizer", m["tokenizer"]["source"]),
+        ("vocab", m["tokenizer"]["vocab_size"]),
+        ("train docs / tokens", f"{s['train']['docs']:,} / {s['train']['tokens']:,}"),
+        ("val docs / tokens", f"{s['val']['docs']:,} / {s['val']['tokens']:,}"),
+        ("train shards", len(s["train"]["shards"])), ("val shards", len(s["val"]["shards"])),
+    ]))
+    return 0
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    from pgolf.data.fetch import LocalHub, fetch
+
+    hub = LocalHub(args.mirror) if args.mirror else None
+    r = fetch(args.out, args.variant, args.train_shards, hub=hub, progress=False if args.json else None)
+    _emit(args, r, lambda r: table(list(r.items())))
+    return 0
+
+
+def cmd_data_stats(args: argparse.Namespace) -> int:
+    from pgolf.data.build import resolve_tokenizer
+    from pgolf.data.stats import split_stats
+
+    r = split_stats(args.dir, resolve_tokenizer(args.dir, args.tokenizer))
+    for w in r["warnings"]:
+        print(f"pgolf: warning: {w}", file=sys.stderr)
+
+    def human(r: dict) -> str:
+        cols = ["tokens", "docs", "counted_bytes", "unk_tokens", "hidden_bytes", "normalized_bytes", "utf8_bytes"]
+        lines = [f"{'split':<6} " + " ".join(f"{c:>16}" for c in cols)]
+        for split, e in r["splits"].items():
+            lines.append(f"{split:<6} " + " ".join(f"{_fmt(e.get(c, 'n/a')):>16}" for c in cols))
+        return "\n".join(lines)
+
+    _emit(args, r, human)
+    return 0
+
+
+# ----------------------------------------------------------------------------- train / pack / eval
+def _preset(args: argparse.Namespace):
+    from pgolf.config import load_preset
+
+    overrides = list(args.set or [])
+    if getattr(args, "budget_seconds", None) is not None:
+        overrides.append(f"train.max_wallclock_seconds={args.budget_seconds}")
+    return load_preset(args.preset, overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pgolf.train.distributed import init_runtime, shutdown
+    from pgolf.train.loop import train
+
+    preset = _preset(args)
+    runtime = init_runtime(args.device)
+    try:
+        summary = train(preset, args.data, args.out, runtime, tokenizer=args.tokenizer,
+                        progress=False if args.json else None)
+    finally:
+        shutdown()
+    if runtime.is_main:
+        _emit(args, {"run_dir": str(args.out), **summary}, lambda r: table(list(r.items())))
+    return 0
+
+
+def _pack_rows(r: dict) -> list[tuple[str, Any]]:
+    return [("artifact", r["artifact"]), ("quant / compressor", f"{r['quant']} / {r['compressor']}"),
+            ("code bytes", r["code_bytes"]), ("model bytes", r["model_bytes"]),
+            ("total bytes", r["total_bytes"]), ("budget", r["budget_bytes"]),
+            ("headroom", r["headroom_bytes"])]
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    from pgolf.artifact.pack import pack_run
+
+    r = pack_run(args.run, args.out, args.quant, args.compressor, args.budget, args.allow_over_budget)
+    _emit(args, r, lambda r: table(_pack_rows(r)))
+    return 0 if r["fits"] else 1
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from pgolf.evaluate.artifact_eval import evaluate_artifact
+    from pgolf.train.distributed import init_runtime, shutdown
+
+    runtime = init_runtime(args.device)
+    try:
+        r = evaluate_artifact(args.artifact, args.data, runtime, args.tokenizer, args.seq_len, args.limit_tokens)
+    finally:
+        shutdown()
+    for w in r["warnings"]:
+        print(f"pgolf: warning: {w}", file=sys.stderr)
+    if runtime.is_main:
+        _emit(args, r, lambda r: table([(k, r[k]) for k in ("method", "val_loss", "val_bpb", "tokens", "bytes", "eval_seconds")]))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pgolf.run import run_main_job
+
+    r = run_main_job(preset=_preset(args), data=args.data, tokenizer=args.tokenizer, out=args.out,
+                     device=args.device, progress=False if args.json else None)
+
+    def human(r: dict) -> str:
+        return table([
+            ("preset", r["preset"]), ("data", r["data"]["dir"]), ("split", r["data"]["split"]),
+            ("train steps", r["train"]["steps"]), ("train time (s)", r["train"]["train_time_ms"] / 1000),
+            ("tokens/s", r["train"]["tokens_per_second"]),
+            ("val_bpb (pre-quant)", r["train"]["val_bpb"]),
+            ("val_bpb (int8+zlib roundtrip)", r["eval"]["val_bpb"]),
+            ("val_loss (roundtrip)", r["eval"]["val_loss"]),
+            ("code bytes", r["pack"]["code_bytes"]), ("model bytes", r["pack"]["model_bytes"]),
+            ("total bytes", r["pack"]["total_bytes"]), ("headroom", r["pack"]["headroom_bytes"]),
+            ("eval time (s)", r["eval"]["eval_seconds"]), ("total time (s)", r["total_seconds"]),
+            ("run dir", r["run_dir"] or "(temporary; pass --out DIR to keep it)"),
+        ])
+
+    _emit(args, r, human)
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pgolf", description="Parameter golf: train, pack and evaluate "
+                                "byte-budgeted language models scored in bits per byte.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_json(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        return sp
+
+    def with_preset(sp: argparse.ArgumentParser, default: str | None) -> None:
+        sp.add_argument("--preset", default=default, required=default is None,
+                        help="built-in preset name or path to a TOML file" + (f" (default {default})" if default else ""))
+        sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                        help="override a preset value, e.g. train.seq_len=512 (repeatable)")
+        sp.add_argument("--budget-seconds", type=float, help="training wallclock cap (train.max_wallclock_seconds)")
+        sp.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+
+    data = sub.add_parser("data", help="build, fetch and inspect token shards")
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    b = with_json(dsub.add_parser("build", help="text corpus -> tokenizer -> contest-format shards"))
+    b.add_argument("inputs", nargs="+", help="JSONL files (field 'text'), plain text files, or folders")
+    b.add_argument("--out", required=True, type=Path, help="output directory for shards and manifest.json")
+    b.add_argument("--tokenizer", help="SentencePiece .model to load")
+    b.add_argument("--vocab-size", type=int, help="train a BPE tokenizer of this size instead")
+    b.add_argument("--no-byte-fallback", action="store_true",
+                   help="train without byte fallback (as the contest's SP-1024 model); unknown characters become <unk>")
+    split = b.add_mutually_exclusive_group(required=True)
+    split.add_argument("--val-docs", type=int, help="the first K documents are validation (the contest's rule)")
+    split.add_argument("--val-fraction", type=float, help="the last fraction F of each file's documents are validation")
+    b.add_argument("--shard-tokens", type=int, default=100_000_000, help="tokens per shard (default 100M)")
+    b.set_defaults(func=cmd_data_build)
+
+    f = with_json(dsub.add_parser("fetch", help="download the contest's FineWeb shards from the Hugging Face hub"))
+    f.add_argument("--out", type=Path, default=Path("data"), help="download root (default ./data)")
+    f.add_argument("--variant", default="sp1024", help="sp1024 or sp8192 (default sp1024)")
+    f.add_argument("--train-shards", type=int, default=80, help="training shards to fetch (default 80)")
+    f.add_argument("--mirror", type=Path, help="a local directory laid out like the dataset repo")
+    f.set_defaults(func=cmd_data_fetch)
+
+    s = with_json(dsub.add_parser("stats", help="tokens, documents and counted bytes per split"))
+    s.add_argument("dir", type=Path, help="shard directory")
+    s.add_argument("--tokenizer", help="SentencePiece .model (default DIR/tokenizer.model)")
+    s.set_defaults(func=cmd_data_stats)
+
+    t = with_json(sub.add_parser("train", help="train a preset on token shards (torchrun-aware)"))
+    with_preset(t, None)
+    t.add_argument("--data", required=True, type=Path, help="shard directory")
+    t.add_argument("--tokenizer", help="SentencePiece .model (default DATA/tokenizer.model)")
+    t.add_argument("--out", required=True, type=Path, help="run directory (checkpoint, logs)")
+    t.set_defaults(func=cmd_train)
+
+    k = with_json(sub.add_parser("pack", help="quantize + compress a run into an artifact; account bytes"))
+    k.add_argument("run", type=Path, help="run directory written by train/run")
+    k.add_argument("--out", type=Path, help="artifact path (default RUN/model.pgolf)")
+    k.add_argument("--quant", help="quantizer (default: the preset's)")
+    k.add_argument("--compressor", help="zlib, lzma, zstd or brotli (default: the preset's)")
+    k.add_argument("--budget", type=int, help="byte budget (default: the preset's, 16,000,000)")
+    k.add_argument("--allow-over-budget", action="store_true", help="keep an artifact over budget")
+    k.set_defaults(func=cmd_pack)
+
+    e = with_json(sub.add_parser("eval", help="score an artifact's round-tripped model on validation"))
+    e.add_argument("artifact", type=Path)
+    e.add_argument("--data", required=True, type=Path, help="shard directory")
+    e.add_argument("--tokenizer", help="SentencePiece .model (default DATA/tokenizer.model)")
+    e.add_argument("--seq-len", type=int, help="evaluation sequence length (default: the preset's)")
+    e.add_argument("--limit-tokens", type=int, default=0, help="score at most this many tokens (0 = all)")
+    e.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    e.set_defaults(func=cmd_eval)
+
+    r = with_json(sub.add_parser("run", help="the main job: data -> train -> pack -> eval, on an embedded default"))
+    with_preset(r, "cpu-mini")
+    r.add_argument("--data", type=Path, help="shard directory (default: build one from CPython's pydoc topics)")
+    r.add_argument("--tokenizer", help="SentencePiece .model for --data (default DATA/tokenizer.model)")
+    r.add_argument("--out", type=Path, help="keep the run directory here")
+    r.set_defaults(func=cmd_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except PgolfError as exc:
+        print(f"pgolf: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pgolf: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,229 @@
+"""Configuration: plain dataclasses, loaded from TOML presets with unknown keys rejected.
+
+A preset is a TOML file with one table per stage (`[model]`, `[train]`, `[pack]`, `[eval]`).
+Every key must name a dataclass field; a typo is an error that names the key and the closest
+valid one, so a misspelt hyperparameter never silently falls back to its default.
+Command-line overrides use dotted keys: `--set train.seq_len=512`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pgolf.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    """Shape of the GPT backbone. Defaults are the contest's naive baseline (17,059,912 params)."""
+
+    vocab_size: int = 1024
+    num_layers: int = 9
+    model_dim: int = 512
+    num_heads: int = 8
+    num_kv_heads: int = 4
+    mlp_mult: float = 2.0
+    activation: str = "relu2"
+    tie_embeddings: bool = True
+    tied_embed_init_std: float = 0.005
+    rope_base: float = 10000.0
+    logit_softcap: float = 30.0
+    qk_gain_init: float = 1.5
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and schedule. Defaults are the contest's naive baseline."""
+
+    seed: int = 1337
+    seq_len: int = 1024
+    tokens_per_step: int = 524_288
+    # Micro-batches per optimizer step summed over all ranks (the contest's 8 // world_size per
+    # rank), so 1 rank and N ranks see the same global batch in the same order.
+    grad_accum: int = 8
+    iterations: int = 20_000
+    max_wallclock_seconds: float = 600.0
+    # Steps run before the clock starts to trigger compilation; the initial state is then restored.
+    warmup_steps: int = 20
+    warmdown_iters: int = 1200
+    # When > 0, the warmdown covers this fraction of the wallclock cap instead of warmdown_iters.
+    warmdown_fraction: float = 0.0
+    matrix_lr: float = 0.04
+    scalar_lr: float = 0.04
+    tied_embed_lr: float = 0.05
+    embed_lr: float = 0.6
+    head_lr: float = 0.008
+    muon_momentum: float = 0.95
+    muon_momentum_warmup_start: float = 0.85
+    muon_momentum_warmup_steps: int = 500
+    muon_backend_steps: int = 5
+    beta1: float = 0.9
+    beta2: float = 0.95
+    adam_eps: float = 1e-8
+    grad_clip_norm: float = 0.0
+    val_every: int = 1000
+    train_log_every: int = 200
+    # Validation during training scores at most this many tokens (0 = the whole split).
+    val_tokens_limit: int = 0
+    checkpoint_every: int = 0
+    compile: str = "auto"  # auto | on | off
+
+
+@dataclass
+class PackConfig:
+    quant: str = "int8-rtn"
+    compressor: str = "zlib"
+    budget_bytes: int = 16_000_000
+
+
+@dataclass
+class EvalConfig:
+    seq_len: int = 1024
+    batch_tokens: int = 524_288
+
+
+@dataclass
+class Preset:
+    name: str = "custom"
+    description: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    pack: PackConfig = field(default_factory=PackConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _check_value(value: Any, tp: Any, where: str) -> Any:
+    """Return `value` converted to `tp` when that is lossless, else raise ConfigError."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _check_value(value, arg, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}: expected {tp}, got {type(value).__name__} {value!r}")
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+        return [_check_value(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {type(value).__name__} {value!r}")
+        return value
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif dataclasses.is_dataclass(tp):
+        if isinstance(value, dict):
+            return from_dict(tp, value, where)
+    raise ConfigError(f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+
+
+def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    """Build dataclass `cls` from `data`, rejecting unknown keys and wrong types."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else key
+        if key not in hints:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown key {path!r}{hint} (valid: {', '.join(names)})")
+        kwargs[key] = _check_value(value, hints[key], path)
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse `section.key=value`; the value is read as TOML (so 3, 0.5, true, "x" all work)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word is a string
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {k!r} is not a table")
+        node[keys[-1]] = value
+    return data
+
+
+def preset_names() -> list[str]:
+    folder = resources.files("pgolf") / "presets"
+    return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def _read_preset_text(name_or_path: str) -> tuple[str, str]:
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"{path}: preset file not found")
+        return path.read_text(encoding="utf-8"), str(path)
+    res = resources.files("pgolf") / "presets" / f"{name_or_path}.toml"
+    if not res.is_file():
+        close = difflib.get_close_matches(name_or_path, preset_names(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"unknown preset {name_or_path!r}{hint} (known: {', '.join(preset_names())})"
+        )
+    return res.read_text(encoding="utf-8"), f"preset {name_or_path}"
+
+
+def load_preset(name_or_path: str, overrides: list[str] | None = None) -> Preset:
+    """Load a built-in preset by name, or a TOML file by path, then apply dotted overrides."""
+    text, origin = _read_preset_text(name_or_path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin}: invalid TOML: {exc}") from None
+    data.setdefault("name", Path(name_or_path).stem)
+    apply_overrides(data, overrides or [])
+    try:
+        return from_dict(Preset, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+
+
+def preset_from_dict(data: dict[str, Any]) -> Preset:
+    return from_dict(Preset, data)

@@ -1,0 +1,67 @@
+"""Exact bits-per-byte accounting, as the contest computes val_bpb (techniques.md §1.5).
+
+    bytes_t = base_bytes[y_t] + [leading_space[y_t] and not boundary[x_t]]
+    bpb     = (Σ_t nats_t / ln 2) / Σ_t bytes_t
+
+Sums are accumulated in float64 (and int64 for bytes) so that order and sharding do not change
+the result beyond float64 rounding.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pgolf.data.tokenizer import ByteTables
+
+
+def target_bytes(tables: ByteTables, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Bytes credited to each target token given the token before it (numpy, int64)."""
+    inputs = np.asarray(inputs, dtype=np.int64)
+    targets = np.asarray(targets, dtype=np.int64)
+    extra = tables.leading_space[targets] & ~tables.boundary[inputs]
+    return tables.base_bytes[targets] + extra.astype(np.int64)
+
+
+class TorchByteTables:
+    """The byte tables as tensors on a device, for counting inside an evaluation loop."""
+
+    def __init__(self, tables: ByteTables, device: torch.device | str = "cpu") -> None:
+        self.base_bytes = torch.as_tensor(tables.base_bytes, dtype=torch.int64, device=device)
+        self.leading_space = torch.as_tensor(tables.leading_space, dtype=torch.bool, device=device)
+        self.boundary = torch.as_tensor(tables.boundary, dtype=torch.bool, device=device)
+
+    def count(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        extra = self.leading_space[targets] & ~self.boundary[inputs]
+        return self.base_bytes[targets] + extra.to(torch.int64)
+
+
+@dataclass
+class BpbTotals:
+    """Running sums for bpb; add() per batch, merge across ranks by adding the fields."""
+
+    nats: float = 0.0
+    tokens: int = 0
+    bytes: int = 0
+
+    def add(self, nats: float, tokens: int, nbytes: int) -> None:
+        self.nats += float(nats)
+        self.tokens += int(tokens)
+        self.bytes += int(nbytes)
+
+    @property
+    def loss(self) -> float:
+        return self.nats / max(self.tokens, 1)
+
+    @property
+    def bpb(self) -> float:
+        if self.bytes == 0:
+            return float("nan")
+        return self.nats / math.log(2) / self.bytes
+
+
+def bits_per_byte(nats: float, nbytes: int) -> float:
+    return nats / math.log(2) / nbytes

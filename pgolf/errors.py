@@ -1,0 +1,39 @@
+"""pgolf's own error types.
+
+Every failure a user can cause (bad files, bad presets, bad flags) raises a subclass of
+`PgolfError` whose message is one self-contained line; the CLI prints it and exits non-zero
+instead of showing a traceback.
+"""
+
+
+class PgolfError(Exception):
+    """Base class: a user-facing, one-line error."""
+
+
+class ShardError(PgolfError):
+    """A token shard is malformed (magic, version, size, truncation)."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+class ConfigError(PgolfError):
+    """A preset or override is invalid (unknown key, wrong type)."""
+
+
+class DataError(PgolfError):
+    """Input data is missing, empty or inconsistent with the model/tokenizer."""
+
+
+class TokenizerError(PgolfError):
+    """A tokenizer could not be loaded or trained."""
+
+
+class ArtifactError(PgolfError):
+    """An artifact file is malformed, truncated, tampered with or of an unknown version."""
+
+
+class BudgetError(PgolfError):
+    """An artifact does not fit its byte budget."""

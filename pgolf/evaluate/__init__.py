@@ -1,0 +1,1 @@
+"""Evaluation stage: scoring a model on the validation stream in bits per byte."""

@@ -1,0 +1,61 @@
+"""Standard evaluation, as the contest's `eval_val` (techniques.md §2.4, §1.5).
+
+The validation stream is cut into non-overlapping sequences of T tokens (the first
+⌊(N−1)/T⌋·T + 1 tokens are used); every target is scored once with the full softmax; loss,
+token and byte sums are accumulated in float64 and summed across ranks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+
+from pgolf.data.bpb import BpbTotals, TorchByteTables
+from pgolf.errors import DataError
+from pgolf.train.distributed import Runtime, all_reduce_sum_
+
+
+def usable_tokens(val_tokens: np.ndarray, seq_len: int, limit: int = 0) -> np.ndarray:
+    n = val_tokens.size
+    if limit > 0:
+        n = min(n, limit + 1)
+    usable = ((n - 1) // seq_len) * seq_len
+    if usable <= 0:
+        raise DataError(
+            f"the validation split has {val_tokens.size} tokens, fewer than one sequence of {seq_len}"
+        )
+    return val_tokens[: usable + 1]
+
+
+def autocast_context(runtime: Runtime):
+    if runtime.autocast_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=runtime.device.type, dtype=runtime.autocast_dtype)
+
+
+@torch.no_grad()
+def evaluate_standard(model: torch.nn.Module, val_tokens: np.ndarray, tables: TorchByteTables,
+                      seq_len: int, batch_tokens: int, runtime: Runtime, limit: int = 0) -> BpbTotals:
+    """Score the validation stream; `model.loss(x, y, reduction="none")` gives per-token nats."""
+    tokens = usable_tokens(val_tokens, seq_len, limit)
+    total_seqs = (tokens.size - 1) // seq_len
+    first = total_seqs * runtime.rank // runtime.world_size
+    last = total_seqs * (runtime.rank + 1) // runtime.world_size
+    batch_seqs = max(1, batch_tokens // (seq_len * runtime.world_size))
+    sums = torch.zeros(3, dtype=torch.float64, device=runtime.device)
+    was_training = model.training
+    model.eval()
+    for s in range(first, last, batch_seqs):
+        e = min(s + batch_seqs, last)
+        raw = torch.from_numpy(tokens[s * seq_len : e * seq_len + 1].astype(np.int64)).to(runtime.device)
+        x, y = raw[:-1].view(-1, seq_len), raw[1:].view(-1, seq_len)
+        with autocast_context(runtime):
+            nats = model(x, y, reduction="none")
+        sums[0] += nats.double().sum()
+        sums[1] += y.numel()
+        sums[2] += tables.count(x, y).sum().double()
+    model.train(was_training)
+    all_reduce_sum_(sums)
+    return BpbTotals(nats=float(sums[0]), tokens=int(sums[1]), bytes=int(sums[2]))

@@ -1,0 +1,1 @@
+"""Model stage: the GPT backbone and its registered components."""

@@ -1,0 +1,1 @@
+"""Compression stage: quantizers and byte compressors, each registered by name."""

@@ -1,0 +1,63 @@
+"""How a quantized tensor is stored: named numpy parts plus an encoding name that says how to
+rebuild the float tensor. Decoding depends only on the encoding, never on the quantizer that
+produced it, so any artifact can be loaded by any pgolf that knows its encodings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from pgolf.registry import Registry
+
+
+@dataclass
+class EncodedTensor:
+    name: str
+    shape: tuple[int, ...]
+    encoding: str
+    parts: dict[str, np.ndarray]
+    dtype: str = "float32"  # dtype of the restored tensor
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.parts.values())
+
+
+DECODERS: Registry[Callable[[EncodedTensor], torch.Tensor]] = Registry("tensor encoding")
+
+
+@DECODERS.register("raw")
+def _decode_raw(t: EncodedTensor) -> torch.Tensor:
+    return torch.from_numpy(np.array(t.parts["data"])).reshape(t.shape)
+
+
+@DECODERS.register("float")
+def _decode_float(t: EncodedTensor) -> torch.Tensor:
+    return torch.from_numpy(np.array(t.parts["data"])).float().reshape(t.shape)
+
+
+@DECODERS.register("int_per_row")
+def _decode_per_row(t: EncodedTensor) -> torch.Tensor:
+    q = torch.from_numpy(np.array(t.parts["q"])).float()
+    scale = torch.from_numpy(np.array(t.parts["scale"])).float()
+    return (q * scale[:, None]).reshape(t.shape)
+
+
+@DECODERS.register("int_per_tensor")
+def _decode_per_tensor(t: EncodedTensor) -> torch.Tensor:
+    q = torch.from_numpy(np.array(t.parts["q"])).float()
+    scale = float(np.array(t.parts["scale"]).reshape(-1)[0])
+    return (q * scale).reshape(t.shape)
+
+
+def decode(t: EncodedTensor) -> torch.Tensor:
+    out = DECODERS.get(t.encoding)(t)
+    return out.to(getattr(torch, t.dtype))
+
+
+def decode_state_dict(tensors: list[EncodedTensor]) -> dict[str, torch.Tensor]:
+    return {t.name: decode(t) for t in tensors}

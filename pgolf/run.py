@@ -1,0 +1,59 @@
+"""`pgolf run`: the whole pipeline in one command — data → train → pack → eval.
+
+With no `--data` it needs no network and no files: it builds a corpus from the documentation
+text that ships with CPython, trains a tokenizer of the preset's vocab on it, and uses the last
+10% of documents as validation.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from pgolf.artifact.pack import pack_run
+from pgolf.config import Preset
+from pgolf.data.build import build_shards, resolve_tokenizer
+from pgolf.data.corpus import write_pydoc_corpus
+from pgolf.evaluate.artifact_eval import evaluate_artifact
+from pgolf.train.checkpoint import write_json
+from pgolf.train.distributed import init_runtime
+from pgolf.train.loop import train
+
+DEFAULT_VAL_FRACTION = 0.1
+
+
+def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None = None,
+                 out: Path | None = None, device: str = "auto", progress: bool | None = None) -> dict:
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="pgolf-run-") as tmp:
+        work = Path(out) if out else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        if data is None:
+            corpus = write_pydoc_corpus(work / "corpus" / "pydoc_topics.jsonl")
+            data = work / "data"
+            build_shards([corpus], data, vocab_size=preset.model.vocab_size,
+                         val_fraction=DEFAULT_VAL_FRACTION, progress=progress)
+            split = f"pydoc_data.topics, val = last {DEFAULT_VAL_FRACTION:.0%} of documents"
+        else:
+            split = "given shards (fineweb_val_* = validation)"
+        tok = resolve_tokenizer(data, tokenizer)
+        run_dir = work / "run"
+        runtime = init_runtime(device)
+        summary = train(preset, data, run_dir, runtime, tokenizer=tok, progress=progress)
+        packed = pack_run(run_dir, allow_over_budget=True)
+        evaluated = evaluate_artifact(packed["artifact"], data, runtime, tokenizer=tok)
+        summary["tokens_per_second"] = summary["tokens_seen"] / max(summary["train_time_ms"] / 1000, 1e-9)
+        result = {
+            "preset": preset.name,
+            "data": {"dir": str(data), "tokenizer": str(tok), "split": split},
+            "train": summary,
+            "pack": packed,
+            "eval": evaluated,
+            "total_seconds": time.perf_counter() - t0,
+            "run_dir": str(run_dir) if out else None,
+        }
+        if out:
+            write_json(run_dir / "results.json", json.loads(json.dumps(result, default=str)))
+    return result

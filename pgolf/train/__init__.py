@@ -1,0 +1,1 @@
+"""Training stage: optimizers, schedules, the loop, distributed plumbing and checkpoints."""

@@ -1,0 +1,214 @@
+"""The training loop of the naive baseline (techniques.md §2.2–2.3), generalised by the preset.
+
+- Compile warm-up: `warmup_steps` real steps trigger compilation, then the initial weights,
+  optimizer states and data stream are restored (this is not an LR warm-up).
+- The clock counts only training steps (warm-up and periodic validation are excluded); the run
+  stops after the step at which it reaches `max_wallclock_seconds` (the max over ranks), and
+  the LR reaches zero exactly there.
+- `grad_accum` micro-batches per step are split across ranks, so the global batch and its order
+  are the same for any number of ranks.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from pgolf.config import Preset
+from pgolf.data.bpb import TorchByteTables
+from pgolf.data.build import read_manifest, resolve_tokenizer
+from pgolf.data.loader import DistributedTokenLoader
+from pgolf.data.shards import check_vocab, load_split
+from pgolf.data.tokenizer import build_byte_tables, file_sha256, load_tokenizer
+from pgolf.errors import ConfigError, DataError
+from pgolf.evaluate.standard import autocast_context, evaluate_standard
+from pgolf.model.gpt import GPT, count_parameters
+from pgolf.train.checkpoint import save_checkpoint
+from pgolf.train.distributed import Runtime, all_reduce_max_flag
+from pgolf.train.optim.groups import build_optimizers
+from pgolf.train.optim.muon import Muon
+from pgolf.train.runlog import RunLog
+from pgolf.train.schedule import lr_multiplier, muon_momentum
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+def load_eval_inputs(data_dir, tokenizer, vocab_size: int, device) -> tuple[np.ndarray, TorchByteTables, Path]:
+    """Validation tokens and byte tables, with the vocab checks the contest script asserts."""
+    tok_path = resolve_tokenizer(data_dir, tokenizer)
+    sp = load_tokenizer(tok_path)
+    if sp.vocab_size() != vocab_size:
+        raise DataError(
+            f"{tok_path}: tokenizer vocab {sp.vocab_size()} != model vocab {vocab_size}; "
+            "use the tokenizer the shards were built with and a preset of the same vocab"
+        )
+    val = load_split(data_dir, "val")
+    check_vocab(val, vocab_size, f"{data_dir} (val split)")
+    tables = TorchByteTables(build_byte_tables(sp, vocab_size), device)
+    return val, tables, tok_path
+
+
+def want_compile(mode: str, runtime: Runtime) -> bool:
+    if mode not in ("auto", "on", "off"):
+        raise ConfigError(f"train.compile must be auto, on or off, got {mode!r}")
+    return mode == "on" or (mode == "auto" and runtime.device.type == "cuda")
+
+
+def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runtime: Runtime,
+          tokenizer: str | Path | None = None, progress: bool | None = None) -> dict:
+    """Train `preset` on the shards in `data_dir`; write checkpoint and logs to `run_dir`."""
+    cfg, mcfg = preset.train, preset.model
+    micro_per_rank, rem = divmod(cfg.grad_accum, runtime.world_size)
+    if micro_per_rank < 1 or rem:
+        raise ConfigError(
+            f"train.grad_accum {cfg.grad_accum} must be a positive multiple of the world size {runtime.world_size}"
+        )
+    if cfg.tokens_per_step % (cfg.grad_accum * cfg.seq_len):
+        raise ConfigError(
+            f"train.tokens_per_step {cfg.tokens_per_step} must be a multiple of grad_accum x seq_len "
+            f"= {cfg.grad_accum * cfg.seq_len}"
+        )
+    run_dir = Path(run_dir) if run_dir is not None else None
+    if run_dir is not None and runtime.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    val_tokens, tables, tok_path = load_eval_inputs(data_dir, tokenizer, mcfg.vocab_size, runtime.device)
+
+    seed_everything(cfg.seed)
+    model = GPT(mcfg).to(runtime.device)
+    n_params = count_parameters(model)
+    optimizers = build_optimizers(model, cfg, tied=mcfg.tie_embeddings)
+    muon = next(o for o in optimizers if isinstance(o, Muon))
+    compiled = torch.compile(model, dynamic=False) if want_compile(cfg.compile, runtime) else model
+    train_model = DDP(compiled, device_ids=[runtime.local_rank] if runtime.device.type == "cuda" else None,
+                      broadcast_buffers=False) if runtime.distributed else compiled
+    loader = DistributedTokenLoader(data_dir, runtime.rank, runtime.world_size, runtime.device)
+    check_vocab(loader.stream.shards[0][: 1 << 20], mcfg.vocab_size, f"{loader.stream.paths[0]}")
+
+    log = RunLog(run_dir, runtime.is_main, progress, cfg.max_wallclock_seconds)
+    log.line(f"preset:{preset.name} model_params:{n_params} world_size:{runtime.world_size} "
+             f"grad_accum_steps:{micro_per_rank} device:{runtime.device}")
+    log.line(f"train_tokens_per_step:{cfg.tokens_per_step} seq_len:{cfg.seq_len} "
+             f"iterations:{cfg.iterations} max_wallclock_seconds:{cfg.max_wallclock_seconds:.3f} seed:{cfg.seed}")
+    log.line(f"val_loader tokens:{val_tokens.size - 1} tokenizer:{tok_path}")
+
+    def run_step(step: int, scale: float) -> torch.Tensor:
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=runtime.device)
+        for micro in range(micro_per_rank):
+            x, y = loader.next_batch(cfg.tokens_per_step, cfg.seq_len, micro_per_rank)
+            if runtime.distributed:
+                train_model.require_backward_grad_sync = micro == micro_per_rank - 1
+            with autocast_context(runtime):
+                loss = train_model(x, y)
+            (loss / micro_per_rank).backward()
+            total += loss.detach()
+        for g in muon.param_groups:
+            g["momentum"] = muon_momentum(cfg, step)
+        for opt in optimizers:
+            for g in opt.param_groups:
+                g["lr"] = g["base_lr"] * scale
+        if cfg.grad_clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip_norm)
+        for opt in optimizers:
+            opt.step()
+        return total / micro_per_rank
+
+    if cfg.warmup_steps > 0:
+        # Compile warm-up: run real steps, then restore the initial state and data position.
+        initial_model = copy.deepcopy(model.state_dict())
+        initial_opts = [copy.deepcopy(o.state_dict()) for o in optimizers]
+        stream_state = loader.stream.state()
+        for w in range(cfg.warmup_steps):
+            run_step(0, 1.0)
+            log.line(f"warmup_step:{w + 1}/{cfg.warmup_steps}")
+        model.load_state_dict(initial_model)
+        for o, s in zip(optimizers, initial_opts):
+            o.load_state_dict(s)
+        loader.stream.load_state(stream_state)
+
+    def validate() -> tuple[float, float]:
+        totals = evaluate_standard(compiled, val_tokens, tables, cfg.seq_len, preset.eval.batch_tokens,
+                                   runtime, limit=cfg.val_tokens_limit)
+        return totals.loss, totals.bpb
+
+    sync = torch.cuda.synchronize if runtime.device.type == "cuda" else (lambda: None)
+    training_ms = 0.0
+    stop_after: int | None = None
+    step = 0
+    val_loss = val_bpb = float("nan")
+    sync()
+    t0 = time.perf_counter()
+    while True:
+        last = step == cfg.iterations or (stop_after is not None and step >= stop_after)
+        if last or (cfg.val_every > 0 and step % cfg.val_every == 0):
+            sync()
+            training_ms += 1000 * (time.perf_counter() - t0)
+            val_loss, val_bpb = validate()
+            log.line(f"step:{step}/{cfg.iterations} val_loss:{val_loss:.4f} val_bpb:{val_bpb:.4f} "
+                     f"train_time:{training_ms:.0f}ms step_avg:{training_ms / max(step, 1):.2f}ms")
+            log.metric(kind="val", step=step, val_loss=val_loss, val_bpb=val_bpb, train_time_ms=training_ms)
+            sync()
+            t0 = time.perf_counter()
+        if last:
+            break
+        elapsed = training_ms + 1000 * (time.perf_counter() - t0)
+        scale = lr_multiplier(cfg, step, elapsed)
+        loss = run_step(step, scale)
+        step += 1
+        approx_ms = training_ms + 1000 * (time.perf_counter() - t0)
+        if cfg.train_log_every > 0 and (step <= 10 or step % cfg.train_log_every == 0):
+            train_loss = float(loss)
+            if not math.isfinite(train_loss):
+                raise FloatingPointError(f"train_loss became {train_loss} at step {step}; lower the learning rates")
+            log.line(f"step:{step}/{cfg.iterations} train_loss:{train_loss:.4f} "
+                     f"train_time:{approx_ms:.0f}ms step_avg:{approx_ms / step:.2f}ms")
+            log.metric(kind="train", step=step, train_loss=train_loss, train_time_ms=approx_ms, lr_scale=scale)
+            log.progress(approx_ms / 1000, loss=f"{train_loss:.3f}")
+        if cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0 and run_dir and runtime.is_main:
+            save_checkpoint(run_dir, model, {"step": step, "complete": False, "preset": preset.to_dict()})
+        reached = cfg.max_wallclock_seconds > 0 and approx_ms >= 1000 * cfg.max_wallclock_seconds
+        if runtime.distributed:
+            reached = all_reduce_max_flag(reached, runtime.device)
+        if stop_after is None and reached:
+            stop_after = step
+    log.line(f"final val_loss:{val_loss:.4f} val_bpb:{val_bpb:.4f} steps:{step} train_time:{training_ms:.0f}ms")
+    summary = {
+        "preset": preset.name,
+        "steps": step,
+        "train_time_ms": training_ms,
+        "step_avg_ms": training_ms / max(step, 1),
+        "tokens_seen": step * cfg.tokens_per_step,
+        "model_params": n_params,
+        "val_loss": val_loss,
+        "val_bpb": val_bpb,
+        "val_tokens_scored_limit": cfg.val_tokens_limit,
+        "world_size": runtime.world_size,
+        "device": str(runtime.device),
+    }
+    if run_dir is not None and runtime.is_main:
+        manifest = read_manifest(data_dir) or {}
+        state = {
+            "complete": True,
+            "step": step,
+            "preset": preset.to_dict(),
+            "summary": summary,
+            "data": {"dir": str(Path(data_dir).resolve()), "tokenizer": str(Path(tok_path).resolve()),
+                     "tokenizer_sha256": file_sha256(tok_path),
+                     "train_shards": [str(p) for p in loader.stream.paths],
+                     "manifest_split_rule": manifest.get("split_rule")},
+            "train_config": asdict(cfg),
+        }
+        save_checkpoint(run_dir, model, state)
+    log.close()
+    return summary

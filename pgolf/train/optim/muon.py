@@ -1,0 +1,82 @@
+"""Muon: momentum SGD whose update is orthogonalised by a Newton–Schulz iteration.
+
+Per step, for each 2-D matrix: m ← μ·m + g; g' = g + μ·m (Nesterov); O = NS5(g');
+W ← W − lr·O·√max(1, rows/cols). Under torchrun each rank orthogonalises only the matrices
+i ≡ rank (mod world) and one all-reduce of a flat buffer shares the updates, so the work is not
+repeated N times (the contest's scheme; DDP has already averaged the gradients).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+NS_COEFFS = (3.4445, -4.7750, 2.0315)
+
+
+def newton_schulz5(grad: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:
+    """Approximately orthogonalise a matrix with the quintic Newton–Schulz iteration.
+
+    Runs in bf16 on CUDA (as the contest does) and in fp32 elsewhere, where bf16 matmuls are
+    slow and gain nothing.
+    """
+    a, b, c = NS_COEFFS
+    dtype = torch.bfloat16 if grad.is_cuda else torch.float32
+    x = grad.to(dtype)
+    x = x / (x.norm() + eps)
+    transposed = x.size(0) > x.size(1)
+    if transposed:
+        x = x.T
+    for _ in range(steps):
+        gram = x @ x.T
+        poly = b * gram + c * gram @ gram
+        x = a * x + poly @ x
+    return x.T if transposed else x
+
+
+class Muon(torch.optim.Optimizer):
+    def __init__(self, params, lr: float, momentum: float = 0.95, backend_steps: int = 5,
+                 nesterov: bool = True, weight_decay: float = 0.0) -> None:
+        defaults = dict(lr=lr, momentum=momentum, backend_steps=backend_steps, nesterov=nesterov,
+                        weight_decay=weight_decay)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        distributed = dist.is_available() and dist.is_initialized()
+        world = dist.get_world_size() if distributed else 1
+        rank = dist.get_rank() if distributed else 0
+        for group in self.param_groups:
+            params = [p for p in group["params"]]
+            if not params:
+                continue
+            lr, mu = group["lr"], group["momentum"]
+            flat = torch.zeros(sum(p.numel() for p in params), device=params[0].device,
+                               dtype=torch.bfloat16 if params[0].is_cuda else torch.float32)
+            offset = 0
+            for i, p in enumerate(params):
+                n = p.numel()
+                if i % world == rank and p.grad is not None:
+                    g = p.grad
+                    state = self.state[p]
+                    if "momentum_buffer" not in state:
+                        state["momentum_buffer"] = torch.zeros_like(g)
+                    buf = state["momentum_buffer"]
+                    buf.mul_(mu).add_(g)
+                    if group["nesterov"]:
+                        g = g.add(buf, alpha=mu)
+                    update = newton_schulz5(g, steps=group["backend_steps"])
+                    update = update * max(1.0, update.size(0) / update.size(1)) ** 0.5
+                    flat[offset : offset + n] = update.reshape(-1)
+                offset += n
+            if world > 1:
+                dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+            offset = 0
+            wd = group["weight_decay"]
+            for p in params:
+                n = p.numel()
+                if wd:
+                    p.mul_(1.0 - lr * wd)
+                p.add_(flat[offset : offset + n].view_as(p).to(p.dtype), alpha=-lr)
+                offset += n
+        return None

@@ -1,0 +1,38 @@
+"""Learning-rate multiplier and Muon momentum warm-up of the baseline (techniques.md §2.3).
+
+The LR is constant, then decays linearly to zero exactly when the wallclock cap is reached:
+the warmdown lasts `warmdown_iters` steps at the measured average step time (or, with
+`warmdown_fraction`, that fraction of the cap). Without a cap it is step-based.
+"""
+
+from __future__ import annotations
+
+from pgolf.config import TrainConfig
+
+
+def lr_multiplier(cfg: TrainConfig, step: int, elapsed_ms: float) -> float:
+    cap_ms = cfg.max_wallclock_seconds * 1000.0
+    if cfg.max_wallclock_seconds <= 0:
+        if cfg.warmdown_iters <= 0:
+            return 1.0
+        start = max(cfg.iterations - cfg.warmdown_iters, 0)
+        if step < start:
+            return 1.0
+        return max((cfg.iterations - step) / cfg.warmdown_iters, 0.0)
+    if cfg.warmdown_fraction > 0:
+        warmdown_ms = cfg.warmdown_fraction * cap_ms
+    elif cfg.warmdown_iters > 0:
+        warmdown_ms = cfg.warmdown_iters * (elapsed_ms / max(step, 1))
+    else:
+        return 1.0
+    remaining_ms = max(cap_ms - elapsed_ms, 0.0)
+    if remaining_ms <= warmdown_ms:
+        return remaining_ms / max(warmdown_ms, 1e-9)
+    return 1.0
+
+
+def muon_momentum(cfg: TrainConfig, step: int) -> float:
+    if cfg.muon_momentum_warmup_steps <= 0:
+        return cfg.muon_momentum
+    frac = min(step / cfg.muon_momentum_warmup_steps, 1.0)
+    return (1 - frac) * cfg.muon_momentum_warmup_start + frac * cfg.muon_momentum
