@@ -31,7 +31,7 @@ from pgolf.errors import ConfigError, DataError
 from pgolf.evaluate.standard import autocast_context, evaluate_standard
 from pgolf.model.gpt import GPT, count_parameters
 from pgolf.train.checkpoint import save_checkpoint
-from pgolf.train.distributed import Runtime, all_reduce_max_flag
+from pgolf.train.distributed import Runtime, all_reduce_max_flag, all_reduce_sum_
 from pgolf.train.optim.groups import build_optimizers
 from pgolf.train.optim.muon import Muon
 from pgolf.train.runlog import RunLog
@@ -170,6 +170,8 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
         step += 1
         approx_ms = training_ms + 1000 * (time.perf_counter() - t0)
         if cfg.train_log_every > 0 and (step <= 10 or step % cfg.train_log_every == 0):
+            if runtime.distributed:  # log the global batch's loss, not rank 0's share
+                loss = all_reduce_sum_(loss.clone()) / runtime.world_size
             train_loss = float(loss)
             if not math.isfinite(train_loss):
                 raise FloatingPointError(f"train_loss became {train_loss} at step {step}; lower the learning rates")

@@ -1,0 +1,76 @@
+"""Shared fixtures: small corpora, a trained tiny tokenizer and shards, all made on the fly so the
+suite needs no network and no ../shared."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from pgolf.data.corpus import pydoc_documents
+
+TINY_VOCAB = 256
+
+# A tiny model that trains in about a second a step on CPU.
+TINY_OVERRIDES = [
+    f"model.vocab_size={TINY_VOCAB}", "model.num_layers=2", "model.model_dim=64",
+    "model.num_heads=4", "model.num_kv_heads=2",
+    "train.seq_len=64", "train.tokens_per_step=512", "train.grad_accum=2",
+    "train.iterations=6", "train.max_wallclock_seconds=0", "train.warmup_steps=0",
+    "train.warmdown_iters=3", "train.warmdown_fraction=0.0",
+    "train.muon_momentum_warmup_steps=3", "train.val_every=0", "train.train_log_every=1",
+    "train.val_tokens_limit=2048", "train.compile=\"off\"",
+    "eval.seq_len=64", "eval.batch_tokens=1024",
+]
+
+
+def write_jsonl(path: Path, docs: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for d in docs:
+            f.write(json.dumps({"text": d}) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def corpus_docs() -> list[str]:
+    docs = pydoc_documents(target_chars=1500)[:120]
+    rng = random.Random(0)
+    # Sprinkle characters that a small tokenizer without byte fallback cannot cover.
+    rare = ["é", "ß", "→", "€", "ﬁ", "①"]
+    out = []
+    for d in docs:
+        words = d.split(" ")
+        for _ in range(3):
+            i = rng.randrange(len(words))
+            words[i] = words[i] + rng.choice(rare)
+        out.append(" ".join(words))
+    return out
+
+
+@pytest.fixture(scope="session")
+def corpus_file(tmp_path_factory, corpus_docs) -> Path:
+    return write_jsonl(tmp_path_factory.mktemp("corpus") / "docs.jsonl", corpus_docs)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory, corpus_file) -> Path:
+    """Shards + tokenizer (vocab 256, no byte fallback) from the tiny corpus; last 10% is val."""
+    from pgolf.data.build import build_shards
+
+    out = tmp_path_factory.mktemp("data")
+    build_shards([corpus_file], out, vocab_size=TINY_VOCAB, byte_fallback=False, val_fraction=0.1,
+                 progress=False)
+    return out
+
+
+@pytest.fixture
+def tiny_preset():
+    from pgolf.config import load_preset
+
+    def make(extra: list[str] | None = None):
+        return load_preset("cpu-mini", TINY_OVERRIDES + list(extra or []))
+
+    return make

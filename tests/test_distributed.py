@@ -1,0 +1,34 @@
+"""torchrun with 2 CPU ranks (gloo) against 1 rank on the same global batch."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import TINY_OVERRIDES
+
+
+def _run(tmp_path, tiny_data, nproc: int, name: str):
+    sets = [a for o in TINY_OVERRIDES + ["train.iterations=5"] for a in ("--set", o)]
+    args = ["-m", "pgolf", "train", "--preset", "cpu-mini", "--data", str(tiny_data),
+            "--out", str(tmp_path / name), "--json", "--device", "cpu", *sets]
+    if nproc > 1:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *args]
+    else:
+        cmd = [sys.executable, *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(l) for l in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+    return [r["train_loss"] for r in rows if r["kind"] == "train"], json.loads(proc.stdout)
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_match_one_rank(tmp_path, tiny_data):
+    one, s1 = _run(tmp_path, tiny_data, 1, "one")
+    two, s2 = _run(tmp_path, tiny_data, 2, "two")
+    assert s1["world_size"] == 1 and s2["world_size"] == 2
+    assert len(one) == len(two) == 5
+    for a, b in zip(one, two):
+        assert b == pytest.approx(a, rel=1e-5, abs=1e-5)
+    assert s2["val_bpb"] == pytest.approx(s1["val_bpb"], rel=1e-5)

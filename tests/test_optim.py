@@ -1,0 +1,80 @@
+import pytest
+import torch
+
+from pgolf.config import ModelConfig, TrainConfig
+from pgolf.model.gpt import GPT
+from pgolf.train.optim.groups import build_optimizers, split_parameters
+from pgolf.train.optim.muon import Muon, newton_schulz5
+from pgolf.train.schedule import lr_multiplier, muon_momentum
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (32, 96), (96, 32)])
+def test_newton_schulz_approximately_orthogonalises(shape):
+    torch.manual_seed(0)
+    g = torch.randn(*shape)
+    x = newton_schulz5(g, steps=5)
+    s_in = torch.linalg.svdvals(g) / g.norm()
+    s = torch.linalg.svdvals(x)
+    # The quintic NS5 drives singular values into roughly [0.7, 1.2], not exactly to 1; five
+    # steps cannot lift directions that are nearly absent from g (tiny input singular values).
+    kept = s_in > 1e-3
+    assert kept.sum() >= min(shape) - 2
+    assert s[kept].min() > 0.5 and s.max() < 1.3
+    # Same singular vectors as the polar factor U Vᵀ of g.
+    u, _, vh = torch.linalg.svd(g, full_matrices=False)
+    assert torch.nn.functional.cosine_similarity(x.flatten(), (u @ vh).flatten(), dim=0) > 0.97
+
+
+def test_muon_step_matches_reference_nesterov_update():
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(16, 48))
+    w0 = w.detach().clone()
+    opt = Muon([w], lr=0.1, momentum=0.9, backend_steps=5)
+    grads = [torch.randn(16, 48) for _ in range(2)]
+    buf = torch.zeros_like(w0)
+    ref = w0.clone()
+    for g in grads:
+        w.grad = g.clone()
+        opt.step()
+        buf = 0.9 * buf + g
+        upd = newton_schulz5(g + 0.9 * buf, 5) * max(1, 16 / 48) ** 0.5
+        ref = ref - 0.1 * upd
+    torch.testing.assert_close(w.detach(), ref)
+
+
+def test_parameter_groups_follow_the_baseline_split():
+    m = GPT(ModelConfig(num_layers=2, model_dim=64, num_heads=4, num_kv_heads=2))
+    groups = split_parameters(m)
+    names = {k: {n for n, _ in v} for k, v in groups.items()}
+    assert names["embed"] == {"tok_emb.weight"}
+    assert "blocks.0.attn.c_q.weight" in names["matrix"] and "blocks.1.mlp.proj.weight" in names["matrix"]
+    assert {"blocks.0.resid_mix", "blocks.0.attn.q_gain", "skip_weights", "blocks.1.mlp_scale"} <= names["scalar"]
+    assert not names["head"]
+    adam, muon = build_optimizers(m, TrainConfig(), tied=True)
+    assert [g["lr"] for g in adam.param_groups] == [0.05, 0.04]
+    assert adam.defaults["betas"] == (0.9, 0.95)
+    assert muon.param_groups[0]["lr"] == 0.04
+
+
+def test_wallclock_warmdown_reaches_zero_exactly_at_the_cap():
+    cfg = TrainConfig(max_wallclock_seconds=600, warmdown_iters=1200)
+    step_ms = 50.0  # 1200 steps of warmdown = 60 s
+    assert lr_multiplier(cfg, 100, 100 * step_ms) == 1.0
+    assert lr_multiplier(cfg, 11_400, 570_000) == pytest.approx(0.5)
+    assert lr_multiplier(cfg, 12_000, 600_000) == 0.0
+    assert lr_multiplier(cfg, 12_100, 605_000) == 0.0
+    frac = TrainConfig(max_wallclock_seconds=100, warmdown_fraction=0.4)
+    assert lr_multiplier(frac, 10, 50_000) == 1.0 and lr_multiplier(frac, 10, 80_000) == pytest.approx(0.5)
+
+
+def test_step_based_warmdown_without_a_cap():
+    cfg = TrainConfig(max_wallclock_seconds=0, iterations=100, warmdown_iters=20)
+    assert lr_multiplier(cfg, 79, 0) == 1.0
+    assert lr_multiplier(cfg, 90, 0) == pytest.approx(0.5)
+
+
+def test_muon_momentum_warms_up_linearly():
+    cfg = TrainConfig()
+    assert muon_momentum(cfg, 0) == pytest.approx(0.85)
+    assert muon_momentum(cfg, 250) == pytest.approx(0.90)
+    assert muon_momentum(cfg, 5000) == pytest.approx(0.95)
