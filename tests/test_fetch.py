@@ -1,0 +1,61 @@
+"""`data fetch` against a local stand-in of the dataset repo (the live hub is not reachable here)."""
+
+import numpy as np
+import pytest
+
+from pgolf.data.fetch import LocalHub, fetch, plan_fetch
+from pgolf.data.shards import read_shard, write_shard
+from pgolf.errors import DataError
+
+
+@pytest.fixture
+def mirror(tmp_path):
+    root = tmp_path / "hub"
+    for variant, n_train in (("sp1024", 4), ("sp8192", 2)):
+        d = root / "datasets" / f"fineweb10B_{variant}"
+        d.mkdir(parents=True)
+        write_shard(d / "fineweb_val_000000.bin", np.arange(10, dtype=np.uint16))
+        for i in range(n_train):
+            write_shard(d / f"fineweb_train_{i:06d}.bin", np.full(5, i, dtype=np.uint16))
+    tok = root / "datasets" / "tokenizers"
+    tok.mkdir(parents=True)
+    for v in (1024, 8192):
+        for ext in ("model", "vocab"):
+            (tok / f"fineweb_{v}_bpe.{ext}").write_text(f"{v}.{ext}")
+    (root / "README.md").write_text("x")
+    return root
+
+
+def test_plan_selects_all_val_a_train_prefix_and_the_tokenizer(mirror):
+    plan = plan_fetch(LocalHub(mirror).list_files(), "sp1024", train_shards=2)
+    assert plan.val == ["datasets/fineweb10B_sp1024/fineweb_val_000000.bin"]
+    assert plan.train == [f"datasets/fineweb10B_sp1024/fineweb_train_00000{i}.bin" for i in (0, 1)]
+    assert plan.tokenizer == ["datasets/tokenizers/fineweb_1024_bpe.model", "datasets/tokenizers/fineweb_1024_bpe.vocab"]
+    with pytest.raises(DataError, match="has 4"):
+        plan_fetch(LocalHub(mirror).list_files(), "sp1024", train_shards=9)
+    with pytest.raises(DataError, match="unknown variant"):
+        plan_fetch([], "sp4096")
+
+
+def test_fetch_keeps_the_repo_layout_and_resumes(tmp_path, mirror):
+    out = tmp_path / "data"
+    r = fetch(out, "sp8192", 1, hub=LocalHub(mirror), progress=False)
+    assert r["data_dir"] == str(out / "datasets/fineweb10B_sp8192")
+    assert r["tokenizer"] == str(out / "datasets/tokenizers/fineweb_8192_bpe.model")
+    assert r["fetched"] == 4 and r["train_shards"] == 1
+    assert read_shard(out / "datasets/fineweb10B_sp8192/fineweb_train_000000.bin").tolist() == [0] * 5
+    # A truncated shard (an interrupted download) is fetched again; complete ones are skipped.
+    shard = out / "datasets/fineweb10B_sp8192/fineweb_val_000000.bin"
+    shard.write_bytes(shard.read_bytes()[:-4])
+    again = fetch(out, "sp8192", 1, hub=LocalHub(mirror), progress=False)
+    assert again["skipped_complete"] == 1 and again["fetched"] == 3
+    assert read_shard(shard).size == 10
+
+
+def test_offline_gives_a_clear_message(tmp_path):
+    class Offline:
+        def list_files(self):
+            raise ConnectionError("Name or service not known")
+
+    with pytest.raises(DataError, match="are you offline"):
+        fetch(tmp_path, hub=Offline(), progress=False)
