@@ -81,6 +81,11 @@ def test_bad_inputs_exit_non_zero_with_one_line(capsys, tmp_path, tiny_data):
     code, _, err = run_cli(capsys, "train", "--preset", "cpu-mini", "--data", big, "--out", tmp_path / "r", *_sets())
     assert code == 2 and "token id 300 >= model vocab 256" in err
 
+    # a bad id in the training stream only: caught when the batch holding it is read
+    write_shard(big / "fineweb_val_000000.bin", np.array([1, 20, 5] * 100, dtype=np.uint16))
+    code, _, err = run_cli(capsys, "train", "--preset", "cpu-mini", "--data", big, "--out", tmp_path / "r", *_sets())
+    assert code == 2 and "fineweb_train_000000.bin" in err and "token id 300 >= model vocab 256" in err
+
     # tokenizer vocab != model vocab
     code, _, err = run_cli(capsys, "train", "--preset", "cpu-mini", "--data", tiny_data, "--out", tmp_path / "r")
     assert code == 2 and "tokenizer vocab 256 != model vocab 1024" in err

@@ -52,9 +52,10 @@ class TokenStream:
 
 class DistributedTokenLoader:
     def __init__(self, data_dir: str | os.PathLike, rank: int, world_size: int,
-                 device: torch.device) -> None:
+                 device: torch.device, vocab_size: int | None = None) -> None:
         self.stream = TokenStream(data_dir, "train")
         self.rank, self.world_size, self.device = rank, world_size, device
+        self.vocab_size = vocab_size
 
     def next_batch(self, global_tokens: int, seq_len: int, micro_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
         local_tokens = global_tokens // (self.world_size * micro_steps)
@@ -64,7 +65,14 @@ class DistributedTokenLoader:
                 f"{micro_steps}) = {local_tokens} is not a positive multiple of seq_len {seq_len}"
             )
         span = local_tokens + 1
+        where = (self.stream.paths[self.stream.shard_index], self.stream.position)
         chunk = self.stream.take(span * self.world_size)
+        if self.vocab_size is not None and int(chunk.max()) >= self.vocab_size:
+            # Checked per batch (cheap on the host) rather than by scanning every shard up front.
+            raise DataError(
+                f"{where[0]} (near token {where[1]}): token id {int(chunk.max())} >= model vocab "
+                f"{self.vocab_size}; the shards were built with a larger tokenizer than the model expects"
+            )
         local = torch.from_numpy(chunk[self.rank * span : (self.rank + 1) * span].astype(np.int64))
         x = local[:-1].view(-1, seq_len)
         y = local[1:].view(-1, seq_len)

@@ -91,8 +91,8 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
     compiled = torch.compile(model, dynamic=False) if want_compile(cfg.compile, runtime) else model
     train_model = DDP(compiled, device_ids=[runtime.local_rank] if runtime.device.type == "cuda" else None,
                       broadcast_buffers=False) if runtime.distributed else compiled
-    loader = DistributedTokenLoader(data_dir, runtime.rank, runtime.world_size, runtime.device)
-    check_vocab(loader.stream.shards[0][: 1 << 20], mcfg.vocab_size, f"{loader.stream.paths[0]}")
+    loader = DistributedTokenLoader(data_dir, runtime.rank, runtime.world_size, runtime.device,
+                                    vocab_size=mcfg.vocab_size)
 
     log = RunLog(run_dir, runtime.is_main, progress, cfg.max_wallclock_seconds)
     log.line(f"preset:{preset.name} model_params:{n_params} world_size:{runtime.world_size} "
