@@ -142,6 +142,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _val_scope(r: dict) -> str:
+    limit = r["train"].get("val_tokens_scored_limit", 0)
+    return f"first {limit:,} val tokens" if limit and limit < r["eval"]["tokens"] else "all val tokens"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from pgolf.run import run_main_job
 
@@ -153,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             ("preset", r["preset"]), ("data", r["data"]["dir"]), ("split", r["data"]["split"]),
             ("train steps", r["train"]["steps"]), ("train time (s)", r["train"]["train_time_ms"] / 1000),
             ("tokens/s", r["train"]["tokens_per_second"]),
-            ("val_bpb (pre-quant)", r["train"]["val_bpb"]),
+            (f"val_bpb (pre-quant, {_val_scope(r)})", r["train"]["val_bpb"]),
             ("val_bpb (int8+zlib roundtrip)", r["eval"]["val_bpb"]),
             ("val_loss (roundtrip)", r["eval"]["val_loss"]),
             ("code bytes", r["pack"]["code_bytes"]), ("model bytes", r["pack"]["model_bytes"]),

@@ -1,0 +1,110 @@
+"""The add-on protocol: how a technique plugs into the backbone without the backbone naming it.
+
+An add-on is an `nn.Module` registered under a name with a config dataclass; a preset switches it
+on with a table `[model.addons.NAME]`. The backbone calls these hooks at fixed points, in the
+add-ons' `ORDER` (then name) order; a hook an add-on does not override is never called:
+
+    embed(x, ctx)                    token embedding, before the first RMSNorm (BigramHash)
+    post_embed(x, ctx)               after the first RMSNorm; the result is x0 (SmearGate)
+    norm_scale(layer) -> float       factor on both pre-norm outputs of a block (LN scale)
+    make_rotary(head_dim, base)      replaces the full-dimension RoPE (partial RoPE)
+    values(v, layer, ctx)            value projection output (B, T, Hkv·D) (VE, VRL)
+    attn_output(y, v, layer, ctx)    attention output per head (B, H, T, D) before `proj` (XSA)
+    before_block(x, layer, ctx)      residual stream entering a block (U-Net decoder skips)
+    after_block(x_in, x, layer, ctx) residual stream leaving a block (DTG, U-Net encoder side)
+    init_weights(model)              after the whole model is built (orthogonal init)
+    optim_group(param_name)          "embed" | "scalar" | "matrix" for the add-on's own parameters
+
+`applies_to(layer)` limits the per-layer hooks to chosen layers (e.g. XSA on the last 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from pgolf.registry import Registry
+
+
+@dataclass
+class ForwardContext:
+    """Per-forward scratch shared by the hooks of one forward pass."""
+
+    ids: torch.Tensor
+    num_layers: int
+    x0: torch.Tensor | None = None
+    raw_values: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> W_v h, before hooks
+    stash: dict[str, Any] = field(default_factory=dict)
+
+
+class AddOn(nn.Module):
+    ORDER: ClassVar[int] = 50
+    Config: ClassVar[type] = object
+
+    HOOKS: ClassVar[tuple[str, ...]] = (
+        "embed", "post_embed", "norm_scale", "make_rotary", "values", "attn_output",
+        "before_block", "after_block", "init_weights",
+    )
+
+    def __init__(self, cfg: Any, model_cfg: Any) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.model_cfg = model_cfg
+
+    def applies_to(self, layer: int) -> bool:
+        return True
+
+    def implements(self, hook: str) -> bool:
+        return getattr(type(self), hook) is not getattr(AddOn, hook)
+
+    def optim_group(self, param_name: str) -> str:
+        return "scalar"
+
+    # Hooks: identity defaults, never called unless overridden (see `implements`).
+    def embed(self, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
+        return x
+
+    def post_embed(self, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
+        return x
+
+    def norm_scale(self, layer: int) -> float:
+        return 1.0
+
+    def make_rotary(self, head_dim: int, base: float) -> nn.Module | None:
+        return None
+
+    def values(self, v: torch.Tensor, layer: int, ctx: ForwardContext) -> torch.Tensor:
+        return v
+
+    def attn_output(self, y: torch.Tensor, v: torch.Tensor, layer: int, ctx: ForwardContext) -> torch.Tensor:
+        return y
+
+    def before_block(self, x: torch.Tensor, layer: int, ctx: ForwardContext) -> torch.Tensor:
+        return x
+
+    def after_block(self, x_in: torch.Tensor, x: torch.Tensor, layer: int, ctx: ForwardContext) -> torch.Tensor:
+        return x
+
+    def init_weights(self, model: nn.Module) -> None:
+        return None
+
+
+ADDONS: Registry[type[AddOn]] = Registry("model add-on")
+
+
+def select_layers(num_layers: int, layers: list[int], last: int) -> set[int]:
+    """Layers an add-on acts on: explicit `layers` (negative counts from the end), else the last
+    `last` layers (`last = 0` or ≥ num_layers: all layers)."""
+    if layers:
+        out = {l % num_layers for l in layers}
+        if any(not -num_layers <= l < num_layers for l in layers):
+            from pgolf.errors import ConfigError
+
+            raise ConfigError(f"layer indices {layers} out of range for {num_layers} layers")
+        return out
+    if last <= 0 or last >= num_layers:
+        return set(range(num_layers))
+    return set(range(num_layers - last, num_layers))
