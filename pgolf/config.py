@@ -38,6 +38,9 @@ class ModelConfig:
     rope_base: float = 10000.0
     logit_softcap: float = 30.0
     qk_gain_init: float = 1.5
+    # Registered add-ons switched on for this model: name -> that add-on's config table
+    # (pgolf.model.addons); `[model.addons.xsa] last = 4` in TOML.
+    addons: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -76,6 +79,14 @@ class TrainConfig:
     val_tokens_limit: int = 0
     checkpoint_every: int = 0
     compile: str = "auto"  # auto | on | off
+    # Decoupled weight decay: Muon W <- W(1 - lr_t wd) (11L lineage 0.04); AdamW when > 0.
+    muon_weight_decay: float = 0.0
+    adam_weight_decay: float = 0.0
+    # Weight averaging applied to the final weights: none | ema | swa (pgolf.train.averaging).
+    averaging: str = "none"
+    ema_decay: float = 0.997
+    swa_every: int = 50
+    swa_start_lr_scale: float = 0.5
 
 
 @dataclass
@@ -99,6 +110,12 @@ class Preset:
     train: TrainConfig = field(default_factory=TrainConfig)
     pack: PackConfig = field(default_factory=PackConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    # Declared now, read by the compression and evaluation-method stages as they land: a seed's
+    # own settings (GPTQ, int5/int6 groups, QAT, TTT, SLOT, Hedge, ...).
+    compression: dict = field(default_factory=dict)
+    evaluation: dict = field(default_factory=dict)
+    # What the system's authors reported (params, bpb, source), for `pgolf info` comparisons.
+    reference: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -5,20 +5,22 @@ import math
 import pytest
 import torch
 
-from pgolf.config import ModelConfig
+from pgolf.config import ModelConfig, load_preset
 from pgolf.model.gpt import GPT, count_parameters
+
+BASELINE_ADDONS = {"unet_skips": {}}
 
 
 def test_naive_baseline_has_the_contest_scripts_parameter_count():
     # The contest's train_gpt.py logs model_params:17059912 for its default config.
     with torch.device("meta"):
-        model = GPT(ModelConfig())
+        model = GPT(load_preset("naive-baseline").model)
     assert count_parameters(model) == 17_059_912
 
 
 def test_initialisation_matches_the_baseline():
     torch.manual_seed(0)
-    cfg = ModelConfig(num_layers=3, model_dim=128, num_heads=4, num_kv_heads=2)
+    cfg = ModelConfig(num_layers=3, model_dim=128, num_heads=4, num_kv_heads=2, addons=BASELINE_ADDONS)
     m = GPT(cfg)
     assert m.tok_emb.weight.std().item() == pytest.approx(0.005, rel=0.05)
     for b in m.blocks:
@@ -26,7 +28,8 @@ def test_initialisation_matches_the_baseline():
         assert torch.all(b.attn.q_gain == 1.5)
         assert torch.all(b.resid_mix[0] == 1) and torch.all(b.resid_mix[1] == 0)
         assert torch.all(b.attn_scale == 1) and torch.all(b.mlp_scale == 1)
-    assert m.skip_weights.shape == (1, 128) and torch.all(m.skip_weights == 1)
+    sk = m.addons["unet_skips"].skip_weights
+    assert sk.shape == (1, 128) and torch.all(sk == 1)
 
 
 def _rms(x):
@@ -75,7 +78,7 @@ def reference_forward(m: GPT, ids: torch.Tensor) -> torch.Tensor:
         skips.append(x)
     for j in range(cfg.num_layers - n_enc):
         if skips:
-            x = x + m.skip_weights[j] * skips.pop()
+            x = x + m.addons["unet_skips"].skip_weights[j] * skips.pop()
         x = block(m.blocks[n_enc + j], x, x0)
     logits = _rms(x) @ m.tok_emb.weight.T
     return cfg.logit_softcap * torch.tanh(logits / cfg.logit_softcap)
@@ -84,7 +87,8 @@ def reference_forward(m: GPT, ids: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("layers, heads, kv", [(3, 4, 2), (4, 4, 4), (5, 8, 2)])
 def test_forward_matches_reference(layers, heads, kv):
     torch.manual_seed(layers)
-    cfg = ModelConfig(vocab_size=97, num_layers=layers, model_dim=64, num_heads=heads, num_kv_heads=kv)
+    cfg = ModelConfig(vocab_size=97, num_layers=layers, model_dim=64, num_heads=heads, num_kv_heads=kv,
+                      addons=BASELINE_ADDONS)
     m = GPT(cfg)
     with torch.no_grad():
         for p in m.parameters():  # leave the zero init so every path carries signal
@@ -97,7 +101,8 @@ def test_forward_matches_reference(layers, heads, kv):
 
 def test_loss_is_mean_cross_entropy_of_logits_and_model_is_causal():
     torch.manual_seed(1)
-    m = GPT(ModelConfig(vocab_size=50, num_layers=2, model_dim=32, num_heads=4, num_kv_heads=2))
+    m = GPT(ModelConfig(vocab_size=50, num_layers=2, model_dim=32, num_heads=4, num_kv_heads=2,
+                        addons=BASELINE_ADDONS))
     with torch.no_grad():
         for p in m.parameters():
             p.normal_(0, 0.3)

@@ -43,12 +43,12 @@ def test_muon_step_matches_reference_nesterov_update():
 
 
 def test_parameter_groups_follow_the_baseline_split():
-    m = GPT(ModelConfig(num_layers=2, model_dim=64, num_heads=4, num_kv_heads=2))
+    m = GPT(ModelConfig(num_layers=2, model_dim=64, num_heads=4, num_kv_heads=2, addons={"unet_skips": {}}))
     groups = split_parameters(m)
     names = {k: {n for n, _ in v} for k, v in groups.items()}
     assert names["embed"] == {"tok_emb.weight"}
     assert "blocks.0.attn.c_q.weight" in names["matrix"] and "blocks.1.mlp.proj.weight" in names["matrix"]
-    assert {"blocks.0.resid_mix", "blocks.0.attn.q_gain", "skip_weights", "blocks.1.mlp_scale"} <= names["scalar"]
+    assert {"blocks.0.resid_mix", "blocks.0.attn.q_gain", "addons.unet_skips.skip_weights", "blocks.1.mlp_scale"} <= names["scalar"]
     assert not names["head"]
     adam, muon = build_optimizers(m, TrainConfig(), tied=True)
     assert [g["lr"] for g in adam.param_groups] == [0.05, 0.04]

@@ -23,7 +23,7 @@ def test_tiny_training_learns_and_writes_a_checkpoint(tmp_path, tiny_data, tiny_
     assert state["complete"] and state["step"] == 12 and state["preset"]["model"]["num_layers"] == 2
     log = (tmp_path / "run" / "train.log").read_text()
     assert "step:12/12 train_loss:" in log and "step_avg:" in log and "final val_loss:" in log
-    assert set(load_file(str(tmp_path / "run" / "model.safetensors"))) >= {"tok_emb.weight", "skip_weights"}
+    assert set(load_file(str(tmp_path / "run" / "model.safetensors"))) >= {"tok_emb.weight", "addons.unet_skips.skip_weights"}
 
 
 def test_training_is_reproducible_with_the_same_seed(tmp_path, tiny_data, tiny_preset):

@@ -1,7 +1,8 @@
-"""Transformer pieces of the naive baseline: rotary embedding, GQA attention, MLP, block.
+"""Transformer pieces of the backbone: rotary embedding, GQA attention, MLP, block.
 
 All RMSNorms are parameter-free (`F.rms_norm`). Output projections are zero-initialised (flagged
-with `zero_init`) so each block starts as the identity on the residual stream.
+with `zero_init`) so each block starts as the identity on the residual stream. Add-ons act only
+through the hooks listed in `pgolf.model.addons.base`; nothing here names a technique.
 """
 
 from __future__ import annotations
@@ -29,39 +30,52 @@ class Linear(nn.Linear):
 
 
 class Rotary(nn.Module):
-    """RoPE over the full head dimension, pairing dims (i, i + D/2) ("half-split")."""
+    """RoPE on the first `dims` dims of each head (all by default), pairing (i, i + dims/2).
 
-    def __init__(self, head_dim: int, base: float) -> None:
+    `ntk_train_seq_len > 0` applies the #315-lineage NTK base scaling for sequences longer than
+    it: base' = base · (T / ntk_train_seq_len)^(dims / (dims − 2)).
+    """
+
+    def __init__(self, head_dim: int, base: float, dims: int = 0, ntk_train_seq_len: int = 0) -> None:
         super().__init__()
-        inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.dims = dims or head_dim
+        if self.dims % 2 or self.dims > head_dim:
+            raise ValueError(f"rotary dims {self.dims} must be even and <= head dim {head_dim}")
+        self.base, self.ntk_train_seq_len = base, ntk_train_seq_len
         self._cache: tuple[int, torch.device, torch.Tensor, torch.Tensor] | None = None
 
-    def forward(self, seq_len: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def _cos_sin(self, seq_len: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         c = self._cache
         if c is None or c[0] != seq_len or c[1] != device:
-            t = torch.arange(seq_len, device=device, dtype=self.inv_freq.dtype)
-            freqs = torch.outer(t, self.inv_freq.to(device))
+            base = self.base
+            if self.ntk_train_seq_len and seq_len > self.ntk_train_seq_len:
+                base = base * (seq_len / self.ntk_train_seq_len) ** (self.dims / (self.dims - 2))
+            inv_freq = 1.0 / (base ** (torch.arange(0, self.dims, 2, dtype=torch.float32, device=device) / self.dims))
+            freqs = torch.outer(torch.arange(seq_len, device=device, dtype=torch.float32), inv_freq)
             c = (seq_len, device, freqs.cos()[None, None], freqs.sin()[None, None])
             self._cache = c
         return c[2], c[3]
 
-
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    half = x.size(-1) // 2
-    x1, x2 = x[..., :half], x[..., half:]
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    return torch.cat((x1 * cos + x2 * sin, x2 * cos - x1 * sin), dim=-1)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cos, sin = self._cos_sin(x.size(-2), x.device)
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+        half = self.dims // 2
+        x1, x2 = x[..., :half], x[..., half : self.dims]
+        rotated = (x1 * cos + x2 * sin, x2 * cos - x1 * sin)
+        if self.dims == x.size(-1):
+            return torch.cat(rotated, dim=-1)
+        return torch.cat((*rotated, x[..., self.dims :]), dim=-1)
 
 
 class CausalSelfAttention(nn.Module):
-    """GQA attention with RMS-normalised q/k, RoPE and a learned per-head q gain (init 1.5)."""
+    """GQA attention with RMS-normalised q/k, RoPE and a learned per-head q gain."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, layer: int, addons: list) -> None:
         super().__init__()
         d, h, hkv = cfg.model_dim, cfg.num_heads, cfg.num_kv_heads
         if d % h or h % hkv:
             raise ValueError(f"model_dim {d} / num_heads {h} / num_kv_heads {hkv} do not divide")
+        self.layer = layer
         self.num_heads, self.num_kv_heads, self.head_dim = h, hkv, d // h
         if self.head_dim % 2:
             raise ValueError(f"head dim {self.head_dim} must be even for RoPE")
@@ -70,20 +84,28 @@ class CausalSelfAttention(nn.Module):
         self.c_v = Linear(d, hkv * self.head_dim)
         self.proj = Linear(d, d, zero_init=True)
         self.q_gain = nn.Parameter(torch.full((h,), float(cfg.qk_gain_init)))
-        self.rotary = Rotary(self.head_dim, cfg.rope_base)
+        custom = [r for a in addons if a.implements("make_rotary")
+                  for r in [a.make_rotary(self.head_dim, cfg.rope_base)] if r is not None]
+        self.rotary = custom[0] if custom else Rotary(self.head_dim, cfg.rope_base)
+        self._value_hooks = [a for a in addons if a.implements("values") and a.applies_to(layer)]
+        self._output_hooks = [a for a in addons if a.implements("attn_output") and a.applies_to(layer)]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ctx) -> torch.Tensor:
         bsz, seq, dim = x.shape
         q = self.c_q(x).view(bsz, seq, self.num_heads, self.head_dim).transpose(1, 2)
         k = self.c_k(x).view(bsz, seq, self.num_kv_heads, self.head_dim).transpose(1, 2)
-        v = self.c_v(x).view(bsz, seq, self.num_kv_heads, self.head_dim).transpose(1, 2)
-        q, k = rms_norm(q), rms_norm(k)
-        cos, sin = self.rotary(seq, x.device)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        v = self.c_v(x)
+        ctx.raw_values[self.layer] = v
+        for hook in self._value_hooks:
+            v = hook.values(v, self.layer, ctx)
+        v = v.view(bsz, seq, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        q, k = self.rotary(rms_norm(q)), self.rotary(rms_norm(k))
         q = q * self.q_gain.to(q.dtype)[None, :, None, None]
         y = F.scaled_dot_product_attention(
             q, k, v, is_causal=True, enable_gqa=self.num_kv_heads != self.num_heads
         )
+        for hook in self._output_hooks:
+            y = hook.attn_output(y, v, self.layer, ctx)
         return self.proj(y.transpose(1, 2).reshape(bsz, seq, dim))
 
 
@@ -100,19 +122,29 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """h = m0·x + m1·x0;  h += a·Attn(rms(h));  h += b·MLP(rms(h))  (per-channel m, a, b)."""
+    """h = m0·x + m1·x0;  h += a·Attn(s·rms(h));  h += b·MLP(s·rms(h))  (per-channel m, a, b;
+    s = product of the add-ons' norm scales for this layer, 1 by default)."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, layer: int, addons: list) -> None:
         super().__init__()
         d = cfg.model_dim
-        self.attn = CausalSelfAttention(cfg)
+        self.layer = layer
+        self.attn = CausalSelfAttention(cfg, layer, addons)
         self.mlp = MLP(cfg)
         self.attn_scale = nn.Parameter(torch.ones(d))
         self.mlp_scale = nn.Parameter(torch.ones(d))
         self.resid_mix = nn.Parameter(torch.stack((torch.ones(d), torch.zeros(d))))
+        scale = 1.0
+        for a in addons:
+            if a.implements("norm_scale") and a.applies_to(layer):
+                scale *= a.norm_scale(layer)
+        self.norm_scale = scale
 
-    def forward(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        return rms_norm(x) if self.norm_scale == 1.0 else rms_norm(x) * self.norm_scale
+
+    def forward(self, x: torch.Tensor, x0: torch.Tensor, ctx) -> torch.Tensor:
         mix = self.resid_mix.to(x.dtype)
         x = mix[0] * x + mix[1] * x0
-        x = x + self.attn_scale.to(x.dtype) * self.attn(rms_norm(x))
-        return x + self.mlp_scale.to(x.dtype) * self.mlp(rms_norm(x))
+        x = x + self.attn_scale.to(x.dtype) * self.attn(self._norm(x), ctx)
+        return x + self.mlp_scale.to(x.dtype) * self.mlp(self._norm(x))

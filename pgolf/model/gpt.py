@@ -1,10 +1,11 @@
-"""The GPT backbone of the naive baseline (techniques.md §2.1).
+"""The GPT backbone (techniques.md §2.1), with add-on hooks at fixed points.
 
-    x = rms(E[ids]); x0 = x
-    encoder blocks 0..L//2-1 push their outputs; decoder blocks first add s_j ⊙ pop()
+    x = E[ids] (+ embed hooks); x = rms(x) (+ post-embed hooks); x0 = x
+    for each block: before_block hooks; x = Block(x, x0); after_block hooks
     logits = softcap · tanh(rms(x) Eᵀ / softcap)
 
-With the default ModelConfig this has 17,059,912 parameters, the contest script's count.
+The naive baseline is this backbone with the `unet_skips` add-on (17,059,912 parameters with the
+default ModelConfig, the contest script's count).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pgolf.config import ModelConfig
+from pgolf.model.addons import ForwardContext, build_addons
 from pgolf.model.blocks import Block, Linear, rms_norm
 
 # Parameters matching these names are "control" tensors: optimised by Adam at the scalar LR and
@@ -26,30 +28,39 @@ class GPT(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.model_dim)
-        self.num_encoder_layers = cfg.num_layers // 2
-        self.num_decoder_layers = cfg.num_layers - self.num_encoder_layers
-        num_skips = min(self.num_encoder_layers, self.num_decoder_layers)
-        self.skip_weights = nn.Parameter(torch.ones(num_skips, cfg.model_dim))
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
+        self.addons = build_addons(cfg)
+        addons = list(self.addons.values())
+        self.blocks = nn.ModuleList(Block(cfg, i, addons) for i in range(cfg.num_layers))
         self.lm_head = None if cfg.tie_embeddings else Linear(cfg.model_dim, cfg.vocab_size, zero_init=True)
-        self._init_embeddings()
-
-    def _init_embeddings(self) -> None:
-        if self.cfg.tie_embeddings:
-            nn.init.normal_(self.tok_emb.weight, mean=0.0, std=self.cfg.tied_embed_init_std)
+        self._embed_hooks = [a for a in addons if a.implements("embed")]
+        self._post_embed_hooks = [a for a in addons if a.implements("post_embed")]
+        self._before = [[a for a in addons if a.implements("before_block") and a.applies_to(i)]
+                        for i in range(cfg.num_layers)]
+        self._after = [[a for a in addons if a.implements("after_block") and a.applies_to(i)]
+                       for i in range(cfg.num_layers)]
+        if cfg.tie_embeddings:
+            nn.init.normal_(self.tok_emb.weight, mean=0.0, std=cfg.tied_embed_init_std)
+        for a in addons:
+            if a.implements("init_weights"):
+                a.init_weights(self)
 
     def hidden(self, ids: torch.Tensor) -> torch.Tensor:
         """Final normalised hidden states (B, T, d), before the output projection."""
-        x = rms_norm(self.tok_emb(ids))
-        x0 = x
-        skips: list[torch.Tensor] = []
-        for block in self.blocks[: self.num_encoder_layers]:
-            x = block(x, x0)
-            skips.append(x)
-        for j, block in enumerate(self.blocks[self.num_encoder_layers :]):
-            if skips:
-                x = x + self.skip_weights[j].to(x.dtype) * skips.pop()
-            x = block(x, x0)
+        ctx = ForwardContext(ids=ids, num_layers=self.cfg.num_layers)
+        x = self.tok_emb(ids)
+        for a in self._embed_hooks:
+            x = a.embed(x, ctx)
+        x = rms_norm(x)
+        for a in self._post_embed_hooks:
+            x = a.post_embed(x, ctx)
+        ctx.x0 = x
+        for i, block in enumerate(self.blocks):
+            for a in self._before[i]:
+                x = a.before_block(x, i, ctx)
+            x_in = x
+            x = block(x, ctx.x0, ctx)
+            for a in self._after[i]:
+                x = a.after_block(x_in, x, i, ctx)
         return rms_norm(x)
 
     def logits_from_hidden(self, h: torch.Tensor) -> torch.Tensor:

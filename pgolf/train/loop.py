@@ -30,6 +30,7 @@ from pgolf.data.tokenizer import build_byte_tables, file_sha256, load_tokenizer
 from pgolf.errors import ConfigError, DataError
 from pgolf.evaluate.standard import autocast_context, evaluate_standard
 from pgolf.model.gpt import GPT, count_parameters
+from pgolf.train.averaging import build_averager
 from pgolf.train.checkpoint import save_checkpoint
 from pgolf.train.distributed import Runtime, all_reduce_max_flag, all_reduce_sum_
 from pgolf.train.optim.groups import build_optimizers
@@ -136,6 +137,7 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
         for o, s in zip(optimizers, initial_opts):
             o.load_state_dict(s)
         loader.stream.load_state(stream_state)
+    averager = build_averager(model, cfg)
 
     def validate() -> tuple[float, float]:
         # On CPU a second graph for the eval shapes costs more compile time than it saves.
@@ -153,6 +155,8 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
     t0 = time.perf_counter()
     while True:
         last = step == cfg.iterations or (stop_after is not None and step >= stop_after)
+        if last:
+            averager.apply_to(model)  # final weights = the average (EMA/SWA), if any
         if last or (cfg.val_every > 0 and step % cfg.val_every == 0):
             sync()
             training_ms += 1000 * (time.perf_counter() - t0)
@@ -168,6 +172,7 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
         scale = lr_multiplier(cfg, step, elapsed)
         loss = run_step(step, scale)
         step += 1
+        averager.update(model, step, scale)
         approx_ms = training_ms + 1000 * (time.perf_counter() - t0)
         if cfg.train_log_every > 0 and (step <= 10 or step % cfg.train_log_every == 0):
             if runtime.distributed:  # log the global batch's loss, not rank 0's share
