@@ -171,6 +171,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_info(args: argparse.Namespace) -> int:
+    from pgolf.artifact.estimate import preset_info
+    from pgolf.config import load_preset
+
+    r = preset_info(load_preset(args.preset, args.set), matrix_bits=args.bits)
+
+    def human(r: dict) -> str:
+        rows = [("preset", r["preset"]), ("add-ons", ", ".join(r["addons"]) or "-")]
+        rows += [(f"  params: {g}", n) for g, n in sorted(r["params_per_group"].items())]
+        rows.append(("params total", r["params_total"]))
+        if r["reported_params"]:
+            rows.append(("reported by the seed", f"{int(r['reported_params']):,} ({r['reference_source']})"))
+            rows.append(("difference", f"{r['params_difference']:+,}"))
+        rows += [(f"est. bytes @int{args.bits} (uncompressed)", r["estimated_model_bytes"]),
+                 ("code bytes", r["code_bytes"]), ("est. total", r["estimated_total_bytes"]),
+                 ("est. headroom", r["estimated_headroom_bytes"])]
+        return table(rows)
+
+    _emit(args, r, human)
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pgolf", description="Parameter golf: train, pack and evaluate "
@@ -240,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit-tokens", type=int, default=0, help="score at most this many tokens (0 = all)")
     e.add_argument("--device", default="auto", help="auto, cpu or cuda")
     e.set_defaults(func=cmd_eval)
+
+    i = with_json(sub.add_parser("info", help="parameters per group and estimated artifact bytes of a preset"))
+    i.add_argument("preset", help="built-in preset name or TOML path")
+    i.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a preset value")
+    i.add_argument("--bits", type=int, default=6, help="bits per matrix weight for the estimate (default 6)")
+    i.set_defaults(func=cmd_info)
 
     r = with_json(sub.add_parser("run", help="the main job: data -> train -> pack -> eval, on an embedded default"))
     with_preset(r, "cpu-mini")

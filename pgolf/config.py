@@ -207,8 +207,39 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def preset_names() -> list[str]:
+    """Built-in presets (names starting with "_" are shared parents, not presets of their own)."""
     folder = resources.files("pgolf") / "presets"
-    return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+    return sorted(p.name[: -len(".toml")] for p in folder.iterdir()
+                  if p.name.endswith(".toml") and not p.name.startswith("_"))
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _load_tree(name_or_path: str, seen: tuple[str, ...] = ()) -> tuple[dict[str, Any], str]:
+    """A preset's TOML with its `extends` parents merged in (later parents and the child win)."""
+    if name_or_path in seen:
+        raise ConfigError(f"preset {name_or_path!r} extends itself ({' -> '.join(seen)})")
+    text, origin = _read_preset_text(name_or_path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin}: invalid TOML: {exc}") from None
+    parents = data.pop("extends", [])
+    if isinstance(parents, str):
+        parents = [parents]
+    merged: dict[str, Any] = {}
+    for parent in parents:
+        if not isinstance(parent, str):
+            raise ConfigError(f"{origin}: extends must name presets, got {parent!r}")
+        inherited = _load_tree(parent, seen + (name_or_path,))[0]
+        inherited.pop("reference", None)  # a parent's published figures are not the child's
+        merged = deep_merge(merged, inherited)
+    return deep_merge(merged, data), origin
 
 
 def _read_preset_text(name_or_path: str) -> tuple[str, str]:
@@ -229,12 +260,8 @@ def _read_preset_text(name_or_path: str) -> tuple[str, str]:
 
 def load_preset(name_or_path: str, overrides: list[str] | None = None) -> Preset:
     """Load a built-in preset by name, or a TOML file by path, then apply dotted overrides."""
-    text, origin = _read_preset_text(name_or_path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{origin}: invalid TOML: {exc}") from None
-    data.setdefault("name", Path(name_or_path).stem)
+    data, origin = _load_tree(name_or_path)
+    data["name"] = Path(name_or_path).stem
     apply_overrides(data, overrides or [])
     try:
         return from_dict(Preset, data)

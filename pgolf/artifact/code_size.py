@@ -13,7 +13,7 @@ import pgolf
 
 SCORER_MODULES = (
     "errors.py", "registry.py", "config.py",
-    "model/activations.py", "model/blocks.py", "model/gpt.py",
+    "model/**/*.py",
     "quant/encoding.py", "quant/compress.py",
     "artifact/format.py", "artifact/load.py",
     "data/shards.py", "data/tokenizer.py", "data/bpb.py",
@@ -23,5 +23,6 @@ SCORER_MODULES = (
 
 def code_bytes() -> tuple[int, str]:
     root = Path(pgolf.__file__).parent
-    total = sum(len((root / m).read_text(encoding="utf-8").encode("utf-8")) for m in SCORER_MODULES)
-    return total, f"pgolf scorer modules ({len(SCORER_MODULES)} files; stand-in until single-file export)"
+    files = sorted({f for pattern in SCORER_MODULES for f in root.glob(pattern)})
+    total = sum(len(f.read_text(encoding="utf-8").encode("utf-8")) for f in files)
+    return total, f"pgolf scorer modules ({len(files)} files; stand-in until single-file export)"

@@ -1,0 +1,186 @@
+"""Every architecture add-on: shapes, causality, exact baseline when neutral, its own maths,
+parameter counts."""
+
+import math
+
+import pytest
+import torch
+
+from pgolf.config import ModelConfig, load_preset
+from pgolf.model.addons import ADDONS, load_all
+from pgolf.model.addons.bigram_hash import bigram_buckets
+from pgolf.model.gpt import GPT, count_parameters
+
+BASE = {"unet_skips": {}}
+V, D, L = 64, 64, 4
+
+# name -> (config table, function that makes the add-on an exact no-op, or None)
+ADDON_CASES = {
+    "unet_skips": ({}, None),
+    "partial_rope": ({"dims": 8, "ntk_train_seq_len": 8}, None),
+    "ln_scale": ({}, None),
+    "xsa": ({"last": 2}, None),
+    "value_residual": ({"mode": "sigmoid"}, lambda a: a.gates.fill_(-math.inf)),
+    "value_embed": ({"dim": 16, "layers": [-1]}, lambda a: a.scale.zero_()),
+    "bigram_hash": ({"buckets": 97, "dim": 16}, lambda a: a.scale.zero_()),
+    "smear_gate": ({}, lambda a: a.smear.fill_(-math.inf)),
+    "dtg": ({}, lambda a: a.gate_b.fill_(math.inf)),
+    "orthogonal_init": ({}, None),
+}
+
+
+def make(addons: dict, seed: int = 0, **shape) -> GPT:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(vocab_size=V, num_layers=L, model_dim=D, num_heads=4, num_kv_heads=2,
+                      addons={**BASE, **addons}, **shape)
+    return GPT(cfg)
+
+
+def randomize(model: GPT) -> None:
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.is_floating_point():
+                p.copy_(torch.randn_like(p) * 0.3)
+
+
+def test_every_registered_addon_is_covered():
+    load_all()
+    assert set(ADDONS.names()) == set(ADDON_CASES)
+
+
+@pytest.mark.parametrize("name", sorted(ADDON_CASES))
+def test_addon_output_shape_and_causality(name):
+    cfg, _ = ADDON_CASES[name]
+    m = make({name: cfg})
+    randomize(m)
+    ids = torch.randint(0, V, (2, 24))
+    with torch.no_grad():
+        out = m(ids)
+        assert out.shape == (2, 24, V) and torch.isfinite(out).all()
+        for t in (0, 7, 22):
+            changed = ids.clone()
+            changed[:, t + 1 :] = torch.randint(0, V, changed[:, t + 1 :].shape)
+            torch.testing.assert_close(m(changed)[:, : t + 1], out[:, : t + 1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", [n for n, (_, neutral) in ADDON_CASES.items() if neutral])
+def test_neutral_addon_gives_exactly_the_baseline(name):
+    cfg, neutral = ADDON_CASES[name]
+    base, with_addon = make({}), make({name: cfg})
+    randomize(base)
+    shared = {k: v for k, v in base.state_dict().items()}
+    with_addon.load_state_dict(shared, strict=False)
+    with torch.no_grad():
+        neutral(with_addon.addons[name])
+        ids = torch.randint(0, V, (2, 16))
+        exact = name != "dtg"  # x_in + 1·(x − x_in) is x only up to rounding
+        torch.testing.assert_close(with_addon(ids), base(ids), rtol=0 if exact else 1e-5, atol=0 if exact else 1e-5)
+
+
+def test_no_addons_but_the_baseline_changes_nothing():
+    a, b = make({}), make({})
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert set(a.addons) == {"unet_skips"}
+
+
+def test_xsa_removes_the_component_along_the_own_value():
+    from pgolf.model.addons.xsa import XSA
+
+    xsa = XSA(XSA.Config(), ModelConfig(num_layers=2))
+    y, v = torch.randn(2, 8, 5, 16), torch.randn(2, 4, 5, 16)
+    z = xsa.attn_output(y, v, 0, None)
+    vhat = torch.nn.functional.normalize(v, dim=-1).repeat_interleave(2, dim=1)
+    assert (z * vhat).sum(-1).abs().max() < 1e-5
+    torch.testing.assert_close(z, y - (y * vhat).sum(-1, keepdim=True) * vhat)
+    assert make({"xsa": {"last": 2}}).addons["xsa"].layers == {2, 3}
+    assert make({"xsa": {}}).addons["xsa"].layers == {0, 1, 2, 3}
+
+
+def test_partial_rope_rotates_only_the_first_dims_and_full_dims_equal_rope():
+    from pgolf.model.blocks import Rotary
+
+    x = torch.randn(1, 2, 10, 16)
+    part = Rotary(16, 10000.0, dims=4)(x)
+    torch.testing.assert_close(part[..., 4:], x[..., 4:], rtol=0, atol=0)
+    assert not torch.allclose(part[..., :4], x[..., :4])
+    torch.testing.assert_close(Rotary(16, 10000.0, dims=16)(x), Rotary(16, 10000.0)(x), rtol=0, atol=0)
+    # NTK base scaling past the train length: base' = base·(T/n)^(d/(d−2))
+    r = Rotary(16, 10000.0, dims=16, ntk_train_seq_len=5)
+    expect = Rotary(16, 10000.0 * 2 ** (16 / 14), dims=16)
+    torch.testing.assert_close(r(x), expect(x))
+
+
+def test_ln_scale_sets_one_over_sqrt_layer_plus_one():
+    m = make({"ln_scale": {}})
+    assert [b.norm_scale for b in m.blocks] == pytest.approx([1 / math.sqrt(i + 1) for i in range(L)])
+
+
+def test_bigram_hash_matches_the_published_hash():
+    ids = torch.tensor([[5, 7, 1000, 3]])
+    h = bigram_buckets(ids, 2048)
+    assert h[0, 0] == 2047
+    assert h[0, 1] == ((36313 * 7) ^ (27191 * 5)) % 2047
+    assert h[0, 2] == ((36313 * 1000) ^ (27191 * 7)) % 2047
+
+
+def test_smear_gate_blends_with_the_previous_position():
+    from pgolf.model.addons.smear_gate import SmearGate
+
+    sg = SmearGate(SmearGate.Config(), ModelConfig(model_dim=3))
+    x = torch.arange(12.0).view(1, 4, 3)
+    out = sg.post_embed(x, None)
+    torch.testing.assert_close(out[0, 0], 0.5 * x[0, 0])
+    torch.testing.assert_close(out[0, 2], 0.5 * x[0, 2] + 0.5 * x[0, 1])
+
+
+def test_value_residual_variants_and_counts():
+    for mode, n in (("sigmoid", L - 1), ("additive", L - 1), ("two_scalar", 2 * (L - 1))):
+        m = make({"value_residual": {"mode": mode}})
+        assert sum(p.numel() for p in m.addons["value_residual"].parameters()) == n
+    from pgolf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="mode"):
+        make({"value_residual": {"mode": "nope"}})
+
+
+def test_orthogonal_init_keeps_zero_init_projections():
+    m = make({"orthogonal_init": {}})
+    for b in m.blocks:
+        w = b.attn.c_q.weight
+        torch.testing.assert_close(w @ w.T, torch.eye(D), atol=1e-5, rtol=0)
+        assert not b.attn.proj.weight.any() and not b.mlp.proj.weight.any()
+    scaled = make({"orthogonal_init": {"scale_proj": True}, "bigram_hash": {"dim": 64}})
+    p = scaled.addons["bigram_hash"].proj.weight
+    torch.testing.assert_close(p @ p.T, torch.eye(D) / (2 * L), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("bigram_hash", 97 * 16 + 16 * D + 1),
+    ("value_embed", V * 16 + 16 * 32 + 1 + 1),
+    ("smear_gate", D),
+    ("dtg", L * (D + 1)),
+    ("xsa", 0), ("ln_scale", 0), ("partial_rope", 0), ("orthogonal_init", 0),
+])
+def test_addon_parameter_counts(name, expected):
+    base = count_parameters(make({}))
+    assert count_parameters(make({name: ADDON_CASES[name][0]})) - base == expected
+
+
+@pytest.mark.parametrize("preset, params", [
+    ("naive-baseline", 17_059_912),   # the contest script's log
+    ("record-549", 26_928_220),       # PR #549 log
+    ("seed-1150-ttt-slot", 26_993_756),  # PR #1150 log
+    ("seed-731-hedge", 26_993_766),   # PR #731 TTT log
+])
+def test_seed_presets_reproduce_the_logged_parameter_counts(preset, params):
+    with torch.device("meta"):
+        assert count_parameters(GPT(load_preset(preset).model)) == params
+
+
+def test_unknown_addon_and_unknown_addon_key_are_config_errors():
+    from pgolf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown model add-on 'xsaa'.*did you mean 'xsa'"):
+        make({"xsaa": {}})
+    with pytest.raises(ConfigError, match="unknown key 'model.addons.xsa.lats'; did you mean 'last'"):
+        make({"xsa": {"lats": 2}})

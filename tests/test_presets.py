@@ -1,0 +1,65 @@
+import json
+
+import pytest
+
+from pgolf.config import load_preset, preset_names
+from pgolf.errors import ConfigError
+from pgolf.train.distributed import Runtime
+from pgolf.train.loop import train
+
+SEEDS = ["record-549", "seed-1150-ttt-slot", "seed-1207-hydra", "seed-1488-slot24", "seed-731-hedge",
+         "seed-700-hedge-crownq"]
+
+
+def test_every_seed_has_a_contest_and_a_mini_preset():
+    names = set(preset_names())
+    for s in SEEDS:
+        assert s in names and f"{s}-mini" in names
+    assert not any(n.startswith("_") for n in names)
+
+
+@pytest.mark.parametrize("name", SEEDS)
+def test_seed_presets_declare_their_eval_and_compression_sections(name):
+    p = load_preset(name)
+    assert p.evaluation.get("methods") and p.compression.get("compressor")
+    mini = load_preset(f"{name}-mini")
+    assert (mini.model.num_layers, mini.model.model_dim, mini.train.tokens_per_step) == (4, 256, 16384)
+    assert mini.model.addons.keys() == p.model.addons.keys()
+    assert mini.reference == {}
+
+
+def test_extends_merges_parents_in_order_and_rejects_cycles(tmp_path):
+    child = tmp_path / "child.toml"
+    child.write_text('extends = ["record-549", "_mini-scale"]\n[model.addons.xsa]\nlast = 1\n')
+    p = load_preset(str(child))
+    assert p.model.num_layers == 4 and p.model.mlp_mult == 3.0 and p.model.addons["xsa"] == {"last": 1}
+    assert p.model.addons["bigram_hash"] == {"buckets": 1536, "dim": 128}
+    loop = tmp_path / "loop.toml"
+    loop.write_text(f'extends = "{loop}"\n')
+    with pytest.raises(ConfigError, match="extends itself"):
+        load_preset(str(loop))
+
+
+@pytest.mark.parametrize("name", ["cpu-mini"] + [f"{s}-mini" for s in SEEDS])
+def test_a_short_cpu_training_run_works_for_every_mini(tmp_path, tiny_data, name):
+    p = load_preset(name, [
+        "model.vocab_size=256", "train.seq_len=64", "train.tokens_per_step=512", "train.iterations=2",
+        "train.max_wallclock_seconds=0", "train.warmup_steps=0", 'train.compile="off"',
+        "train.val_tokens_limit=1024", "eval.seq_len=64", "eval.batch_tokens=1024",
+    ])
+    s = train(p, tiny_data, tmp_path / "run", Runtime(), progress=False)
+    assert s["steps"] == 2 and s["val_bpb"] == s["val_bpb"]  # finite, not NaN
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["preset"]["model"]["addons"] == p.model.addons
+
+
+def test_info_reports_groups_and_matches_the_published_count(capsys):
+    from pgolf.cli import main
+
+    assert main(["info", "record-549", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["params_total"] == 26_928_220 and r["params_difference"] == 0
+    assert sum(r["params_per_group"].values()) == r["params_total"]
+    assert r["params_per_group"]["addon:bigram_hash"] == 1536 * 128 + 128 * 512 + 1
+    assert r["estimated_total_bytes"] == r["estimated_model_bytes"] + r["code_bytes"]
+    assert main(["info", "naive-baseline"]) == 0 and "17,059,912" in capsys.readouterr().out
