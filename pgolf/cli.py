@@ -151,7 +151,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pgolf.run import run_main_job
 
     r = run_main_job(preset=_preset(args), data=args.data, tokenizer=args.tokenizer, out=args.out,
-                     device=args.device, progress=False if args.json else None)
+                     device=args.device, progress=False if args.json else None,
+                     limit_val_tokens=args.limit_val_tokens)
 
     def human(r: dict) -> str:
         return table([
@@ -274,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data", type=Path, help="shard directory (default: build one from CPython's pydoc topics)")
     r.add_argument("--tokenizer", help="SentencePiece .model for --data (default DATA/tokenizer.model)")
     r.add_argument("--out", type=Path, help="keep the run directory here")
+    r.add_argument("--limit-val-tokens", type=int, default=0,
+                   help="score only the first N validation tokens after packing (0 = all)")
     r.set_defaults(func=cmd_run)
     return p
 

@@ -25,7 +25,8 @@ DEFAULT_VAL_FRACTION = 0.1
 
 
 def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None = None,
-                 out: Path | None = None, device: str = "auto", progress: bool | None = None) -> dict:
+                 out: Path | None = None, device: str = "auto", progress: bool | None = None,
+                 limit_val_tokens: int = 0) -> dict:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pgolf-run-") as tmp:
         work = Path(out) if out else Path(tmp)
@@ -43,7 +44,7 @@ def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None
         runtime = init_runtime(device)
         summary = train(preset, data, run_dir, runtime, tokenizer=tok, progress=progress)
         packed = pack_run(run_dir, allow_over_budget=True)
-        evaluated = evaluate_artifact(packed["artifact"], data, runtime, tokenizer=tok)
+        evaluated = evaluate_artifact(packed["artifact"], data, runtime, tokenizer=tok, limit=limit_val_tokens)
         summary["tokens_per_second"] = summary["tokens_seen"] / max(summary["train_time_ms"] / 1000, 1e-9)
         result = {
             "preset": preset.name,

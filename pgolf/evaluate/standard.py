@@ -17,6 +17,9 @@ from pgolf.errors import DataError
 from pgolf.train.distributed import Runtime, all_reduce_sum_
 
 
+MAX_FORWARD_TOKENS = 65_536
+
+
 def usable_tokens(val_tokens: np.ndarray, seq_len: int, limit: int = 0) -> np.ndarray:
     n = val_tokens.size
     if limit > 0:
@@ -43,7 +46,9 @@ def evaluate_standard(model: torch.nn.Module, val_tokens: np.ndarray, tables: To
     total_seqs = (tokens.size - 1) // seq_len
     first = total_seqs * runtime.rank // runtime.world_size
     last = total_seqs * (runtime.rank + 1) // runtime.world_size
-    batch_seqs = max(1, batch_tokens // (seq_len * runtime.world_size))
+    # One forward scores at most MAX_FORWARD_TOKENS per rank (the contest's per-GPU val batch):
+    # the sums do not depend on batching, and a 524K-token forward does not fit one CPU's memory.
+    batch_seqs = max(1, min(batch_tokens // (seq_len * runtime.world_size), MAX_FORWARD_TOKENS // seq_len))
     sums = torch.zeros(3, dtype=torch.float64, device=runtime.device)
     was_training = model.training
     model.eval()

@@ -1,0 +1,143 @@
+"""Ablation at cpu-mini scale: the naive baseline, each add-on alone on top of it, and each seed
+system's full stack (its `-mini` preset), all with the same wallclock budget.
+
+Data: the shared dev corpus (`../shared/data/corpus`) tokenized with the contest's SP-1024 model,
+validation = the last 10% of each file's documents (`--val-fraction 0.1`), built once into
+`--cache`. Every row scores its final weights (after EMA where the row uses it, before any
+quantization) on the same first `--val-tokens` validation tokens, so rows compare like for like.
+
+    python benchmarks/ablate.py                       # full budget: 180 s of training per row
+    python benchmarks/ablate.py --budget-seconds 60   # a quick look
+    python benchmarks/ablate.py --rows baseline,+xsa --json
+
+Rows are appended to `--results` (JSON lines) as they finish; a re-run skips rows already there
+with the same budget, so an interrupted ablation resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from pgolf.config import load_preset
+from pgolf.data.build import build_shards
+from pgolf.model.gpt import GPT, count_parameters
+from pgolf.train.distributed import init_runtime
+from pgolf.train.loop import train
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+# name -> (preset, overrides); add-on rows are cpu-mini plus one change.
+ADDON_ROWS: dict[str, list[str]] = {
+    "+leaky_relu2": ['model.activation="leaky_relu2"'],
+    "+mlp3x": ["model.mlp_mult=3.0"],
+    "+partial_rope": ["model.addons.partial_rope.dims=16"],
+    "+ln_scale": ["model.addons.ln_scale={}"],
+    "+xsa_last2": ["model.addons.xsa.last=2"],
+    "+xsa_all": ["model.addons.xsa.last=0"],
+    "+value_residual": ['model.addons.value_residual.mode="sigmoid"'],
+    "+value_embed": ["model.addons.value_embed.dim=64"],
+    "+bigram_hash": ["model.addons.bigram_hash.buckets=2048", "model.addons.bigram_hash.dim=64"],
+    "+smear_gate": ["model.addons.smear_gate={}"],
+    "+dtg": ["model.addons.dtg={}"],
+    "+orthogonal_init": ["model.addons.orthogonal_init={}"],
+    "+ema": ['train.averaging="ema"', "train.ema_decay=0.95"],
+    "+muon_wd": ["train.muon_weight_decay=0.04", "train.adam_weight_decay=0.04"],
+    "+qk_gain_4": ["model.qk_gain_init=4.0"],
+}
+STACK_ROWS = ["record-549-mini", "seed-1150-ttt-slot-mini", "seed-1207-hydra-mini", "seed-1488-slot24-mini",
+              "seed-731-hedge-mini", "seed-700-hedge-crownq-mini"]
+
+
+def all_rows() -> list[tuple[str, str, list[str]]]:
+    rows = [("baseline", "cpu-mini", [])]
+    rows += [(name.removesuffix("-mini") + " (stack)", name, []) for name in STACK_ROWS]
+    rows += [(name, "cpu-mini", over) for name, over in ADDON_ROWS.items()]
+    return rows
+
+
+def ensure_data(cache: Path, tokenizer: Path) -> Path:
+    if (cache / "manifest.json").is_file():
+        return cache
+    corpus = SHARED / "corpus"
+    if not corpus.is_dir():
+        sys.exit(f"ablate: {corpus} not found; pass --data DIR with shards")
+    build_shards([corpus], cache, tokenizer=tokenizer, val_fraction=0.1)
+    return cache
+
+
+def run_row(preset_name: str, overrides: list[str], data: Path, tokenizer: Path, budget: float,
+            val_tokens: int, compile_mode: str, runtime) -> dict:
+    preset = load_preset(preset_name, overrides + [
+        f"train.max_wallclock_seconds={budget}", f"train.val_tokens_limit={val_tokens}",
+        f'train.compile="{compile_mode}"', f"train.warmup_steps={2 if compile_mode == 'on' else 0}",
+        "train.val_every=0",
+    ])
+    with torch.device("meta"):
+        params = count_parameters(GPT(preset.model))
+    with tempfile.TemporaryDirectory() as run_dir:
+        s = train(preset, data, run_dir, runtime, tokenizer=tokenizer, progress=False)
+    return {"preset": preset_name, "overrides": overrides, "params": params, "steps": s["steps"],
+            "tokens_per_s": s["tokens_seen"] / (s["train_time_ms"] / 1000), "val_loss": s["val_loss"],
+            "val_bpb": s["val_bpb"], "budget_seconds": budget, "val_tokens": val_tokens,
+            "compile": compile_mode}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--budget-seconds", type=float, default=180.0, help="training clock per row (default 180)")
+    ap.add_argument("--val-tokens", type=int, default=262_144, help="validation tokens scored per row")
+    ap.add_argument("--data", type=Path, help="shard directory (default: build from ../shared/data/corpus)")
+    ap.add_argument("--tokenizer", type=Path, default=SHARED / "tokenizers" / "fineweb_1024_bpe.model")
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "pgolf-ablate-sp1024")
+    ap.add_argument("--results", type=Path, default=Path("ablate-results.jsonl"))
+    ap.add_argument("--rows", help="comma-separated row names (default all)")
+    ap.add_argument("--compile", default="on", choices=["on", "off"])
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    data = args.data or ensure_data(args.cache, args.tokenizer)
+    runtime = init_runtime("auto")
+    done: dict[str, dict] = {}
+    if args.results.is_file():
+        for line in args.results.read_text().splitlines():
+            r = json.loads(line)
+            if r["budget_seconds"] == args.budget_seconds and r["val_tokens"] == args.val_tokens:
+                done[r["row"]] = r
+    wanted = set(args.rows.split(",")) if args.rows else None
+    for name, preset_name, overrides in all_rows():
+        if (wanted and name not in wanted) or name in done:
+            continue
+        print(f"ablate: {name} ...", file=sys.stderr, flush=True)
+        r = {"row": name, **run_row(preset_name, overrides, data, args.tokenizer, args.budget_seconds,
+                                    args.val_tokens, args.compile, runtime)}
+        done[name] = r
+        with open(args.results, "a") as f:
+            f.write(json.dumps(r) + "\n")
+    rows = [done[n] for n, _, _ in all_rows() if n in done]
+    base = done.get("baseline")
+    for r in rows:
+        r["delta_bpb"] = r["val_bpb"] - base["val_bpb"] if base else None
+        r["throughput_ratio"] = r["tokens_per_s"] / base["tokens_per_s"] if base else None
+    if args.json:
+        print(json.dumps({"rows": rows}, sort_keys=True))
+        return 0
+    print(f"cpu-mini scale, {args.budget_seconds:.0f} s of training per row, val = first {args.val_tokens:,} "
+          f"tokens of the dev corpus's last-10% split (SP-1024), pre-quantization, compile {args.compile}")
+    head = f"{'row':<30}{'params':>11}{'steps':>7}{'tokens/s':>10}{'x base':>8}{'val_bpb':>9}{'Δ bpb':>9}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        d = f"{r['delta_bpb']:+.4f}" if r["delta_bpb"] is not None else "-"
+        x = f"{r['throughput_ratio']:.2f}" if r["throughput_ratio"] is not None else "-"
+        print(f"{r['row']:<30}{r['params']:>11,}{r['steps']:>7}{r['tokens_per_s']:>10,.0f}{x:>8}"
+              f"{r['val_bpb']:>9.4f}{d:>9}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
