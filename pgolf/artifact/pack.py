@@ -6,22 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from pgolf.artifact.code_size import code_bytes
+from pgolf.artifact.estimate import parameter_group
 from pgolf.artifact.format import Artifact, write_artifact
 from pgolf.errors import BudgetError
 from pgolf.quant.registry import get_quantizer
 from pgolf.train.checkpoint import load_checkpoint
 
 ARTIFACT_NAME = "model.pgolf"
-
-
-def tensor_group(name: str) -> str:
-    if name.startswith("tok_emb") or name.startswith("lm_head"):
-        return "embedding"
-    if ".attn." in name and name.endswith("weight"):
-        return "attention"
-    if ".mlp." in name:
-        return "mlp"
-    return "control"
 
 
 def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | None = None,
@@ -42,7 +33,8 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
     code, code_what = code_bytes()
     groups: dict[str, int] = {}
     for t in tensors:
-        groups[tensor_group(t.name)] = groups.get(tensor_group(t.name), 0) + t.nbytes
+        g = parameter_group(t.name)
+        groups[g] = groups.get(g, 0) + t.nbytes
     total = code + model_bytes
     report = {
         "artifact": str(out),

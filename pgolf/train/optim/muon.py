@@ -4,6 +4,13 @@ Per step, for each 2-D matrix: m ← μ·m + g; g' = g + μ·m (Nesterov); O = N
 W ← W − lr·O·√max(1, rows/cols). Under torchrun each rank orthogonalises only the matrices
 i ≡ rank (mod world) and one all-reduce of a flat buffer shares the updates, so the work is not
 repeated N times (the contest's scheme; DDP has already averaged the gradients).
+
+Parallel Muon / parameter banking (PR #399; #549, #1150, #1207) stacks same-shape matrices into
+3-D banks and overlaps reduce-scatter, batched NS5 and all-gather. It changes speed, not the
+update (#549's ablation: ±0.0000 bpb), so it is not a separate optimizer here; the sharding
+above is the same maths. (Its one side effect in the seeds — banked weights bypassing late-QAT
+fake-quant — is a bug we do not reproduce.) Decoupled weight decay W ← W·(1 − lr_t·wd) is the
+11L lineage's Muon WD (0.04).
 """
 
 from __future__ import annotations
