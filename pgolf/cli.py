@@ -112,7 +112,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _pack_rows(r: dict) -> list[tuple[str, Any]]:
+    tried = ", ".join(f"{k} {v:,}" for k, v in sorted(r["compressed_sizes"].items(), key=lambda kv: kv[1]))
     return [("artifact", r["artifact"]), ("quant / compressor", f"{r['quant']} / {r['compressor']}"),
+            ("compressors tried (bytes)", tried),
             ("code bytes", r["code_bytes"]), ("model bytes", r["model_bytes"]),
             ("total bytes", r["total_bytes"]), ("budget", r["budget_bytes"]),
             ("headroom", r["headroom_bytes"])]
@@ -250,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("run", type=Path, help="run directory written by train/run")
     k.add_argument("--out", type=Path, help="artifact path (default RUN/model.pgolf)")
     k.add_argument("--quant", help="quantizer (default: the preset's)")
-    k.add_argument("--compressor", help="zlib, lzma, zstd or brotli (default: the preset's)")
+    k.add_argument("--compressor", help="zlib, lzma, zstd, brotli, or best (try all, keep the smallest); "
+                   "default: the preset's")
     k.add_argument("--budget", type=int, help="byte budget (default: the preset's, 16,000,000)")
     k.add_argument("--allow-over-budget", action="store_true", help="keep an artifact over budget")
     k.set_defaults(func=cmd_pack)

@@ -93,7 +93,11 @@ class TrainConfig:
 class PackConfig:
     quant: str = "int8-rtn"
     compressor: str = "zlib"
+    # When non-empty, pack tries each of these and keeps the smallest artifact.
+    compressors: list[str] = field(default_factory=list)
     budget_bytes: int = 16_000_000
+    embedding_bits: int = 8
+    clip_search: str = "matrix"  # gptq-lite: one clip quantile per matrix or per row
 
 
 @dataclass

@@ -56,6 +56,16 @@ def test_train_pack_eval_roundtrip_through_the_cli(capsys, tmp_path, tiny_data):
     code, out, _ = run_cli(capsys, "eval", run / "model.pgolf", "--data", tiny_data, "--json",
                            "--limit-tokens", 2048)
     assert json.loads(out)["val_bpb"] == pytest.approx(trained["val_bpb"], abs=0.02)
+    # Mixed-precision int6 and the smallest of all compressors.
+    code, out, _ = run_cli(capsys, "pack", run, "--quant", "gptq-lite-int6", "--compressor", "best",
+                           "--out", tmp_path / "int6.pgolf", "--json")
+    best = json.loads(out)
+    assert code == 0 and set(best["compressed_sizes"]) == {"zlib", "lzma", "zstd", "brotli"}
+    assert best["model_bytes"] == min(best["compressed_sizes"].values())
+    assert best["compressed_sizes"][best["compressor"]] == best["model_bytes"]
+    code, out, _ = run_cli(capsys, "eval", tmp_path / "int6.pgolf", "--data", tiny_data, "--json",
+                           "--limit-tokens", 2048)
+    assert code == 0 and json.loads(out)["val_bpb"] == pytest.approx(trained["val_bpb"], abs=0.05)
     # Over budget: non-zero exit naming the largest groups, unless allowed.
     code, _, err = run_cli(capsys, "pack", run, "--budget", 1000)
     assert code == 2 and "over the 1,000-byte budget" in err and "largest groups" in err

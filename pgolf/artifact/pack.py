@@ -7,10 +7,12 @@ from pathlib import Path
 
 from pgolf.artifact.code_size import code_bytes
 from pgolf.artifact.estimate import parameter_group
-from pgolf.artifact.format import Artifact, write_artifact
+from pgolf.artifact.format import Artifact, encode_artifact
+from pgolf.config import PackConfig, from_dict
+from pgolf.quant.compress import COMPRESSORS
 from pgolf.errors import BudgetError
 from pgolf.quant.registry import get_quantizer
-from pgolf.train.checkpoint import load_checkpoint
+from pgolf.train.checkpoint import atomic_write_bytes, load_checkpoint
 
 ARTIFACT_NAME = "model.pgolf"
 
@@ -21,15 +23,28 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
     run_dir = Path(run_dir)
     weights, state = load_checkpoint(run_dir)
     preset = state["preset"]
-    quant = quant or preset["pack"]["quant"]
-    compressor = compressor or preset["pack"]["compressor"]
-    budget = budget if budget is not None else int(preset["pack"]["budget_bytes"])
-    tensors = get_quantizer(quant)(weights)
+    pack_cfg = from_dict(PackConfig, preset["pack"], "pack")
+    quant = quant or pack_cfg.quant
+    if compressor == "best":
+        candidates = COMPRESSORS.names()
+    elif compressor:
+        candidates = [compressor]
+    else:
+        candidates = pack_cfg.compressors or [pack_cfg.compressor]
+    budget = budget if budget is not None else pack_cfg.budget_bytes
+    tensors = get_quantizer(quant)(weights, pack_cfg)
     meta = {"run": str(run_dir.resolve()), "train_summary": state.get("summary", {}),
             "data": state.get("data", {})}
+    sizes = {}
+    best: bytes | None = None
+    for name in candidates:
+        blob = encode_artifact(Artifact(preset=preset, quant=quant, tensors=tensors, compressor=name, meta=meta))
+        sizes[name] = len(blob)
+        if best is None or len(blob) < len(best):
+            best, compressor = blob, name
     out = Path(out) if out else run_dir / ARTIFACT_NAME
-    model_bytes = write_artifact(out, Artifact(preset=preset, quant=quant, tensors=tensors,
-                                               compressor=compressor, meta=meta))
+    atomic_write_bytes(out, best)
+    model_bytes = len(best)
     code, code_what = code_bytes()
     groups: dict[str, int] = {}
     for t in tensors:
@@ -40,6 +55,7 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
         "artifact": str(out),
         "quant": quant,
         "compressor": compressor,
+        "compressed_sizes": sizes,
         "code_bytes": code,
         "code_counted": code_what,
         "model_bytes": model_bytes,

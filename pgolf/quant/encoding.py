@@ -54,6 +54,17 @@ def _decode_per_tensor(t: EncodedTensor) -> torch.Tensor:
     return (q * scale).reshape(t.shape)
 
 
+@DECODERS.register("int_per_row_packed")
+def _decode_per_row_packed(t: EncodedTensor) -> torch.Tensor:
+    from pgolf.quant.packing import unpack_signed
+
+    bits = int(np.array(t.parts["bits"]).reshape(-1)[0])
+    scale = torch.from_numpy(np.array(t.parts["scale"])).float()
+    count = int(np.prod(t.shape))
+    q = torch.from_numpy(unpack_signed(t.parts["q"], bits, count).astype(np.float32))
+    return (q.view(scale.numel(), -1) * scale[:, None]).reshape(t.shape)
+
+
 def decode(t: EncodedTensor) -> torch.Tensor:
     out = DECODERS.get(t.encoding)(t)
     return out.to(getattr(torch, t.dtype))

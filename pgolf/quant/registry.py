@@ -1,4 +1,4 @@
-"""The quantizer registry: name -> function(state_dict) -> list[EncodedTensor]."""
+"""The quantizer registry: name -> function(state_dict, PackConfig) -> list[EncodedTensor]."""
 
 from __future__ import annotations
 
@@ -6,14 +6,17 @@ from typing import Callable
 
 import torch
 
+from pgolf.config import PackConfig
 from pgolf.quant.encoding import EncodedTensor
 from pgolf.registry import Registry
 
-Quantizer = Callable[[dict[str, torch.Tensor]], list[EncodedTensor]]
+Quantizer = Callable[[dict[str, torch.Tensor], PackConfig], list[EncodedTensor]]
 QUANTIZERS: Registry[Quantizer] = Registry("quantizer")
 
 
 def get_quantizer(name: str) -> Quantizer:
-    import pgolf.quant.int8_rtn  # noqa: F401  (registers itself)
+    import pgolf.quant.gptq_lite  # noqa: F401  (each registers itself)
+    import pgolf.quant.int8_rtn  # noqa: F401
+    import pgolf.quant.rtn  # noqa: F401
 
     return QUANTIZERS.get(name)

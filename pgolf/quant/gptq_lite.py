@@ -1,0 +1,59 @@
+"""GPTQ-lite (`.../2026-03-22_11L_EMA_GPTQ-lite...`): data-free clip search. For each matrix try
+the clip quantiles {0.999, 0.9995, 0.9999, 0.99999, 1.0} of |W_r| and keep the candidate with
+the lowest squared reconstruction error.
+
+Granularity (`pack.clip_search`): "matrix" — one quantile for the whole matrix, what the
+#549/#1313/#1488/#731/#1150 code does (their READMEs say per row) — or "row" — the best quantile
+per row, #700's `_find_best_row_scales`. Registered as gptq-lite-int8/int6/int5.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from pgolf.errors import ConfigError
+from pgolf.quant.mixed import encode_mixed, quantize_rows_with_clip
+from pgolf.quant.registry import QUANTIZERS
+
+CLIP_QUANTILES = (0.999, 0.9995, 0.9999, 0.99999, 1.0)
+
+
+def row_quantiles(abs_w: torch.Tensor, qs: tuple[float, ...]) -> list[torch.Tensor]:
+    """Per-row quantiles (linear interpolation, as torch.quantile) from one sort."""
+    srt = abs_w.sort(dim=1).values
+    n = srt.size(1)
+    out = []
+    for q in qs:
+        pos = q * (n - 1)
+        lo = int(pos)
+        hi = min(lo + 1, n - 1)
+        out.append(srt[:, lo] + (srt[:, hi] - srt[:, lo]) * (pos - lo))
+    return out
+
+
+def clip_search_matrix(w: torch.Tensor, bits: int, granularity: str):
+    if granularity not in ("matrix", "row"):
+        raise ConfigError(f"pack.clip_search must be 'matrix' or 'row', got {granularity!r}")
+    best_q = best_s = best_err = None
+    for clip in row_quantiles(w.abs(), CLIP_QUANTILES):
+        q, s = quantize_rows_with_clip(w, clip, bits)
+        err = (q.float() * s.float()[:, None] - w).square().sum(dim=1)  # per row
+        if best_q is None:
+            best_q, best_s, best_err = q, s, err
+        elif granularity == "matrix":
+            if err.sum() < best_err.sum():
+                best_q, best_s, best_err = q, s, err
+        else:
+            better = err < best_err
+            best_q = torch.where(better[:, None], q, best_q)
+            best_s = torch.where(better, s, best_s)
+            best_err = torch.minimum(err, best_err)
+    return best_q, best_s
+
+
+for _bits in (8, 6, 5):
+    QUANTIZERS.register(f"gptq-lite-int{_bits}")(functools.partial(
+        lambda state, cfg, b: encode_mixed(state, cfg, b, lambda w, bits: clip_search_matrix(w, bits, cfg.clip_search)),
+        b=_bits))

@@ -1,0 +1,65 @@
+"""The seeds' mixed-precision policy (techniques.md §5.2), shared by the per-row quantizers:
+
+- non-float tensors stored raw;
+- tensors of ≤ 65,536 elements kept: fp32 for control tensors, fp16 otherwise;
+- the token embedding (it is also the output head) at `pack.embedding_bits` (8);
+- every other matrix at the quantizer's bits (int6 / int5 / int8), per row, one fp16 scale a row;
+  tensors of other ranks are flattened to (first dim, rest) rows.
+Below 8 bits the integers are bit-packed (`int_per_row_packed`), so int6 costs 6 bits a weight.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from pgolf.config import PackConfig
+from pgolf.model.gpt import is_control
+from pgolf.quant.encoding import EncodedTensor
+from pgolf.quant.packing import pack_signed
+
+KEEP_FLOAT_MAX_NUMEL = 65_536
+# (matrix (rows, cols) float32, bits) -> (integers, per-row fp16 scales)
+MatrixQuantizer = Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
+
+
+def qmax_for(bits: int) -> int:
+    return (1 << (bits - 1)) - 1
+
+
+def quantize_rows_with_clip(w: torch.Tensor, clip: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-row grid of ±qmax steps spanning ±clip_r; scales rounded to fp16 first so the
+    integers are exactly those the stored scales decode."""
+    qmax = qmax_for(bits)
+    scale = (clip / qmax).clamp_min(1e-8).half()
+    s = scale.float()[:, None]
+    q = torch.clamp(torch.round(w.clamp(-clip[:, None], clip[:, None]) / s), -qmax, qmax)
+    return q.to(torch.int16), scale
+
+
+def encode_mixed(state: dict[str, torch.Tensor], cfg: PackConfig, matrix_bits: int,
+                 quantize_matrix: MatrixQuantizer) -> list[EncodedTensor]:
+    out = []
+    for name, t in state.items():
+        t = t.detach().cpu()
+        shape = tuple(t.shape)
+        if not t.is_floating_point():
+            out.append(EncodedTensor(name, shape, "raw", {"data": t.numpy()}, dtype=str(t.dtype).removeprefix("torch.")))
+            continue
+        if t.numel() <= KEEP_FLOAT_MAX_NUMEL:
+            keep = torch.float32 if is_control(name) else torch.float16
+            out.append(EncodedTensor(name, shape, "float", {"data": t.to(keep).numpy()}))
+            continue
+        bits = cfg.embedding_bits if name.startswith(("tok_emb", "lm_head")) else matrix_bits
+        w = t.float().reshape(t.shape[0], -1)
+        q, scale = quantize_matrix(w, bits)
+        if bits == 8:
+            out.append(EncodedTensor(name, shape, "int_per_row",
+                                     {"q": q.to(torch.int8).numpy(), "scale": scale.numpy()}))
+        else:
+            out.append(EncodedTensor(name, shape, "int_per_row_packed",
+                                     {"q": pack_signed(q.numpy(), bits), "scale": scale.numpy(),
+                                      "bits": np.array([bits], dtype=np.uint8)}))
+    return out
