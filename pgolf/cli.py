@@ -128,6 +128,30 @@ def cmd_pack(args: argparse.Namespace) -> int:
     return 0 if r["fits"] else 1
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from pgolf.artifact.load import model_from_state
+    from pgolf.quant.calibration import calibrate, self_generated_batches, train_calibration_batches
+    from pgolf.train.checkpoint import load_checkpoint
+
+    weights, state = load_checkpoint(args.run)
+    model = model_from_state(state["preset"], weights)
+    seq_len = args.seq_len or state["preset"]["train"]["seq_len"]
+    if args.source == "train":
+        data = args.data or state.get("data", {}).get("dir")
+        if not data:
+            raise PgolfError("no training data directory recorded in the run; pass --data DIR")
+        batches, prov = train_calibration_batches(data, args.sequences, seq_len)
+    else:
+        batches, prov = self_generated_batches(model, args.sequences, seq_len, model.cfg.vocab_size,
+                                               temperature=args.temperature, seed=args.seed)
+    r = calibrate(model, batches, prov, args.run)
+    if args.source == "train":
+        print("pgolf: note: calibration on training data counts inside the training cap in the contest; "
+              f"it took {r['seconds']:.1f} s here", file=sys.stderr)
+    _emit(args, r, lambda r: table([(k, v if not isinstance(v, list) else len(v)) for k, v in r.items()]))
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from pgolf.evaluate.artifact_eval import evaluate_artifact
     from pgolf.train.distributed import init_runtime, shutdown
@@ -257,6 +281,17 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--budget", type=int, help="byte budget (default: the preset's, 16,000,000)")
     k.add_argument("--allow-over-budget", action="store_true", help="keep an artifact over budget")
     k.set_defaults(func=cmd_pack)
+
+    c = with_json(sub.add_parser("calibrate", help="collect GPTQ Hessians for a run (training data or self-generated)"))
+    c.add_argument("run", type=Path, help="run directory written by train/run")
+    c.add_argument("--source", choices=["train", "self"], default="train",
+                   help="training shards (default) or sequences the model generates itself; never validation")
+    c.add_argument("--data", type=Path, help="training shard directory (default: the run's)")
+    c.add_argument("--sequences", type=int, default=64, help="calibration sequences (default 64)")
+    c.add_argument("--seq-len", type=int, help="calibration sequence length (default: the run's)")
+    c.add_argument("--temperature", type=float, default=0.8, help="sampling temperature for --source self")
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=cmd_calibrate)
 
     e = with_json(sub.add_parser("eval", help="score an artifact's round-tripped model on validation"))
     e.add_argument("artifact", type=Path)

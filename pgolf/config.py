@@ -98,6 +98,7 @@ class PackConfig:
     budget_bytes: int = 16_000_000
     embedding_bits: int = 8
     clip_search: str = "matrix"  # gptq-lite: one clip quantile per matrix or per row
+    gptq_act_order: str = "descending"  # none | descending (#1019/#1207) | ascending (#700)
 
 
 @dataclass

@@ -65,3 +65,32 @@ def test_dead_columns_are_zeroed():
     _, scale = rtn_matrix(w, 6)
     q = gptq.quantize(w, scale, bits=6)
     assert not q[:, 5].any()
+
+
+def test_calibrate_pack_and_eval_gptq_through_the_cli(capsys, tmp_path, tiny_data):
+    import json
+
+    from pgolf.cli import main
+    from tests.test_cli import _sets
+
+    run = tmp_path / "run"
+    # d=256 so the MLP matrices (256x512) are above the keep-as-float size and get quantized
+    assert main(["train", "--preset", "cpu-mini", "--data", str(tiny_data), "--out", str(run),
+                 *_sets(["model.model_dim=256"])]) == 0
+    # Validation data is refused, with the reason.
+    code = main(["calibrate", str(run), "--data", str(tiny_data / "fineweb_val_000000.bin")])
+    assert code == 2 and "may not read validation data" in capsys.readouterr().err
+    # Without Hessians, gptq says what to run.
+    assert main(["pack", str(run), "--quant", "gptq-int6"]) == 2
+    assert "pgolf calibrate" in capsys.readouterr().err
+    assert main(["calibrate", str(run), "--sequences", "4", "--json"]) == 0
+    prov = json.loads(capsys.readouterr().out)
+    assert prov["source"] == "train" and all("fineweb_train_" in s for s in prov["shards"])
+    assert main(["pack", str(run), "--quant", "gptq-int6", "--json"]) == 0
+    packed = json.loads(capsys.readouterr().out)
+    assert packed["calibration"]["source"] == "train" and packed["calibration"]["seconds"] >= 0
+    assert main(["eval", str(run / "model.pgolf"), "--data", str(tiny_data), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["val_bpb"] > 0
+    # Self-generated calibration reads no data at all.
+    assert main(["calibrate", str(run), "--source", "self", "--sequences", "2", "--seq-len", "16", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["source"] == "self-generated"

@@ -21,3 +21,10 @@ def model_from_artifact(artifact: Artifact, device: torch.device | str = "cpu") 
             f"artifact does not match its preset's model: missing {missing[:3]}, unexpected {unexpected[:3]}"
         )
     return model.to(device)
+
+
+def model_from_state(preset: dict, weights: dict[str, torch.Tensor], device: torch.device | str = "cpu") -> GPT:
+    """Rebuild a run's float model from its checkpoint (for calibration and analysis)."""
+    model = GPT(preset_from_dict(preset).model)
+    model.load_state_dict(weights)
+    return model.to(device)

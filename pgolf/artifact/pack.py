@@ -32,9 +32,14 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
     else:
         candidates = pack_cfg.compressors or [pack_cfg.compressor]
     budget = budget if budget is not None else pack_cfg.budget_bytes
-    tensors = get_quantizer(quant)(weights, pack_cfg)
+    hessians, calibration = None, None
+    if quant.startswith("gptq-int"):
+        from pgolf.quant.calibration import load_hessians
+
+        hessians, calibration = load_hessians(run_dir)
+    tensors = get_quantizer(quant)(weights, pack_cfg, hessians=hessians)
     meta = {"run": str(run_dir.resolve()), "train_summary": state.get("summary", {}),
-            "data": state.get("data", {})}
+            "data": state.get("data", {}), "calibration": calibration}
     sizes = {}
     best: bytes | None = None
     for name in candidates:
@@ -64,6 +69,7 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
         "headroom_bytes": budget - total,
         "raw_bytes_per_group": groups,
         "fits": total <= budget,
+        "calibration": calibration,
     }
     if total > budget and not allow_over_budget:
         largest = sorted(groups.items(), key=lambda kv: -kv[1])[:3]

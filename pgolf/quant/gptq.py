@@ -75,3 +75,37 @@ class GPTQ:
         if perm is not None:
             Q = Q[:, torch.argsort(perm)]
         return Q.to(torch.int16)
+
+
+def _gptq_quantizer(bits: int):
+    """Mixed-precision policy with full GPTQ on every calibrated matrix. Per-row scales come
+    from the GPTQ-lite clip search first (as #1019/#1207 fix scales before the solve); a matrix
+    without a Hessian (no calibration seen) falls back to that clip search alone."""
+    from pgolf.errors import PgolfError
+    from pgolf.quant.gptq_lite import clip_search_matrix
+    from pgolf.quant.mixed import encode_mixed
+
+    def quantize(state, cfg, hessians=None):
+        if not hessians:
+            raise PgolfError(f"gptq-int{bits} needs calibration Hessians; run `pgolf calibrate RUN` first")
+
+        def matrix(w, b, name):
+            q, scale = clip_search_matrix(w, b, cfg.clip_search)
+            g = hessians.get(name)
+            if g is None or g.hessian.size(0) != w.size(1):
+                return q, scale
+            return g.quantize(w, scale.float(), b, act_order=cfg.gptq_act_order), scale
+
+        return encode_mixed(state, cfg, bits, matrix)
+
+    return quantize
+
+
+def _register() -> None:
+    from pgolf.quant.registry import QUANTIZERS
+
+    for bits in (8, 6, 5):
+        QUANTIZERS.register(f"gptq-int{bits}")(_gptq_quantizer(bits))
+
+
+_register()

@@ -47,7 +47,7 @@ def quantize_per_row(w: torch.Tensor, qmax: int = QMAX, clip_quantile: float = C
 
 
 @QUANTIZERS.register("int8-rtn")
-def quantize_int8_rtn(state: dict[str, torch.Tensor], cfg=None) -> list[EncodedTensor]:
+def quantize_int8_rtn(state: dict[str, torch.Tensor], cfg=None, hessians=None) -> list[EncodedTensor]:
     out = []
     for name, t in state.items():
         t = t.detach().cpu()

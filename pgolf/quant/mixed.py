@@ -21,8 +21,8 @@ from pgolf.quant.encoding import EncodedTensor
 from pgolf.quant.packing import pack_signed
 
 KEEP_FLOAT_MAX_NUMEL = 65_536
-# (matrix (rows, cols) float32, bits) -> (integers, per-row fp16 scales)
-MatrixQuantizer = Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
+# (matrix (rows, cols) float32, bits, tensor name) -> (integers, per-row fp16 scales)
+MatrixQuantizer = Callable[[torch.Tensor, int, str], tuple[torch.Tensor, torch.Tensor]]
 
 
 def qmax_for(bits: int) -> int:
@@ -54,7 +54,7 @@ def encode_mixed(state: dict[str, torch.Tensor], cfg: PackConfig, matrix_bits: i
             continue
         bits = cfg.embedding_bits if name.startswith(("tok_emb", "lm_head")) else matrix_bits
         w = t.float().reshape(t.shape[0], -1)
-        q, scale = quantize_matrix(w, bits)
+        q, scale = quantize_matrix(w, bits, name)
         if bits == 8:
             out.append(EncodedTensor(name, shape, "int_per_row",
                                      {"q": q.to(torch.int8).numpy(), "scale": scale.numpy()}))

@@ -10,10 +10,10 @@ from pgolf.quant.mixed import encode_mixed, quantize_rows_with_clip
 from pgolf.quant.registry import QUANTIZERS
 
 
-def rtn_matrix(w, bits):
+def rtn_matrix(w, bits, name=None):
     return quantize_rows_with_clip(w, w.abs().amax(dim=1), bits)
 
 
 for _bits in (8, 6, 5):
     QUANTIZERS.register(f"rtn-int{_bits}")(
-        functools.partial(lambda state, cfg, b: encode_mixed(state, cfg, b, rtn_matrix), b=_bits))
+        functools.partial(lambda state, cfg, b, hessians=None: encode_mixed(state, cfg, b, rtn_matrix), b=_bits))

@@ -1,0 +1,125 @@
+"""Calibration for full-Hessian GPTQ: where the activations come from, and the rule on that.
+
+The contest's rule (legality.md, techniques.md §5.4): GPTQ may calibrate on *training* data —
+and then the Hessian collection must finish inside the training wallclock cap — or on sequences
+the model generates itself after training (AR self-calibration, #1019), and never on
+validation tokens. `calibration_batches` refuses a validation shard or split with an error that
+says why; the Hessians are saved with their provenance (source, shards, sequences, seconds) and
+the artifact records it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from pgolf.data.loader import TokenStream
+from pgolf.errors import DataError, PgolfError
+from pgolf.quant.gptq import GPTQ
+
+HESSIANS_NAME = "hessians.safetensors"
+PROVENANCE_NAME = "calibration.json"
+VAL_RULE = ("GPTQ calibration may not read validation data (contest rule: the validation set is "
+            "the test set; calibrate on training shards inside the training cap, or on "
+            "self-generated sequences)")
+
+
+def train_calibration_batches(data_dir: str | Path, sequences: int, seq_len: int,
+                              batch: int = 8) -> tuple[Iterator[torch.Tensor], dict]:
+    """The first `sequences` windows of the training stream; a validation shard is refused."""
+    path = Path(data_dir)
+    if path.is_file() or "fineweb_val_" in path.name:
+        raise DataError(f"{path}: {VAL_RULE}")
+    stream = TokenStream(path, "train")  # reads fineweb_train_* only
+    provenance = {"source": "train", "shards": [str(p) for p in stream.paths], "sequences": sequences,
+                  "seq_len": seq_len}
+
+    def gen() -> Iterator[torch.Tensor]:
+        left = sequences
+        while left > 0:
+            n = min(batch, left)
+            yield torch.from_numpy(stream.take(n * seq_len).astype(np.int64)).view(n, seq_len)
+            left -= n
+
+    return gen(), provenance
+
+
+@torch.no_grad()
+def self_generated_batches(model: nn.Module, sequences: int, seq_len: int, vocab_size: int,
+                           temperature: float = 0.8, seed: int = 0, batch: int = 8) -> tuple[Iterator[torch.Tensor], dict]:
+    """AR self-calibration (#1019): the model samples its own sequences (first token uniform,
+    fixed seed, temperature 0.8); no data is read."""
+    provenance = {"source": "self-generated", "sequences": sequences, "seq_len": seq_len,
+                  "temperature": temperature, "seed": seed}
+    device = next(model.parameters()).device
+
+    def gen() -> Iterator[torch.Tensor]:
+        g = torch.Generator(device="cpu").manual_seed(seed)
+        left = sequences
+        while left > 0:
+            n = min(batch, left)
+            ids = torch.randint(0, vocab_size, (n, 1), generator=g).to(device)
+            for _ in range(seq_len - 1):
+                logits = model(ids)[:, -1].float() / temperature
+                nxt = torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=g).to(device)
+                ids = torch.cat((ids, nxt), dim=1)
+            yield ids
+            left -= n
+
+    return gen(), provenance
+
+
+def quantizable_linears(model: nn.Module) -> dict[str, nn.Linear]:
+    """Linear layers whose weights the mixed-precision policy quantizes as matrices."""
+    return {f"{name}.weight": m for name, m in model.named_modules()
+            if isinstance(m, nn.Linear) and m.weight.numel() > 65_536}
+
+
+@torch.no_grad()
+def collect_hessians(model: nn.Module, batches: Iterator[torch.Tensor]) -> dict[str, GPTQ]:
+    layers = quantizable_linears(model)
+    gptqs = {name: GPTQ(m.in_features) for name, m in layers.items()}
+    handles = [m.register_forward_hook(lambda mod, inp, out, g=gptqs[name]: g.add_batch(inp[0]))
+               for name, m in layers.items()]
+    was_training = model.training
+    model.eval()
+    try:
+        for ids in batches:
+            model(ids.to(next(model.parameters()).device))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return gptqs
+
+
+def calibrate(model: nn.Module, batches: Iterator[torch.Tensor], provenance: dict, run_dir: str | Path) -> dict:
+    t0 = time.perf_counter()
+    gptqs = collect_hessians(model, batches)
+    provenance = {**provenance, "seconds": time.perf_counter() - t0, "layers": len(gptqs)}
+    run_dir = Path(run_dir)
+    save_file({name: g.hessian.contiguous() for name, g in gptqs.items()}, str(run_dir / HESSIANS_NAME))
+    (run_dir / PROVENANCE_NAME).write_text(json.dumps(provenance, indent=2) + "\n")
+    return provenance
+
+
+def load_hessians(run_dir: str | Path) -> tuple[dict[str, GPTQ], dict]:
+    run_dir = Path(run_dir)
+    path = run_dir / HESSIANS_NAME
+    if not path.is_file():
+        raise PgolfError(
+            f"{run_dir}: no GPTQ Hessians ({HESSIANS_NAME}); run `pgolf calibrate {run_dir}` first"
+        )
+    gptqs = {}
+    for name, h in load_file(str(path)).items():
+        g = GPTQ(h.size(0))
+        g.hessian = h
+        gptqs[name] = g
+    return gptqs, json.loads((run_dir / PROVENANCE_NAME).read_text())
