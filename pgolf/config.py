@@ -87,6 +87,12 @@ class TrainConfig:
     ema_decay: float = 0.997
     swa_every: int = 50
     swa_start_lr_scale: float = 0.5
+    # Late QAT (STE fake-quant of the block matrices) once the LR multiplier < qat_start_lr_scale;
+    # qat_bits = 0 turns it off. CROWN-Q adds its penalty while QAT is on (lambda 0 = off).
+    qat_bits: int = 0
+    qat_start_lr_scale: float = 0.15
+    crown_q_lambda: float = 0.0
+    crown_q_qmax: int = 15
 
 
 @dataclass

@@ -20,13 +20,23 @@ def rms_norm(x: torch.Tensor) -> torch.Tensor:
 
 
 class Linear(nn.Linear):
-    """nn.Linear without bias; keeps fp32 weights, autocast picks the compute dtype."""
+    """nn.Linear without bias; keeps fp32 weights, autocast picks the compute dtype.
+
+    `weight_transform` (None by default) maps the weight before use — how training-side
+    techniques such as fake quantization act without the model naming them. It is an instance
+    attribute, so torch.compile guards on it and recompiles when it changes.
+    """
 
     def __init__(self, in_features: int, out_features: int, zero_init: bool = False) -> None:
         super().__init__(in_features, out_features, bias=False)
         self.zero_init = zero_init
+        self.weight_transform = None
         if zero_init:
             nn.init.zeros_(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight if self.weight_transform is None else self.weight_transform(self.weight)
+        return F.linear(x, w)
 
 
 class Rotary(nn.Module):

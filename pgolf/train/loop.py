@@ -36,6 +36,7 @@ from pgolf.train.distributed import Runtime, all_reduce_max_flag, all_reduce_sum
 from pgolf.train.optim.groups import build_optimizers
 from pgolf.train.optim.muon import Muon
 from pgolf.train.runlog import RunLog
+from pgolf.train.qat import crown_q_penalty, disable_qat, enable_qat
 from pgolf.train.schedule import lr_multiplier, muon_momentum
 
 
@@ -102,7 +103,16 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
              f"iterations:{cfg.iterations} max_wallclock_seconds:{cfg.max_wallclock_seconds:.3f} seed:{cfg.seed}")
     log.line(f"val_loader tokens:{val_tokens.size - 1} tokenizer:{tok_path}")
 
+    qat_on = False
+
     def run_step(step: int, scale: float) -> torch.Tensor:
+        nonlocal qat_on
+        if cfg.qat_bits and not qat_on and scale < cfg.qat_start_lr_scale:
+            moved = enable_qat(model, cfg.qat_bits)
+            qat_on = True
+            log.line(f"late_qat:on step:{step} bits:{cfg.qat_bits} lr_scale:{scale:.3f} "
+                     f"mean_weight_change:{moved:.3e}")
+            log.metric(kind="qat", step=step, bits=cfg.qat_bits, mean_weight_change=moved)
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
         total = torch.zeros((), device=runtime.device)
@@ -112,7 +122,10 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
                 train_model.require_backward_grad_sync = micro == micro_per_rank - 1
             with autocast_context(runtime):
                 loss = train_model(x, y)
-            (loss / micro_per_rank).backward()
+            objective = loss
+            if qat_on and cfg.crown_q_lambda > 0:
+                objective = loss + crown_q_penalty(model, cfg.crown_q_lambda, cfg.crown_q_qmax)
+            (objective / micro_per_rank).backward()
             total += loss.detach()
         for g in muon.param_groups:
             g["momentum"] = muon_momentum(cfg, step)
@@ -137,6 +150,8 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
         for o, s in zip(optimizers, initial_opts):
             o.load_state_dict(s)
         loader.stream.load_state(stream_state)
+        disable_qat(model)
+        qat_on = False
     averager = build_averager(model, cfg)
 
     def validate() -> tuple[float, float]:
@@ -156,6 +171,7 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
     while True:
         last = step == cfg.iterations or (stop_after is not None and step >= stop_after)
         if last:
+            disable_qat(model)  # score and save the float weights the exporter will quantize
             averager.apply_to(model)  # final weights = the average (EMA/SWA), if any
         if last or (cfg.val_every > 0 and step % cfg.val_every == 0):
             sync()
