@@ -93,6 +93,11 @@ class TrainConfig:
     qat_start_lr_scale: float = 0.15
     crown_q_lambda: float = 0.0
     crown_q_qmax: int = 15
+    # GPTQ calibration on training data inside the cap (the contest's rule): training stops
+    # `gptq_reserve_seconds` early, then Hessians of `gptq_calibration_sequences` training
+    # sequences are collected with the clock running. 0 sequences = no in-training calibration.
+    gptq_calibration_sequences: int = 0
+    gptq_reserve_seconds: float = 0.0
 
 
 @dataclass

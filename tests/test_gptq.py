@@ -94,3 +94,40 @@ def test_calibrate_pack_and_eval_gptq_through_the_cli(capsys, tmp_path, tiny_dat
     # Self-generated calibration reads no data at all.
     assert main(["calibrate", str(run), "--source", "self", "--sequences", "2", "--seq-len", "16", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["source"] == "self-generated"
+
+
+def test_in_training_calibration_runs_inside_the_cap(tmp_path, tiny_data, tiny_preset):
+    from pgolf.artifact.pack import pack_run
+    from pgolf.train.distributed import Runtime
+    from pgolf.train.loop import train
+
+    preset = tiny_preset(["model.model_dim=256", "train.iterations=3", "train.max_wallclock_seconds=600",
+                          "train.gptq_reserve_seconds=30", "train.gptq_calibration_sequences=4"])
+    s = train(preset, tiny_data, tmp_path / "run", Runtime(), progress=False)
+    cal = s["calibration"]
+    assert cal["source"] == "train" and cal["within_cap"] is True and cal["layers"] > 0
+    assert cal["train_time_ms_at_end"] <= s["train_time_ms"]  # calibration time is training time
+    assert (tmp_path / "run" / "hessians.safetensors").is_file()
+    packed = pack_run(tmp_path / "run", quant="gptq-int6")
+    assert packed["calibration"]["within_cap"] is True
+    assert "within_cap:True" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_calibration_past_the_cap_is_flagged(tmp_path, tiny_data, tiny_preset):
+    from pgolf.train.distributed import Runtime
+    from pgolf.train.loop import train
+
+    preset = tiny_preset(["model.model_dim=256", "train.iterations=100", "train.max_wallclock_seconds=0.001",
+                          "train.gptq_calibration_sequences=4"])
+    s = train(preset, tiny_data, tmp_path / "run", Runtime(), progress=False)
+    assert s["calibration"]["within_cap"] is False
+    assert "raise train.gptq_reserve_seconds" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_the_reserve_moves_the_end_of_the_warmdown():
+    from pgolf.config import TrainConfig
+    from pgolf.train.schedule import lr_multiplier, training_cap_ms
+
+    cfg = TrainConfig(max_wallclock_seconds=600, gptq_reserve_seconds=18, warmdown_fraction=0.1)
+    assert training_cap_ms(cfg) == 582_000
+    assert lr_multiplier(cfg, 100, 582_000) == 0.0 and lr_multiplier(cfg, 100, 400_000) == 1.0

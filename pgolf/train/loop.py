@@ -31,13 +31,14 @@ from pgolf.errors import ConfigError, DataError
 from pgolf.evaluate.standard import autocast_context, evaluate_standard
 from pgolf.model.gpt import GPT, count_parameters
 from pgolf.train.averaging import build_averager
-from pgolf.train.checkpoint import save_checkpoint
+from pgolf.train.checkpoint import save_checkpoint, write_json
 from pgolf.train.distributed import Runtime, all_reduce_max_flag, all_reduce_sum_
 from pgolf.train.optim.groups import build_optimizers
 from pgolf.train.optim.muon import Muon
 from pgolf.train.runlog import RunLog
 from pgolf.train.qat import crown_q_penalty, disable_qat, enable_qat
-from pgolf.train.schedule import lr_multiplier, muon_momentum
+from pgolf.quant.calibration import PROVENANCE_NAME, calibrate, train_calibration_batches
+from pgolf.train.schedule import lr_multiplier, muon_momentum, training_cap_ms
 
 
 def seed_everything(seed: int) -> None:
@@ -161,6 +162,31 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
                                    runtime, limit=cfg.val_tokens_limit)
         return totals.loss, totals.bpb
 
+    calibration: dict | None = None
+
+    def calibrate_in_cap() -> dict:
+        """Collect GPTQ Hessians on training data with the training clock running (rank 0)."""
+        nonlocal training_ms, t0
+        sync()
+        training_ms += 1000 * (time.perf_counter() - t0)
+        prov: dict = {}
+        if runtime.is_main and run_dir is not None:
+            batches, prov = train_calibration_batches(data_dir, cfg.gptq_calibration_sequences, cfg.seq_len)
+            prov = calibrate(model, batches, prov, run_dir)
+            training_ms += 1000 * prov["seconds"]
+            prov["train_time_ms_at_end"] = training_ms
+            prov["within_cap"] = training_ms <= 1000 * cfg.max_wallclock_seconds or cfg.max_wallclock_seconds <= 0
+            write_json(Path(run_dir) / PROVENANCE_NAME, prov)  # the artifact will carry this record
+            log.line(f"gptq_calibration sequences:{cfg.gptq_calibration_sequences} seconds:{prov['seconds']:.2f} "
+                     f"train_time:{training_ms:.0f}ms within_cap:{prov['within_cap']}")
+            if not prov["within_cap"]:
+                log.line("warning: GPTQ calibration ended after the training cap; raise train.gptq_reserve_seconds")
+        if runtime.distributed:
+            torch.distributed.barrier()
+        sync()
+        t0 = time.perf_counter()
+        return prov
+
     sync = torch.cuda.synchronize if runtime.device.type == "cuda" else (lambda: None)
     training_ms = 0.0
     stop_after: int | None = None
@@ -173,6 +199,8 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
         if last:
             disable_qat(model)  # score and save the float weights the exporter will quantize
             averager.apply_to(model)  # final weights = the average (EMA/SWA), if any
+            if cfg.gptq_calibration_sequences > 0 and calibration is None:
+                calibration = calibrate_in_cap()
         if last or (cfg.val_every > 0 and step % cfg.val_every == 0):
             sync()
             training_ms += 1000 * (time.perf_counter() - t0)
@@ -202,7 +230,7 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
             log.progress(approx_ms / 1000, loss=f"{train_loss:.3f}")
         if cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0 and run_dir and runtime.is_main:
             save_checkpoint(run_dir, model, {"step": step, "complete": False, "preset": preset.to_dict()})
-        reached = cfg.max_wallclock_seconds > 0 and approx_ms >= 1000 * cfg.max_wallclock_seconds
+        reached = cfg.max_wallclock_seconds > 0 and approx_ms >= training_cap_ms(cfg)
         if runtime.distributed:
             reached = all_reduce_max_flag(reached, runtime.device)
         if stop_after is None and reached:
@@ -220,6 +248,7 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
         "val_tokens_scored_limit": cfg.val_tokens_limit,
         "world_size": runtime.world_size,
         "device": str(runtime.device),
+        "calibration": calibration,
     }
     if run_dir is not None and runtime.is_main:
         manifest = read_manifest(data_dir) or {}

@@ -10,8 +10,13 @@ from __future__ import annotations
 from pgolf.config import TrainConfig
 
 
+def training_cap_ms(cfg: TrainConfig) -> float:
+    """The clock the optimizer steps may use: the cap minus any calibration reserve."""
+    return max(cfg.max_wallclock_seconds - cfg.gptq_reserve_seconds, 0.0) * 1000.0
+
+
 def lr_multiplier(cfg: TrainConfig, step: int, elapsed_ms: float) -> float:
-    cap_ms = cfg.max_wallclock_seconds * 1000.0
+    cap_ms = training_cap_ms(cfg)
     if cfg.max_wallclock_seconds <= 0:
         if cfg.warmdown_iters <= 0:
             return 1.0
