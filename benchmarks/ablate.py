@@ -46,7 +46,7 @@ ADDON_ROWS: dict[str, list[str]] = {
     "+smear_gate": ["model.addons.smear_gate={}"],
     "+dtg": ["model.addons.dtg={}"],
     "+orthogonal_init": ["model.addons.orthogonal_init={}"],
-    "+ema": ['train.averaging="ema"', "train.ema_decay=0.95"],
+    "+ema": ['train.averaging="ema"', "train.ema_decay=0.75"],
     "+muon_wd": ["train.muon_weight_decay=0.04", "train.adam_weight_decay=0.04"],
     "+qk_gain_4": ["model.qk_gain_init=4.0"],
 }
