@@ -1,0 +1,136 @@
+"""Quantization benchmark on cpu-mini models trained on the shared dev corpus.
+
+For each training variant (plain; late QAT int6; late QAT + CROWN-Q) and each quantizer
+(int8-rtn = the baseline's exporter, rtn-int8, rtn-int6, gptq-lite-int6, gptq-int6 calibrated on
+training shards), it reports the quantization gap (bpb of the round-tripped artifact − bpb of the
+float weights, on the same first `--val-tokens` validation tokens), the artifact bytes under each
+compressor, the bytes per parameter of the block matrices alone after the best compressor, and
+the GPTQ seconds. `--time-11l` also times calibration + GPTQ on the full 11-layer record-549
+preset (random init, CPU).
+
+    python benchmarks/quant.py --budget-seconds 180 [--time-11l] [--json]
+
+Data: `../shared/data/corpus` with the contest SP-1024 tokenizer, `--val-fraction 0.1`.
+Trained runs are cached under `--cache` so quantizers can be re-measured without retraining.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from pgolf.artifact.format import Artifact, encode_artifact
+from pgolf.artifact.pack import pack_run
+from pgolf.config import PackConfig, load_preset
+from pgolf.data.build import build_shards
+from pgolf.evaluate.artifact_eval import evaluate_artifact
+from pgolf.evaluate.standard import evaluate_standard
+from pgolf.artifact.load import model_from_state
+from pgolf.quant.calibration import calibrate, load_hessians, train_calibration_batches
+from pgolf.quant.compress import COMPRESSORS
+from pgolf.quant.registry import get_quantizer
+from pgolf.train.checkpoint import load_checkpoint
+from pgolf.train.distributed import init_runtime
+from pgolf.train.loop import load_eval_inputs, train
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+VARIANTS = {
+    "plain": [],
+    "late-qat-int6": ["train.qat_bits=6", "train.qat_start_lr_scale=0.15"],
+    "late-qat-int6+crown-q": ["train.qat_bits=6", "train.qat_start_lr_scale=0.15",
+                              "train.crown_q_lambda=0.01", "train.crown_q_qmax=31"],
+}
+QUANTIZERS = ["int8-rtn", "rtn-int8", "rtn-int6", "gptq-lite-int6", "gptq-int6"]
+
+
+def block_matrix_bytes_per_param(run_dir: Path, quant: str, hessians) -> dict[str, float]:
+    weights, _ = load_checkpoint(run_dir)
+    blocks = {k: v for k, v in weights.items() if k.startswith("blocks.") and v.ndim == 2 and v.numel() > 65_536}
+    tensors = get_quantizer(quant)(blocks, PackConfig(), hessians=hessians)
+    n = sum(v.numel() for v in blocks.values())
+    return {c: len(encode_artifact(Artifact({}, quant, tensors, compressor=c))) / n for c in COMPRESSORS.names()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--budget-seconds", type=float, default=180.0)
+    ap.add_argument("--val-tokens", type=int, default=262_144)
+    ap.add_argument("--calibration-sequences", type=int, default=64)
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--data", type=Path)
+    ap.add_argument("--tokenizer", type=Path, default=SHARED / "tokenizers" / "fineweb_1024_bpe.model")
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "pgolf-quant-bench")
+    ap.add_argument("--time-11l", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    runtime = init_runtime("cpu")
+    data = args.data or args.cache / "data"
+    if args.data is None and not (data / "manifest.json").is_file():
+        build_shards([SHARED / "corpus"], data, tokenizer=args.tokenizer, val_fraction=0.1)
+    val, tables, _ = load_eval_inputs(data, args.tokenizer, 1024, runtime.device)
+    rows = []
+    for variant in args.variants.split(","):
+        run = args.cache / f"run-{variant}-{int(args.budget_seconds)}s"
+        if not (run / "state.json").is_file():
+            print(f"quant: training {variant} ...", file=sys.stderr, flush=True)
+            train(load_preset("cpu-mini", VARIANTS[variant] + [f"train.max_wallclock_seconds={args.budget_seconds}"]),
+                  data, run, runtime, tokenizer=args.tokenizer, progress=False)
+        weights, state = load_checkpoint(run)
+        model = model_from_state(state["preset"], weights)
+        float_bpb = evaluate_standard(model, val, tables, 512, 32768, runtime, limit=args.val_tokens).bpb
+        batches, prov = train_calibration_batches(data, args.calibration_sequences, 512)
+        prov = calibrate(model, batches, prov, run)
+        hessians, _ = load_hessians(run)
+        for quant in QUANTIZERS:
+            t0 = time.perf_counter()
+            packed = pack_run(run, out=run / f"{quant}.pgolf", quant=quant, compressor="best", allow_over_budget=True)
+            seconds = time.perf_counter() - t0
+            ev = evaluate_artifact(packed["artifact"], data, runtime, tokenizer=args.tokenizer, limit=args.val_tokens)
+            bpp = block_matrix_bytes_per_param(run, quant, hessians if quant.startswith("gptq-int") else None)
+            rows.append({"variant": variant, "quant": quant, "float_bpb": float_bpb, "bpb": ev["val_bpb"],
+                         "gap": ev["val_bpb"] - float_bpb, "sizes": packed["compressed_sizes"],
+                         "best_compressor": packed["compressor"], "model_bytes": packed["model_bytes"],
+                         "block_bytes_per_param": bpp, "pack_seconds": seconds,
+                         "calibration_seconds": prov["seconds"] if quant.startswith("gptq-int") else 0.0})
+    result: dict = {"rows": rows, "budget_seconds": args.budget_seconds, "val_tokens": args.val_tokens}
+    if args.time_11l:
+        preset = load_preset("record-549")
+        from pgolf.model.gpt import GPT
+
+        model = GPT(preset.model)
+        with tempfile.TemporaryDirectory() as tmp:
+            batches, prov = train_calibration_batches(data, 8, 2048)
+            prov = calibrate(model, batches, prov, tmp)
+            hessians, _ = load_hessians(tmp)
+            t0 = time.perf_counter()
+            get_quantizer("gptq-int6")({k: v for k, v in model.state_dict().items()}, PackConfig(), hessians=hessians)
+            result["record_549_cpu"] = {"hessian_seconds": prov["seconds"], "gptq_seconds": time.perf_counter() - t0,
+                                        "matrices": len(hessians), "calibration_sequences": 8}
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+        return 0
+    print(f"cpu-mini, {args.budget_seconds:.0f} s training per variant, val = first {args.val_tokens:,} tokens "
+          f"(dev corpus last-10% split, SP-1024); gap = roundtrip bpb − float bpb")
+    comps = COMPRESSORS.names()
+    head = f"{'variant':<24}{'quantizer':<16}{'float':>8}{'gap':>9}" + "".join(f"{c:>11}" for c in comps) + f"{'blk B/p':>9}{'pack s':>8}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        sizes = "".join(f"{r['sizes'].get(c, 0):>11,}" for c in comps)
+        print(f"{r['variant']:<24}{r['quant']:<16}{r['float_bpb']:>8.4f}{r['gap']:>+9.4f}{sizes}"
+              f"{min(r['block_bytes_per_param'].values()):>9.3f}{r['pack_seconds']:>8.1f}")
+    if "record_549_cpu" in result:
+        t = result["record_549_cpu"]
+        print(f"record-549 (11L, 26.9M params) on CPU: Hessians {t['hessian_seconds']:.1f} s for "
+              f"{t['calibration_sequences']} x 2048 tokens, GPTQ solve {t['gptq_seconds']:.1f} s for {t['matrices']} matrices")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
