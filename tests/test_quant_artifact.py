@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgolf.artifact.format import MAGIC, Artifact, decode_artifact, encode_artifact, read_artifact
+from pgolf.artifact.format import ARTIFACT_MAGIC as MAGIC, Artifact, decode_artifact, encode_artifact, read_artifact
 from pgolf.errors import ArtifactError
 from pgolf.quant.compress import COMPRESSORS
 from pgolf.quant.encoding import decode_state_dict

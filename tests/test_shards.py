@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgolf.data.shards import HEADER_BYTES, MAGIC, list_shards, read_header, read_shard, shard_name, write_shard
+from pgolf.data.shards import HEADER_BYTES, SHARD_MAGIC, list_shards, read_header, read_shard, shard_name, write_shard
 from pgolf.errors import PgolfError, ShardError
 
 
@@ -13,7 +13,7 @@ def test_shard_roundtrip_and_header_layout(tmp_path):
     write_shard(path, tokens)
     raw = path.read_bytes()
     header = np.frombuffer(raw[:HEADER_BYTES], dtype="<i4")
-    assert (header[0], header[1], header[2]) == (MAGIC, 1, 5)
+    assert (header[0], header[1], header[2]) == (SHARD_MAGIC, 1, 5)
     assert not header[3:].any()
     assert len(raw) == HEADER_BYTES + 2 * 5
     assert np.array_equal(read_shard(path), tokens)

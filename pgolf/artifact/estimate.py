@@ -14,8 +14,8 @@ import torch
 from pgolf.artifact.code_size import code_bytes
 from pgolf.config import Preset
 from pgolf.model.gpt import GPT, is_control
+from pgolf.quant.mixed import KEEP_FLOAT_MAX_NUMEL
 
-KEEP_FLOAT_MAX_NUMEL = 65_536
 
 
 def parameter_group(name: str) -> str:

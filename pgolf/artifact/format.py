@@ -33,7 +33,7 @@ from pgolf.errors import ArtifactError
 from pgolf.quant.compress import COMPRESSORS
 from pgolf.quant.encoding import EncodedTensor
 
-MAGIC = b"PGOLFART"
+ARTIFACT_MAGIC = b"PGOLFART"
 FORMAT_VERSION = 1
 _ALLOWED_DTYPES = {"int8", "uint8", "int16", "uint16", "int32", "int64", "float16", "float32", "float64", "bool"}
 MAX_HEADER_BYTES = 64 << 20
@@ -72,7 +72,7 @@ def _body(artifact: Artifact) -> bytes:
 def encode_artifact(artifact: Artifact) -> bytes:
     name = artifact.compressor.encode("ascii")
     compressed = COMPRESSORS.get(artifact.compressor).compress(_body(artifact))
-    return (MAGIC + struct.pack("<HB", FORMAT_VERSION, len(name)) + name
+    return (ARTIFACT_MAGIC + struct.pack("<HB", FORMAT_VERSION, len(name)) + name
             + hashlib.sha256(compressed).digest() + compressed)
 
 
@@ -86,9 +86,9 @@ def write_artifact(path: str | Path, artifact: Artifact) -> int:
 
 
 def decode_artifact(data: bytes, origin: str = "artifact") -> Artifact:
-    if len(data) < len(MAGIC) + 3:
+    if len(data) < len(ARTIFACT_MAGIC) + 3:
         raise ArtifactError(f"{origin}: truncated ({len(data)} bytes); not a complete pgolf artifact")
-    if data[:8] != MAGIC:
+    if data[:8] != ARTIFACT_MAGIC:
         raise ArtifactError(f"{origin}: bad magic {data[:8]!r}; not a pgolf artifact")
     version, name_len = struct.unpack_from("<HB", data, 8)
     if version != FORMAT_VERSION:

@@ -16,7 +16,7 @@ import numpy as np
 
 from pgolf.errors import DataError, ShardError
 
-MAGIC = 20240520
+SHARD_MAGIC = 20240520
 VERSION = 1
 HEADER_INTS = 256
 HEADER_BYTES = HEADER_INTS * 4
@@ -46,8 +46,8 @@ def read_header(path: str | os.PathLike) -> int:
     if len(raw) < HEADER_BYTES:
         raise ShardError(path, f"truncated header: {len(raw)} of {HEADER_BYTES} bytes")
     header = np.frombuffer(raw, dtype="<i4")
-    if int(header[0]) != MAGIC:
-        raise ShardError(path, f"bad magic {int(header[0])} (expected {MAGIC}); not a token shard")
+    if int(header[0]) != SHARD_MAGIC:
+        raise ShardError(path, f"bad magic {int(header[0])} (expected {SHARD_MAGIC}); not a token shard")
     if int(header[1]) != VERSION:
         raise ShardError(path, f"unsupported shard version {int(header[1])} (expected {VERSION})")
     count = int(header[2])
@@ -82,7 +82,7 @@ def write_shard(path: str | os.PathLike, tokens: np.ndarray) -> None:
     if tokens.size and (int(tokens.min()) < 0 or int(tokens.max()) >= MAX_VOCAB):
         raise DataError(f"{path}: token ids must lie in [0, {MAX_VOCAB}) to fit uint16")
     header = np.zeros(HEADER_INTS, dtype="<i4")
-    header[0], header[1], header[2] = MAGIC, VERSION, tokens.size
+    header[0], header[1], header[2] = SHARD_MAGIC, VERSION, tokens.size
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as f:

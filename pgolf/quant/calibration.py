@@ -23,6 +23,7 @@ from torch import nn
 from pgolf.data.loader import TokenStream
 from pgolf.errors import DataError, PgolfError
 from pgolf.quant.gptq import GPTQ
+from pgolf.quant.mixed import KEEP_FLOAT_MAX_NUMEL
 
 HESSIANS_NAME = "hessians.safetensors"
 PROVENANCE_NAME = "calibration.json"
@@ -79,7 +80,7 @@ def self_generated_batches(model: nn.Module, sequences: int, seq_len: int, vocab
 def quantizable_linears(model: nn.Module) -> dict[str, nn.Linear]:
     """Linear layers whose weights the mixed-precision policy quantizes as matrices."""
     return {f"{name}.weight": m for name, m in model.named_modules()
-            if isinstance(m, nn.Linear) and m.weight.numel() > 65_536}
+            if isinstance(m, nn.Linear) and m.weight.numel() > KEEP_FLOAT_MAX_NUMEL}
 
 
 @torch.no_grad()

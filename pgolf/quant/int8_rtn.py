@@ -19,9 +19,9 @@ import torch
 from pgolf.model.gpt import is_control
 from pgolf.quant.encoding import EncodedTensor
 from pgolf.quant.registry import QUANTIZERS
+from pgolf.quant.mixed import KEEP_FLOAT_MAX_NUMEL
 
 CLIP_QUANTILE = 0.9999984
-KEEP_FLOAT_MAX_NUMEL = 65_536
 QMAX = 127
 
 

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from pgolf.model.blocks import Linear
+from pgolf.quant.mixed import KEEP_FLOAT_MAX_NUMEL
 
-KEEP_FLOAT_MAX_NUMEL = 65_536
 
 
 def quantizable(model: nn.Module) -> list[Linear]:
