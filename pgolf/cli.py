@@ -128,6 +128,30 @@ def cmd_pack(args: argparse.Namespace) -> int:
     return 0 if r["fits"] else 1
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from pgolf.artifact.export import export_script, lzma_wrap, minify
+    from pgolf.config import load_preset
+    from pgolf.train.checkpoint import atomic_write_bytes
+
+    source = export_script(load_preset(args.preset, args.set))
+    sizes = {"plain": len(source.encode("utf-8"))}
+    final = source
+    if args.minify:
+        small = minify(source)
+        if small is None:
+            raise PgolfError("--minify needs python-minifier: pip install python-minifier")
+        sizes["minified"] = len(small.encode("utf-8"))
+        final = small
+    if args.lzma:
+        final = lzma_wrap(final)
+        sizes["lzma_wrapped"] = len(final.encode("utf-8"))
+    atomic_write_bytes(args.out, final.encode("utf-8"))
+    r = {"out": str(args.out), "preset": args.preset, "code_bytes": len(final.encode("utf-8")), "sizes": sizes}
+    _emit(args, r, lambda r: table([("out", r["out"]), *[(f"bytes ({k})", v) for k, v in sizes.items()],
+                                    ("code bytes counted", r["code_bytes"])]))
+    return 0
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from pgolf.artifact.load import model_from_state
     from pgolf.quant.calibration import calibrate, self_generated_batches, train_calibration_batches
@@ -281,6 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--budget", type=int, help="byte budget (default: the preset's, 16,000,000)")
     k.add_argument("--allow-over-budget", action="store_true", help="keep an artifact over budget")
     k.set_defaults(func=cmd_pack)
+
+    x = with_json(sub.add_parser("export", help="write the single-file train_gpt.py a submission needs"))
+    x.add_argument("preset", help="built-in preset name or TOML path")
+    x.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a preset value")
+    x.add_argument("--out", type=Path, default=Path("train_gpt.py"))
+    x.add_argument("--minify", action="store_true", help="shrink with python-minifier")
+    x.add_argument("--lzma", action="store_true", help="wrap in a self-extracting lzma stub")
+    x.set_defaults(func=cmd_export)
 
     c = with_json(sub.add_parser("calibrate", help="collect GPTQ Hessians for a run (training data or self-generated)"))
     c.add_argument("run", type=Path, help="run directory written by train/run")

@@ -12,22 +12,11 @@ from __future__ import annotations
 import torch
 
 from pgolf.artifact.code_size import code_bytes
+from pgolf.artifact.pack import parameter_group
 from pgolf.config import Preset
 from pgolf.model.gpt import GPT, is_control
 from pgolf.quant.mixed import KEEP_FLOAT_MAX_NUMEL
 
-
-
-def parameter_group(name: str) -> str:
-    if name.startswith("addons."):
-        return "addon:" + name.split(".")[1]
-    if name.startswith("tok_emb") or name.startswith("lm_head"):
-        return "embedding"
-    if ".attn." in name and name.endswith("weight"):
-        return "attention"
-    if ".mlp." in name:
-        return "mlp"
-    return "block scalars"
 
 
 def tensor_bytes(name: str, t: torch.Tensor, matrix_bits: int = 6, embed_bits: int = 8) -> float:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from pgolf.artifact.code_size import code_bytes
-from pgolf.artifact.estimate import parameter_group
 from pgolf.artifact.format import Artifact, encode_artifact
 from pgolf.config import PackConfig, from_dict
 from pgolf.quant.compress import COMPRESSORS
@@ -15,6 +14,18 @@ from pgolf.quant.registry import get_quantizer
 from pgolf.train.checkpoint import atomic_write_bytes, load_checkpoint
 
 ARTIFACT_NAME = "model.pgolf"
+
+
+def parameter_group(name: str) -> str:
+    if name.startswith("addons."):
+        return "addon:" + name.split(".")[1]
+    if name.startswith("tok_emb") or name.startswith("lm_head"):
+        return "embedding"
+    if ".attn." in name and name.endswith("weight"):
+        return "attention"
+    if ".mlp." in name:
+        return "mlp"
+    return "block scalars"
 
 
 def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | None = None,

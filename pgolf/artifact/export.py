@@ -1,0 +1,189 @@
+"""`pgolf export PRESET --out train_gpt.py`: the single self-contained file a participant submits.
+
+The file is an amalgamation of pgolf's own modules — the same code that trains, packs and scores
+here, so its numbers are pgolf's — restricted to what the preset uses (its add-ons; every
+quantizer and compressor module is small and shared), with:
+- every `import pgolf…` / `from pgolf… import …` statement removed (all names then live in one
+  namespace; a top-level name defined twice with different code is an error, not a silent
+  override);
+- modules ordered so each comes after the modules it imports at top level;
+- the preset embedded as JSON, and a `main` that trains (under torchrun too), packs with the
+  preset's quantizer, and scores the round-tripped artifact, printing the contest's final line.
+It imports torch, numpy, sentencepiece, safetensors and the compressors only. Its UTF-8 size is
+the code term of the budget; `minify` (python-minifier, if installed) and `lzma_wrap` (a
+self-extracting lzma stub) shrink it, each reported in bytes.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import json
+import lzma
+from pathlib import Path
+
+import pgolf
+from pgolf.config import Preset
+from pgolf.errors import PgolfError
+
+ROOT = Path(pgolf.__file__).parent
+# Entry modules of the exported program; everything they import from pgolf comes along.
+ENTRY_MODULES = ("train/loop.py", "artifact/pack.py", "evaluate/artifact_eval.py", "train/distributed.py")
+# Never exported: CLI, data building and fetching, reports (not part of a submission).
+EXCLUDED = {"cli.py", "run.py", "__main__.py", "data/fetch.py", "data/stats.py", "data/corpus.py",
+            "artifact/estimate.py", "artifact/export.py", "artifact/code_size.py"}
+
+MAIN = '''
+# ---------------------------------------------------------------------------- entry point
+PRESET = json.loads(PRESET_JSON)
+
+
+def load_all():  # every add-on this preset uses is defined above
+    return None
+
+
+def code_bytes():
+    return len(Path(__file__).read_bytes()), "this file"
+
+
+def main(argv=None):
+    import argparse
+
+    ap = argparse.ArgumentParser(description="pgolf export of preset " + PRESET["name"])
+    ap.add_argument("--data", required=True, help="shard directory (fineweb_{train,val}_*.bin)")
+    ap.add_argument("--tokenizer", required=True, help="SentencePiece .model")
+    ap.add_argument("--out", default="run", help="run directory")
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args(argv)
+    runtime = init_runtime(args.device)
+    try:
+        summary = train(preset_from_dict(PRESET), args.data, args.out, runtime, tokenizer=args.tokenizer)
+    finally:
+        shutdown()
+    if not runtime.is_main:
+        return 0
+    packed = pack_run(args.out, allow_over_budget=True)
+    result = evaluate_artifact(packed["artifact"], args.data, Runtime(device=runtime.device), tokenizer=args.tokenizer)
+    print(f"final_{packed['quant']}_{packed['compressor']}_roundtrip_exact val_loss:{result['val_loss']:.8f} "
+          f"val_bpb:{result['val_bpb']:.8f}")
+    print(f"bytes_total:{packed['total_bytes']} bytes_code:{packed['code_bytes']} bytes_model:{packed['model_bytes']}")
+    print(json.dumps({"val_loss": result["val_loss"], "val_bpb": result["val_bpb"], "steps": summary["steps"],
+                      "bytes_total": packed["total_bytes"], "bytes_code": packed["code_bytes"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+'''
+
+
+def _pgolf_imports(tree: ast.Module, top_level_only: bool) -> list[str]:
+    """Module paths (relative, .py) imported from pgolf, top-level or anywhere."""
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    out = []
+    for node in nodes:
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pgolf"):
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names if a.name.startswith("pgolf")]
+        for name in names:
+            rel = name.split(".")[1:]
+            for cand in (Path(*rel).with_suffix(".py") if rel else None, Path(*rel, "__init__.py") if rel else None):
+                if cand is not None and (ROOT / cand).is_file():
+                    out.append(str(cand))
+    return out
+
+
+def module_closure(addons: set[str]) -> list[str]:
+    """Needed modules, each after its top-level pgolf dependencies."""
+    needed: set[str] = set()
+    stack = list(ENTRY_MODULES) + [f"model/addons/{a}.py" for a in sorted(addons)]
+    while stack:
+        mod = stack.pop()
+        if mod in needed or mod in EXCLUDED:
+            continue
+        if mod.startswith("model/addons/") and Path(mod).stem not in addons | {"__init__", "base"}:
+            continue
+        needed.add(mod)
+        stack += _pgolf_imports(ast.parse((ROOT / mod).read_text(encoding="utf-8")), top_level_only=False)
+    order: list[str] = []
+
+    def visit(mod: str, path: tuple[str, ...]) -> None:
+        if mod in order:
+            return
+        if mod in path:
+            raise PgolfError(f"export: import cycle {' -> '.join(path + (mod,))}")
+        deps = _pgolf_imports(ast.parse((ROOT / mod).read_text(encoding="utf-8")), top_level_only=True)
+        for dep in deps:
+            if dep in needed:
+                visit(dep, path + (mod,))
+        order.append(mod)
+
+    for mod in sorted(needed):
+        visit(mod, ())
+    return order
+
+
+def _strip(source: str, module: str) -> tuple[str, dict[str, str]]:
+    """Remove pgolf imports and `from __future__` lines; return the code and its top-level defs."""
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    drop: list[tuple[int, int, int]] = []
+    for node in ast.walk(tree):
+        is_pgolf = (isinstance(node, ast.ImportFrom) and (node.module or "").startswith(("pgolf", "__future__"))) or (
+            isinstance(node, ast.Import) and any(a.name.startswith("pgolf") for a in node.names))
+        if is_pgolf:
+            drop.append((node.lineno, node.end_lineno, node.col_offset))
+    for start, end, col in sorted(drop, reverse=True):
+        # keep a `pass` so a block left with no statement stays valid
+        lines[start - 1 : end] = [" " * col + "pass"] if col else []
+    code = "\n".join(lines)
+    defs: dict[str, str] = {}
+    for node in ast.parse(code).body:
+        targets: list[str] = []
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            targets = [node.name]
+        elif isinstance(node, ast.Assign):
+            targets = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            targets = [node.target.id]
+        for t in targets:
+            defs[t] = ast.unparse(node)
+    return code, defs
+
+
+def export_script(preset: Preset) -> str:
+    modules = module_closure(set(preset.model.addons))
+    seen: dict[str, tuple[str, str]] = {}
+    parts = []
+    for mod in modules:
+        code, defs = _strip((ROOT / mod).read_text(encoding="utf-8"), mod)
+        for name, text in defs.items():
+            if name in seen and seen[name][1] != text:
+                raise PgolfError(f"export: top-level name {name!r} is defined in both {seen[name][0]} and {mod}")
+            seen[name] = (mod, text)
+        parts.append(f"# ---------------------------------------------------------------------------- pgolf/{mod}\n{code}")
+    header = (f'"""{preset.name}: exported by pgolf {pgolf.__version__}. Train under torchrun, pack, score the '
+              'round-tripped artifact.\n\n    torchrun --standalone --nproc_per_node=8 train_gpt.py --data DIR '
+              '--tokenizer M\n"""\nfrom __future__ import annotations\n\nimport json\nfrom pathlib import Path\n')
+    preset_json = json.dumps(preset.to_dict(), sort_keys=True, separators=(",", ":"))
+    body = header + "\n\n".join(parts) + f"\n\nPRESET_JSON = {preset_json!r}\n" + MAIN
+    ast.parse(body)  # the export must at least be valid Python
+    return body
+
+
+def minify(source: str) -> str | None:
+    """python-minifier's output, or None when it is not installed."""
+    try:
+        import python_minifier
+    except ImportError:
+        return None
+    return python_minifier.minify(source, remove_literal_statements=True, rename_globals=False)
+
+
+def lzma_wrap(source: str) -> str:
+    """A self-extracting stub: the script lzma-compressed and base85-encoded, exec'd on start."""
+    blob = base64.b85encode(lzma.compress(source.encode("utf-8"), preset=9 | lzma.PRESET_EXTREME)).decode("ascii")
+    return ("import lzma,base64\n"
+            f"exec(compile(lzma.decompress(base64.b85decode({blob!r})),__file__,'exec'))\n")
