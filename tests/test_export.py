@@ -15,15 +15,18 @@ def _sets(extra=()):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", ["cpu-mini", "record-549-mini"])
-def test_exported_script_reproduces_pgolf_val_bpb(tmp_path, tiny_data, capsys, preset):
+@pytest.mark.parametrize("preset, shrink", [("cpu-mini", []), ("record-549-mini", []),
+                                            ("record-549-mini", ["--minify", "--lzma"])])
+def test_exported_script_reproduces_pgolf_val_bpb(tmp_path, tiny_data, capsys, preset, shrink):
     extra = ["train.iterations=4"]
     script = tmp_path / "train_gpt.py"
-    assert main(["export", preset, "--out", str(script), "--json", *_sets(extra)]) == 0
+    assert main(["export", preset, "--out", str(script), "--json", *shrink, *_sets(extra)]) == 0
     exported = json.loads(capsys.readouterr().out)
     assert exported["code_bytes"] == script.stat().st_size
     text = script.read_text()
     assert "import pgolf" not in text and "from pgolf" not in text
+    if shrink:
+        assert exported["sizes"]["lzma_wrapped"] < exported["sizes"]["minified"] < exported["sizes"]["plain"]
     # pgolf itself
     run = tmp_path / "pgolf-run"
     assert main(["train", "--preset", preset, "--data", str(tiny_data), "--out", str(run), *_sets(extra)]) == 0
@@ -38,6 +41,7 @@ def test_exported_script_reproduces_pgolf_val_bpb(tmp_path, tiny_data, capsys, p
                            "--device", "cpu"], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     theirs = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"parity pgolf={ours['val_bpb']!r} exported={theirs['val_bpb']!r}")
     assert theirs["val_bpb"] == pytest.approx(ours["val_bpb"], abs=1e-6)
     assert "roundtrip_exact val_loss:" in proc.stdout
     assert theirs["bytes_code"] == script.stat().st_size
