@@ -115,6 +115,8 @@ def _pack_rows(r: dict) -> list[tuple[str, Any]]:
     tried = ", ".join(f"{k} {v:,}" for k, v in sorted(r["compressed_sizes"].items(), key=lambda kv: kv[1]))
     return [("artifact", r["artifact"]), ("quant / compressor", f"{r['quant']} / {r['compressor']}"),
             ("compressors tried (bytes)", tried),
+            *[(f"  {g} (quantized, before compression)", n)
+              for g, n in sorted(r["raw_bytes_per_group"].items(), key=lambda kv: -kv[1])],
             ("code bytes", r["code_bytes"]), ("model bytes", r["model_bytes"]),
             ("total bytes", r["total_bytes"]), ("budget", r["budget_bytes"]),
             ("headroom", r["headroom_bytes"])]
