@@ -16,10 +16,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pgolf.model.gpt import is_control
 from pgolf.quant.encoding import EncodedTensor
 from pgolf.quant.registry import QUANTIZERS
-from pgolf.quant.mixed import KEEP_FLOAT_MAX_NUMEL
+from pgolf.quant.mixed import passthrough
 
 CLIP_QUANTILE = 0.9999984
 QMAX = 127
@@ -52,11 +51,9 @@ def quantize_int8_rtn(state: dict[str, torch.Tensor], cfg=None, hessians=None) -
     for name, t in state.items():
         t = t.detach().cpu()
         shape = tuple(t.shape)
-        if not t.is_floating_point():
-            out.append(EncodedTensor(name, shape, "raw", {"data": t.numpy()}, dtype=str(t.dtype).removeprefix("torch.")))
-        elif t.numel() <= KEEP_FLOAT_MAX_NUMEL:
-            keep = torch.float32 if is_control(name) else torch.float16
-            out.append(EncodedTensor(name, shape, "float", {"data": t.to(keep).numpy()}))
+        kept = passthrough(name, t)
+        if kept is not None:
+            out.append(kept)
         elif t.ndim == 2:
             q, scale = quantize_per_row(t)
             out.append(EncodedTensor(name, shape, "int_per_row", {"q": q.numpy(), "scale": scale.numpy()}))

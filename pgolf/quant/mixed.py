@@ -39,18 +39,27 @@ def quantize_rows_with_clip(w: torch.Tensor, clip: torch.Tensor, bits: int) -> t
     return q.to(torch.int16), scale
 
 
+def passthrough(name: str, t: torch.Tensor) -> EncodedTensor | None:
+    """Tensors every policy stores unquantized: non-float ones raw; small floats as fp16
+    (control tensors fp32). None for a tensor the quantizer must handle."""
+    shape = tuple(t.shape)
+    if not t.is_floating_point():
+        return EncodedTensor(name, shape, "raw", {"data": t.numpy()}, dtype=str(t.dtype).removeprefix("torch."))
+    if t.numel() <= KEEP_FLOAT_MAX_NUMEL:
+        keep = torch.float32 if is_control(name) else torch.float16
+        return EncodedTensor(name, shape, "float", {"data": t.to(keep).numpy()})
+    return None
+
+
 def encode_mixed(state: dict[str, torch.Tensor], cfg: PackConfig, matrix_bits: int,
                  quantize_matrix: MatrixQuantizer) -> list[EncodedTensor]:
     out = []
     for name, t in state.items():
         t = t.detach().cpu()
         shape = tuple(t.shape)
-        if not t.is_floating_point():
-            out.append(EncodedTensor(name, shape, "raw", {"data": t.numpy()}, dtype=str(t.dtype).removeprefix("torch.")))
-            continue
-        if t.numel() <= KEEP_FLOAT_MAX_NUMEL:
-            keep = torch.float32 if is_control(name) else torch.float16
-            out.append(EncodedTensor(name, shape, "float", {"data": t.to(keep).numpy()}))
+        kept = passthrough(name, t)
+        if kept is not None:
+            out.append(kept)
             continue
         bits = cfg.embedding_bits if name.startswith(("tok_emb", "lm_head")) else matrix_bits
         w = t.float().reshape(t.shape[0], -1)
