@@ -76,15 +76,6 @@ def encode_artifact(artifact: Artifact) -> bytes:
             + hashlib.sha256(compressed).digest() + compressed)
 
 
-def write_artifact(path: str | Path, artifact: Artifact) -> int:
-    """Write atomically; return the file size in bytes."""
-    from pgolf.train.checkpoint import atomic_write_bytes
-
-    data = encode_artifact(artifact)
-    atomic_write_bytes(Path(path), data)
-    return len(data)
-
-
 def decode_artifact(data: bytes, origin: str = "artifact") -> Artifact:
     if len(data) < len(ARTIFACT_MAGIC) + 3:
         raise ArtifactError(f"{origin}: truncated ({len(data)} bytes); not a complete pgolf artifact")

@@ -62,6 +62,3 @@ class BpbTotals:
             return float("nan")
         return self.nats / math.log(2) / self.bytes
 
-
-def bits_per_byte(nats: float, nbytes: int) -> float:
-    return nats / math.log(2) / nbytes

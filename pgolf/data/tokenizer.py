@@ -131,14 +131,6 @@ def build_byte_tables(sp, table_size: int | None = None) -> ByteTables:
     return ByteTables(base_bytes=base, leading_space=lead, boundary=boundary)
 
 
-def normalized_text(sp_model_path: str | os.PathLike, text: str) -> str:
-    """The text as the tokenizer sees it after normalization (NFKC, collapsed whitespace)."""
-    import sentencepiece as spm
-
-    normalizer = spm.SentencePieceNormalizer(model_file=str(sp_model_path))
-    return normalizer.normalize(text).replace(SPACE_MARK, " ")
-
-
 class Normalizer:
     """Reusable normalizer for many documents (building one is not free)."""
 
