@@ -246,6 +246,33 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from pgolf.config import load_preset
+    from pgolf.plan.hardware import parse_target
+    from pgolf.plan.planner import plan_preset
+    from pgolf.train.distributed import init_runtime
+
+    target = parse_target(args.gpus)
+    preset = load_preset(args.preset, args.set)
+    runtime = init_runtime("cpu" if args.from_bench else args.device)
+    plan, _ = plan_preset(preset, target, runtime, data=args.data, from_bench=args.from_bench,
+                          steps=args.steps, eval_tokens=args.eval_tokens, val_tokens=args.val_tokens)
+    r = plan.as_dict()
+
+    def human(r: dict) -> str:
+        rows = [("preset", r["preset"]), ("target", r["target"]), ("measured on", r["measured_on"]),
+                ("ms/step (projected)", f"{r['step_ms']:.2f} = {r['compute_ms']:.2f} compute + {r['comm_ms']:.2f} collectives"),
+                ("steps in the cap", r["steps_in_cap"]), ("tokens trained", r["tokens_trained"]),
+                ("MFU (measured device)", f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"),
+                ("peak memory / GPU", f"{r['peak_memory_gib']:.1f} GiB" if r["peak_memory_gib"] else "-")]
+        rows += [(f"eval {m}", f"{sec:.1f} s") for m, sec in r["eval_seconds"].items()]
+        out = table(rows) + "\n" + "\n".join(f"- {v}" for v in r["verdicts"])
+        return out + ("\nverdict: fits" if r["fits"] else "\nverdict: does NOT fit")
+
+    _emit(args, r, human)
+    return 0 if plan.fits else 1
+
+
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pgolf", description="Parameter golf: train, pack and evaluate "
@@ -341,6 +368,20 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a preset value")
     i.add_argument("--bits", type=int, default=6, help="bits per matrix weight for the estimate (default 6)")
     i.set_defaults(func=cmd_info)
+
+    pl = with_json(sub.add_parser("plan", help="project a preset's training steps and eval seconds onto N GPUs"))
+    pl.add_argument("preset", help="built-in preset name or TOML path")
+    pl.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a preset value")
+    pl.add_argument("--gpus", default="8xH100", help="target machine, N x KIND (default 8xH100)")
+    pl.add_argument("--from-bench", type=Path, help="read figures from benchmarks/gpu_throughput.py --json output "
+                    "instead of measuring")
+    pl.add_argument("--data", type=Path, help="shards to time on (default: build the embedded corpus)")
+    pl.add_argument("--steps", type=int, default=20, help="training steps to time (default 20)")
+    pl.add_argument("--eval-tokens", type=int, default=1 << 20, help="tokens each eval method is timed on")
+    pl.add_argument("--val-tokens", type=int, default=62_021_632,
+                    help="validation tokens on the target (default: FineWeb SP1024, 62,021,632)")
+    pl.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    pl.set_defaults(func=cmd_plan)
 
     r = with_json(sub.add_parser("run", help="the main job: data -> train -> pack -> eval, on an embedded default"))
     with_preset(r, "cpu-mini")

@@ -287,3 +287,8 @@ def load_preset(name_or_path: str, overrides: list[str] | None = None) -> Preset
 
 def preset_from_dict(data: dict[str, Any]) -> Preset:
     return from_dict(Preset, data)
+
+
+def with_overrides(preset: Preset, overrides: list[str]) -> Preset:
+    """A copy of `preset` with dotted overrides applied (checked like a loaded preset)."""
+    return preset_from_dict(apply_overrides(preset.to_dict(), overrides))

@@ -14,14 +14,12 @@ from pathlib import Path
 
 from pgolf.artifact.pack import pack_run
 from pgolf.config import Preset
-from pgolf.data.build import build_shards, resolve_tokenizer
-from pgolf.data.corpus import write_pydoc_corpus
+from pgolf.data.build import resolve_tokenizer
+from pgolf.data.corpus import DEFAULT_VAL_FRACTION, build_default_shards
 from pgolf.evaluate.artifact_eval import evaluate_artifact
 from pgolf.train.checkpoint import write_json
 from pgolf.train.distributed import init_runtime
 from pgolf.train.loop import train
-
-DEFAULT_VAL_FRACTION = 0.1
 
 
 def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None = None,
@@ -32,10 +30,7 @@ def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None
         work = Path(out) if out else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         if data is None:
-            corpus = write_pydoc_corpus(work / "corpus" / "pydoc_topics.jsonl")
-            data = work / "data"
-            build_shards([corpus], data, vocab_size=preset.model.vocab_size,
-                         val_fraction=DEFAULT_VAL_FRACTION, progress=progress)
+            data = build_default_shards(work, preset.model.vocab_size, progress)
             split = f"pydoc_data.topics, val = last {DEFAULT_VAL_FRACTION:.0%} of documents"
         else:
             split = "given shards (fineweb_val_* = validation)"

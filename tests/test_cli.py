@@ -21,7 +21,7 @@ def run_cli(capsys, *argv):
 
 
 @pytest.mark.parametrize("cmd", [[], ["data"], ["data", "build"], ["data", "fetch"], ["data", "stats"],
-                                 ["train"], ["pack"], ["eval"], ["run"]])
+                                 ["train"], ["pack"], ["eval"], ["run"], ["plan"]])
 def test_every_command_has_help(cmd):
     proc = subprocess.run([sys.executable, "-m", "pgolf", *cmd, "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "usage: pgolf" in proc.stdout

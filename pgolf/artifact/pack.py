@@ -8,7 +8,7 @@ from pathlib import Path
 from pgolf.artifact.code_size import code_bytes
 from pgolf.artifact.format import Artifact, encode_artifact
 from pgolf.config import PackConfig, from_dict
-from pgolf.quant.compress import COMPRESSORS
+from pgolf.quant.compress import COMPRESSORS, available
 from pgolf.errors import BudgetError
 from pgolf.quant.registry import get_quantizer
 from pgolf.train.checkpoint import atomic_write_bytes, load_checkpoint
@@ -37,7 +37,7 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
     pack_cfg = from_dict(PackConfig, preset["pack"], "pack")
     quant = quant or pack_cfg.quant
     if compressor == "best":
-        candidates = COMPRESSORS.names()
+        candidates = [c for c in COMPRESSORS.names() if available(c)]  # "best" of what is installed
     elif compressor:
         candidates = [compressor]
     else:

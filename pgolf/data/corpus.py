@@ -36,3 +36,17 @@ def write_pydoc_corpus(path: str | Path) -> Path:
         for doc in pydoc_documents():
             f.write(json.dumps({"text": doc}) + "\n")
     return path
+
+
+DEFAULT_VAL_FRACTION = 0.1
+
+
+def build_default_shards(work: str | Path, vocab_size: int, progress: bool | None = None) -> Path:
+    """Shards of the embedded corpus (a tokenizer of `vocab_size` trained on it) under `work/data`."""
+    from pgolf.data.build import build_shards
+
+    work = Path(work)
+    corpus = write_pydoc_corpus(work / "corpus" / "pydoc_topics.jsonl")
+    data = work / "data"
+    build_shards([corpus], data, vocab_size=vocab_size, val_fraction=DEFAULT_VAL_FRACTION, progress=progress)
+    return data

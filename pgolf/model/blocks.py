@@ -52,19 +52,16 @@ class Rotary(nn.Module):
         if self.dims % 2 or self.dims > head_dim:
             raise ValueError(f"rotary dims {self.dims} must be even and <= head dim {head_dim}")
         self.base, self.ntk_train_seq_len = base, ntk_train_seq_len
-        self._cache: tuple[int, torch.device, torch.Tensor, torch.Tensor] | None = None
 
     def _cos_sin(self, seq_len: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        c = self._cache
-        if c is None or c[0] != seq_len or c[1] != device:
-            base = self.base
-            if self.ntk_train_seq_len and seq_len > self.ntk_train_seq_len:
-                base = base * (seq_len / self.ntk_train_seq_len) ** (self.dims / (self.dims - 2))
-            inv_freq = 1.0 / (base ** (torch.arange(0, self.dims, 2, dtype=torch.float32, device=device) / self.dims))
-            freqs = torch.outer(torch.arange(seq_len, device=device, dtype=torch.float32), inv_freq)
-            c = (seq_len, device, freqs.cos()[None, None], freqs.sin()[None, None])
-            self._cache = c
-        return c[2], c[3]
+        # Recomputed every call (T×dims/2 numbers, fused away under compile): a Python-side cache
+        # mutated inside forward would make torch.compile guard on it and recompile.
+        base = self.base
+        if self.ntk_train_seq_len and seq_len > self.ntk_train_seq_len:
+            base = base * (seq_len / self.ntk_train_seq_len) ** (self.dims / (self.dims - 2))
+        inv_freq = 1.0 / (base ** (torch.arange(0, self.dims, 2, dtype=torch.float32, device=device) / self.dims))
+        freqs = torch.outer(torch.arange(seq_len, device=device, dtype=torch.float32), inv_freq)
+        return freqs.cos()[None, None], freqs.sin()[None, None]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cos, sin = self._cos_sin(x.size(-2), x.device)

@@ -3,11 +3,14 @@ later records' choices (techniques.md §5.8)."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import lzma
 import zlib
 from dataclasses import dataclass
 from typing import Callable
 
+from pgolf.errors import ConfigError
 from pgolf.registry import Registry
 
 
@@ -24,18 +27,23 @@ COMPRESSORS.register("lzma")(Compressor(
     lambda b: lzma.compress(b, format=lzma.FORMAT_XZ, preset=9 | lzma.PRESET_EXTREME), lzma.decompress))
 
 
-def _zstd() -> Compressor:
-    import zstandard
-
-    return Compressor(lambda b: zstandard.ZstdCompressor(level=22).compress(b),
-                      lambda b: zstandard.ZstdDecompressor().decompress(b))
-
-
-def _brotli() -> Compressor:
-    import brotli
-
-    return Compressor(lambda b: brotli.compress(b, quality=11), brotli.decompress)
+def _optional(module: str, package: str):
+    """Import a compressor's library when it is first used, so a missing one only matters then."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(f"compressor {module!r} needs the {package!r} package (pip install {package}); "
+                          "or choose zlib or lzma") from None
 
 
-COMPRESSORS.register("zstd")(_zstd())
-COMPRESSORS.register("brotli")(_brotli())
+def available(name: str) -> bool:
+    module = {"zstd": "zstandard", "brotli": "brotli"}.get(name)
+    return module is None or importlib.util.find_spec(module) is not None
+
+
+COMPRESSORS.register("zstd")(Compressor(
+    lambda b: _optional("zstandard", "zstandard").ZstdCompressor(level=22).compress(b),
+    lambda b: _optional("zstandard", "zstandard").ZstdDecompressor().decompress(b)))
+COMPRESSORS.register("brotli")(Compressor(
+    lambda b: _optional("brotli", "brotli").compress(b, quality=11),
+    lambda b: _optional("brotli", "brotli").decompress(b)))

@@ -58,18 +58,25 @@ def init_runtime(device: str = "auto") -> Runtime:
     return Runtime(rank=rank, world_size=world, local_rank=local_rank, device=dev)
 
 
+# Each batch shape, grad mode and model instance is one compiled entry of GPT.forward's code
+# object; training, validation and the eval pipeline's final partial batches exceed dynamo's
+# default of 8 entries, after which it silently falls back to eager.
+COMPILE_CACHE_ENTRIES = 64
+
+
+def compile_module(module: torch.nn.Module) -> torch.nn.Module:
+    import torch._dynamo
+
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    setattr(config, name, max(getattr(config, name), COMPILE_CACHE_ENTRIES))
+    return torch.compile(module, dynamic=False)
+
+
 def all_reduce_sum_(tensor: torch.Tensor) -> torch.Tensor:
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
-
-
-def all_reduce_max_flag(flag: bool, device: torch.device) -> bool:
-    if not (dist.is_available() and dist.is_initialized()):
-        return flag
-    t = torch.tensor(int(flag), device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
 
 
 def shutdown() -> None:

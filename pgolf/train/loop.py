@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,7 +31,8 @@ from pgolf.evaluate.standard import autocast_context, evaluate_standard
 from pgolf.model.gpt import GPT, count_parameters
 from pgolf.train.averaging import build_averager
 from pgolf.train.checkpoint import save_checkpoint, write_json
-from pgolf.train.distributed import Runtime, all_reduce_max_flag, all_reduce_sum_
+from pgolf.train.clock import TrainingClock
+from pgolf.train.distributed import Runtime, all_reduce_sum_, compile_module
 from pgolf.train.optim.groups import build_optimizers
 from pgolf.train.optim.muon import Muon
 from pgolf.train.runlog import RunLog
@@ -68,8 +68,14 @@ def want_compile(mode: str, runtime: Runtime) -> bool:
 
 
 def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runtime: Runtime,
-          tokenizer: str | Path | None = None, progress: bool | None = None) -> dict:
-    """Train `preset` on the shards in `data_dir`; write checkpoint and logs to `run_dir`."""
+          tokenizer: str | Path | None = None, progress: bool | None = None,
+          emulate_world_size: int = 1) -> dict:
+    """Train `preset` on the shards in `data_dir`; write checkpoint and logs to `run_dir`.
+
+    `emulate_world_size` is for the budget planner: one process does one rank's Muon share of an
+    N-rank run (with the preset already cut to one rank's batch), to time it; the weights it
+    produces are not a valid training run.
+    """
     cfg, mcfg = preset.train, preset.model
     micro_per_rank, rem = divmod(cfg.grad_accum, runtime.world_size)
     if micro_per_rank < 1 or rem:
@@ -91,9 +97,10 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
     n_params = count_parameters(model)
     optimizers = build_optimizers(model, cfg, tied=mcfg.tie_embeddings)
     muon = next(o for o in optimizers if isinstance(o, Muon))
-    compiled = torch.compile(model, dynamic=False) if want_compile(cfg.compile, runtime) else model
+    muon.emulate_world_size = emulate_world_size
+    compiled = compile_module(model) if want_compile(cfg.compile, runtime) else model
     train_model = DDP(compiled, device_ids=[runtime.local_rank] if runtime.device.type == "cuda" else None,
-                      broadcast_buffers=False) if runtime.distributed else compiled
+                      broadcast_buffers=False, gradient_as_bucket_view=True) if runtime.distributed else compiled
     loader = DistributedTokenLoader(data_dir, runtime.rank, runtime.world_size, runtime.device,
                                     vocab_size=mcfg.vocab_size)
 
@@ -166,34 +173,29 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
 
     def calibrate_in_cap() -> dict:
         """Collect GPTQ Hessians on training data with the training clock running (rank 0)."""
-        nonlocal training_ms, t0
-        sync()
-        training_ms += 1000 * (time.perf_counter() - t0)
+        clock.pause()
         prov: dict = {}
         if runtime.is_main and run_dir is not None:
             batches, prov = train_calibration_batches(data_dir, cfg.gptq_calibration_sequences, cfg.seq_len)
             prov = calibrate(model, batches, prov, run_dir)
-            training_ms += 1000 * prov["seconds"]
-            prov["train_time_ms_at_end"] = training_ms
-            prov["within_cap"] = training_ms <= 1000 * cfg.max_wallclock_seconds or cfg.max_wallclock_seconds <= 0
+            clock.add(1000 * prov["seconds"])
+            prov["train_time_ms_at_end"] = clock.elapsed_ms
+            prov["within_cap"] = clock.elapsed_ms <= 1000 * cfg.max_wallclock_seconds or cfg.max_wallclock_seconds <= 0
             write_json(Path(run_dir) / PROVENANCE_NAME, prov)  # the artifact will carry this record
             log.line(f"gptq_calibration sequences:{cfg.gptq_calibration_sequences} seconds:{prov['seconds']:.2f} "
-                     f"train_time:{training_ms:.0f}ms within_cap:{prov['within_cap']}")
+                     f"train_time:{clock.elapsed_ms:.0f}ms within_cap:{prov['within_cap']}")
             if not prov["within_cap"]:
                 log.line("warning: GPTQ calibration ended after the training cap; raise train.gptq_reserve_seconds")
         if runtime.distributed:
             torch.distributed.barrier()
-        sync()
-        t0 = time.perf_counter()
+        clock.resume()
         return prov
 
-    sync = torch.cuda.synchronize if runtime.device.type == "cuda" else (lambda: None)
-    training_ms = 0.0
+    clock = TrainingClock(runtime)
     stop_after: int | None = None
     step = 0
     val_loss = val_bpb = float("nan")
-    sync()
-    t0 = time.perf_counter()
+    clock.resume()
     while True:
         last = step == cfg.iterations or (stop_after is not None and step >= stop_after)
         if last:
@@ -202,22 +204,19 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
             if cfg.gptq_calibration_sequences > 0 and calibration is None:
                 calibration = calibrate_in_cap()
         if last or (cfg.val_every > 0 and step % cfg.val_every == 0):
-            sync()
-            training_ms += 1000 * (time.perf_counter() - t0)
+            training_ms = clock.pause()
             val_loss, val_bpb = validate()
             log.line(f"step:{step}/{cfg.iterations} val_loss:{val_loss:.4f} val_bpb:{val_bpb:.4f} "
                      f"train_time:{training_ms:.0f}ms step_avg:{training_ms / max(step, 1):.2f}ms")
             log.metric(kind="val", step=step, val_loss=val_loss, val_bpb=val_bpb, train_time_ms=training_ms)
-            sync()
-            t0 = time.perf_counter()
+            clock.resume()
         if last:
             break
-        elapsed = training_ms + 1000 * (time.perf_counter() - t0)
-        scale = lr_multiplier(cfg, step, elapsed)
+        scale = lr_multiplier(cfg, step, clock.now_ms())
         loss = run_step(step, scale)
         step += 1
         averager.update(model, step, scale)
-        approx_ms = training_ms + 1000 * (time.perf_counter() - t0)
+        approx_ms = clock.step_launched()
         if cfg.train_log_every > 0 and (step <= 10 or step % cfg.train_log_every == 0):
             if runtime.distributed:  # log the global batch's loss, not rank 0's share
                 loss = all_reduce_sum_(loss.clone()) / runtime.world_size
@@ -230,11 +229,10 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
             log.progress(approx_ms / 1000, loss=f"{train_loss:.3f}")
         if cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0 and run_dir and runtime.is_main:
             save_checkpoint(run_dir, model, {"step": step, "complete": False, "preset": preset.to_dict()})
-        reached = cfg.max_wallclock_seconds > 0 and approx_ms >= training_cap_ms(cfg)
-        if runtime.distributed:
-            reached = all_reduce_max_flag(reached, runtime.device)
-        if stop_after is None and reached:
-            stop_after = step
+        if stop_after is None and cfg.max_wallclock_seconds > 0:
+            if clock.agree(approx_ms >= training_cap_ms(cfg)):
+                stop_after = step
+    training_ms = clock.elapsed_ms
     log.line(f"final val_loss:{val_loss:.4f} val_bpb:{val_bpb:.4f} steps:{step} train_time:{training_ms:.0f}ms")
     summary = {
         "preset": preset.name,

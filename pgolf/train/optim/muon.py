@@ -41,17 +41,34 @@ def newton_schulz5(grad: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> tor
     return x.T if transposed else x
 
 
+_compiled_ns5 = None
+
+
+def orthogonalize(grad: torch.Tensor, steps: int) -> torch.Tensor:
+    """NS5, compiled on CUDA (fuses the scalar-matrix arithmetic between the matmuls); eager on
+    CPU, where compiling it for every matrix shape costs more than it saves."""
+    global _compiled_ns5
+    if not grad.is_cuda:
+        return newton_schulz5(grad, steps)
+    if _compiled_ns5 is None:
+        _compiled_ns5 = torch.compile(newton_schulz5)
+    return _compiled_ns5(grad, steps)
+
+
 class Muon(torch.optim.Optimizer):
     def __init__(self, params, lr: float, momentum: float = 0.95, backend_steps: int = 5,
                  nesterov: bool = True, weight_decay: float = 0.0) -> None:
         defaults = dict(lr=lr, momentum=momentum, backend_steps=backend_steps, nesterov=nesterov,
                         weight_decay=weight_decay)
         super().__init__(params, defaults)
+        # Planner only: orthogonalise rank 0's share of an N-rank run in one process, so one GPU
+        # times the per-rank work of N (the other ranks' matrices get no update: timing, not training).
+        self.emulate_world_size = 1
 
     @torch.no_grad()
     def step(self, closure=None):
         distributed = dist.is_available() and dist.is_initialized()
-        world = dist.get_world_size() if distributed else 1
+        world = dist.get_world_size() if distributed else self.emulate_world_size
         rank = dist.get_rank() if distributed else 0
         for group in self.param_groups:
             params = [p for p in group["params"]]
@@ -72,11 +89,11 @@ class Muon(torch.optim.Optimizer):
                     buf.mul_(mu).add_(g)
                     if group["nesterov"]:
                         g = g.add(buf, alpha=mu)
-                    update = newton_schulz5(g, steps=group["backend_steps"])
+                    update = orthogonalize(g, group["backend_steps"])
                     update = update * max(1.0, update.size(0) / update.size(1)) ** 0.5
                     flat[offset : offset + n] = update.reshape(-1)
                 offset += n
-            if world > 1:
+            if distributed and world > 1:
                 dist.all_reduce(flat, op=dist.ReduceOp.SUM)
             offset = 0
             wd = group["weight_decay"]

@@ -1,0 +1,98 @@
+"""Contest-scale training and evaluation throughput on a GPU, and the 8xH100 projection.
+
+For each preset (contest scale, as shipped): the real trainer runs `--steps` steps of one rank's
+share of an `--gpus`-GPU run (batch / N, Muon on 1/N of the matrices) after its compile warm-up;
+we report ms/step and tokens/s per GPU, peak memory, MFU against the measured GPU's dense bf16
+peak, and the projected step on the target with the collectives added (`pgolf.plan.project`).
+Each evaluation method (and each preset's whole pipeline, where all its methods exist) is timed
+on `--eval-tokens` random tokens and projected to the 62,021,632-token FineWeb validation set.
+Ratios are against `naive-baseline` measured in the same run; the contest's own baseline logs
+43.54 ms/step on 8xH100 (techniques.md §2.5), shown as a check of the projection.
+
+    python benchmarks/gpu_throughput.py [--presets a,b] [--steps 20] [--json] [--out FILE]
+
+Needs CUDA. The JSON (`--out`) is what `pgolf plan PRESET --from-bench FILE` reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from pgolf.config import load_preset
+from pgolf.data.corpus import build_default_shards
+from pgolf.plan.hardware import parse_target
+from pgolf.plan.measure import device_name
+from pgolf.plan.planner import measure_preset
+from pgolf.plan.project import project
+from pgolf.plan.planner import preset_pipeline
+from pgolf.train.distributed import init_runtime
+
+PRESETS = ["naive-baseline", "record-549", "seed-1150-ttt-slot", "seed-1207-hydra", "seed-1488-slot24",
+           "seed-731-hedge", "seed-700-hedge-crownq"]
+CONTEST_BASELINE_MS_8XH100 = 43.54
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--presets", default=",".join(PRESETS))
+    ap.add_argument("--gpus", default="8xH100", help="target to project onto (default 8xH100)")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--eval-tokens", type=int, default=1 << 20)
+    ap.add_argument("--out", type=Path, help="write the JSON here (for pgolf plan --from-bench)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    runtime = init_runtime("auto")
+    if runtime.device.type != "cuda":
+        sys.exit("gpu_throughput: needs a CUDA device (see benchmarks/train_throughput.py for CPU)")
+    target = parse_target(args.gpus)
+    bench = {"device": device_name(runtime), "torch": torch.__version__, "emulated_gpus": target.gpus,
+             "target": target.label, "rows": {}, "plans": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        data_by_vocab: dict[int, Path] = {}
+        for name in args.presets.split(","):
+            preset = load_preset(name)
+            vocab = preset.model.vocab_size
+            if vocab not in data_by_vocab:
+                data_by_vocab[vocab] = build_default_shards(Path(tmp) / f"v{vocab}", vocab, progress=False)
+            print(f"measuring {name} ...", file=sys.stderr, flush=True)
+            row = measure_preset(preset, target.gpus, data_by_vocab[vocab], runtime, args.steps, args.eval_tokens)
+            bench["rows"][name] = row
+            bench["plans"][name] = project(preset, target, row["train"], row["eval"], preset_pipeline(preset)).as_dict()
+            if args.out:  # keep what is measured so far if a later row fails
+                args.out.write_text(json.dumps(bench, indent=1, sort_keys=True))
+    if args.json:
+        print(json.dumps(bench, sort_keys=True))
+        return 0
+    base = bench["plans"].get("naive-baseline")
+    print(f"device {bench['device']}, torch {bench['torch']}; per-GPU share of {target.label}, "
+          f"{args.steps} timed steps after compile warm-up")
+    head = (f"{'preset':<22}{'params':>12}{'tok/step/GPU':>13}{'ms/step':>9}{'tok/s/GPU':>11}{'MFU':>7}"
+            f"{'peak GiB':>9}{'proj ms':>9}{'steps/600s':>11}{'vs naive':>9}")
+    print(head)
+    print("-" * len(head))
+    for name, row in bench["rows"].items():
+        t, p = row["train"], bench["plans"][name]
+        ratio = base["step_ms"] / p["step_ms"] if base else float("nan")
+        print(f"{name:<22}{t['params']:>12,}{t['tokens_per_step_per_gpu']:>13,}{t['ms_per_step_per_gpu']:>9.1f}"
+              f"{t['tokens_per_s_per_gpu']:>11,.0f}{p['mfu']:>7.1%}{p['peak_memory_gib']:>9.1f}{p['step_ms']:>9.1f}"
+              f"{p['steps_in_cap']:>11,}{ratio:>8.2f}x")
+    if base:
+        print(f"naive-baseline projected {base['step_ms']:.1f} ms/step vs the contest's logged "
+              f"{CONTEST_BASELINE_MS_8XH100} ms on 8xH100 ({CONTEST_BASELINE_MS_8XH100 / base['step_ms']:.2f}x)")
+    print()
+    print(f"{'preset':<22}{'eval method(s)':<34}{'tok/s/GPU':>12}{'proj s on ' + target.label:>18}")
+    for name, row in bench["rows"].items():
+        for method, e in row["eval"].items():
+            print(f"{name:<22}{method:<34}{e['tokens_per_s_per_gpu']:>12,.0f}"
+                  f"{bench['plans'][name]['eval_seconds'][method]:>18.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

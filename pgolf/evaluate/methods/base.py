@@ -1,0 +1,93 @@
+"""The contract between the evaluation pipeline and one evaluation-time method.
+
+A method has one *role*, which says where the pipeline calls it during its single left-to-right
+pass over the validation stream:
+
+- ``windows``  which windows are run and which positions scored (standard, sliding);
+- ``prepare``  runs once before scoring (only the illegal pre-quant TTT fixture);
+- ``adapt``    cuts the stream into chunks; after a chunk is fully scored it may train on it (TTT);
+- ``fit``      computes a batch's logits itself, e.g. by fitting a delta first (SLOT);
+- ``mix``      turns the model's distribution into the scored one and learns from scored tokens
+               (Hedge).
+
+Each method reads its options from the preset's ``[evaluation.<section>]`` table into its own
+dataclass (unknown keys are rejected), and reports them in the results. ``legal`` is the
+method's own claim; the audit (`pgolf audit`) checks it by experiment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from pgolf.config import Preset, from_dict
+from pgolf.data.bpb import TorchByteTables
+from pgolf.registry import Registry
+from pgolf.train.distributed import Runtime
+
+
+@dataclass
+class EvalContext:
+    tokens: np.ndarray  # the validation stream (uint16)
+    tables: TorchByteTables
+    preset: Preset
+    runtime: Runtime
+    seq_len: int
+    observer: Any = None  # the audit's recorder, or None
+    log: Any = field(default=None)
+
+    def notify(self, event: str, **info: Any) -> None:
+        if self.observer is not None:
+            getattr(self.observer, event)(**info)
+
+
+class EvalMethod:
+    name: ClassVar[str]
+    role: ClassVar[str]
+    section: ClassVar[str]  # the preset's [evaluation.<section>] table
+    options: ClassVar[type]  # dataclass of options
+    legal: ClassVar[bool] = True
+    why_illegal: ClassVar[str] = ""
+
+    def __init__(self, config: dict[str, Any], ctx: EvalContext) -> None:
+        self.cfg = from_dict(self.options, config, where=f"evaluation.{self.section}")
+        self.ctx = ctx
+
+    def describe(self) -> dict[str, Any]:
+        out = {"method": self.name, "role": self.role, "legal_by_design": self.legal, **asdict(self.cfg)}
+        if not self.legal:
+            out["why_illegal"] = self.why_illegal
+        return out
+
+
+METHODS: Registry[type[EvalMethod]] = Registry("evaluation method")
+
+
+def register(cls: type[EvalMethod]) -> type[EvalMethod]:
+    return METHODS.register(cls.name)(cls)
+
+
+def load_methods() -> Registry[type[EvalMethod]]:
+    from pgolf.evaluate.methods import sliding, standard  # noqa: F401  (each registers itself)
+
+    return METHODS
+
+
+def batch_tensors(tokens: np.ndarray, windows, seq_len: int, device: torch.device):
+    """Inputs and targets of a batch of windows, padded to seq_len, and the flat indices
+    (b·seq_len + j) and stream positions of the positions they score."""
+    x = np.zeros((len(windows), seq_len), dtype=np.int64)
+    y = np.zeros((len(windows), seq_len), dtype=np.int64)
+    flat, positions = [], []
+    for b, w in enumerate(windows):
+        x[b, : w.length] = tokens[w.start : w.start + w.length]
+        y[b, : w.length] = tokens[w.start + 1 : w.start + w.length + 1]
+        j = np.arange(w.score_from, w.length)
+        flat.append(b * seq_len + j)
+        positions.append(w.start + j)
+    flat_idx = torch.from_numpy(np.concatenate(flat)).to(device)
+    return (torch.from_numpy(x).to(device), torch.from_numpy(y).to(device), flat_idx,
+            np.concatenate(positions))

@@ -1,0 +1,139 @@
+"""One left-to-right evaluation pass composing the selected methods (see methods/base.py).
+
+    for each chunk (the whole stream unless an `adapt` method cuts it):
+        for each batch of the chunk's windows (this rank's contiguous share):
+            logits  = fit method's logits, or the model's (no gradient)
+            nll     = mix method's score, or −log softmax(logits)[target]   (scored positions only)
+        mix.after_chunk(chunk)          # learns only from tokens already scored
+        adapt.after_chunk(chunk)        # trains only on tokens already scored; never on the last
+
+A window belongs to the chunk holding its first scored position. Sums are float64 and
+all-reduced across ranks at the end; per-position scores are kept when `keep_scores` (audit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from pgolf.config import Preset
+from pgolf.data.bpb import BpbTotals, TorchByteTables
+from pgolf.errors import ConfigError
+from pgolf.evaluate.methods.base import EvalContext, EvalMethod, batch_tensors, load_methods
+from pgolf.evaluate.standard import autocast_context
+from pgolf.train.distributed import Runtime, all_reduce_sum_
+
+ROLE_ORDER = ("prepare", "windows", "adapt", "fit", "mix")
+
+
+@dataclass
+class PipelineResult:
+    totals: BpbTotals
+    seconds: float
+    methods: list[dict]
+    scores: np.ndarray | None = None  # nats per target position (NaN = unscored), if kept
+    score_counts: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"val_loss": self.totals.loss, "val_bpb": self.totals.bpb, "tokens": self.totals.tokens,
+                "bytes": self.totals.bytes, "eval_seconds": self.seconds, "methods": self.methods, **self.extra}
+
+
+def method_config(preset: Preset, cls: type[EvalMethod], overrides: dict[str, dict] | None) -> dict:
+    base = dict(preset.evaluation.get(cls.section, {}) or {})
+    base.update((overrides or {}).get(cls.section, {}))
+    return base
+
+
+def build_methods(names: list[str], ctx: EvalContext, overrides: dict[str, dict] | None = None) -> dict[str, EvalMethod]:
+    registry = load_methods()
+    by_role: dict[str, EvalMethod] = {}
+    for name in names:
+        cls = registry.get(name)
+        if cls.role in by_role:
+            raise ConfigError(f"methods {by_role[cls.role].name!r} and {name!r} are both {cls.role!r} methods; "
+                              "pick one")
+        by_role[cls.role] = cls(method_config(ctx.preset, cls, overrides), ctx)
+    if "windows" not in by_role:
+        by_role["windows"] = registry.get("standard")(method_config(ctx.preset, registry.get("standard"), overrides), ctx)
+    return by_role
+
+
+def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTables, preset: Preset,
+                 runtime: Runtime, methods: list[str], overrides: dict[str, dict] | None = None,
+                 observer: Any = None, keep_scores: bool = False, limit: int = 0) -> PipelineResult:
+    t0 = time.perf_counter()
+    if limit > 0:
+        tokens = tokens[: limit + 1]
+    ctx = EvalContext(tokens=tokens, tables=tables, preset=preset, runtime=runtime,
+                      seq_len=preset.eval.seq_len, observer=observer)
+    by_role = build_methods(methods, ctx, overrides)
+    win = by_role["windows"]
+    if getattr(win.cfg, "seq_len", 0):
+        ctx.seq_len = win.cfg.seq_len
+    prepare, adapt, fit, mix = (by_role.get(r) for r in ("prepare", "adapt", "fit", "mix"))
+
+    was_training = model.training
+    model.eval()
+    if prepare is not None:
+        prepare.prepare(model)
+    windows = win.windows(tokens.size)
+    n_targets = tokens.size - 1
+    chunk = adapt.chunk_tokens if adapt is not None else n_targets
+    n_chunks = (n_targets + chunk - 1) // chunk
+    chunks: list[list] = [[] for _ in range(n_chunks)]
+    for w in windows:
+        chunks[(w.start + w.score_from) // chunk].append(w)
+
+    sums = torch.zeros(3, dtype=torch.float64, device=runtime.device)
+    scores = np.full(n_targets, np.nan) if keep_scores else None
+    counts = np.zeros(n_targets, dtype=np.int32) if keep_scores else None
+    batch = getattr(fit.cfg, "batch_windows", 0) if fit is not None else 0
+    batch = batch or win.cfg.batch_windows
+    for k, chunk_windows in enumerate(chunks):
+        lo = len(chunk_windows) * runtime.rank // runtime.world_size
+        hi = len(chunk_windows) * (runtime.rank + 1) // runtime.world_size
+        mine = chunk_windows[lo:hi]
+        scoring = adapt.scoring_weights(model) if adapt is not None else contextlib.nullcontext()
+        with scoring:
+            for b in range(0, len(mine), batch):
+                group = mine[b : b + batch]
+                x, y, flat, positions = batch_tensors(tokens, group, ctx.seq_len, runtime.device)
+                if fit is not None:
+                    logits = fit.logits(model, x, y, flat, group)
+                else:
+                    with torch.no_grad(), autocast_context(runtime):
+                        logits = model(x)
+                rows = logits.reshape(-1, logits.size(-1)).index_select(0, flat).float()
+                targets = y.reshape(-1).index_select(0, flat)
+                inputs = x.reshape(-1).index_select(0, flat)
+                if mix is not None:
+                    nll = mix.score(rows, inputs, targets, positions)
+                else:
+                    nll = -torch.log_softmax(rows, dim=-1).gather(1, targets[:, None]).squeeze(1)
+                nll = nll.double()
+                sums[0] += nll.sum()
+                sums[1] += nll.numel()
+                sums[2] += tables.count(inputs, targets).sum().double()
+                if keep_scores:
+                    scores[positions] = nll.cpu().numpy()
+                    np.add.at(counts, positions, 1)
+                ctx.notify("on_scored", positions=positions, rows=rows, targets=targets, nll=nll)
+        lo_pos, hi_pos = k * chunk, min((k + 1) * chunk, n_targets)
+        if mix is not None:
+            mix.after_chunk(lo_pos, hi_pos)
+        if adapt is not None and k < n_chunks - 1:
+            adapt.after_chunk(model, lo_pos, hi_pos, k, n_chunks)
+    model.train(was_training)
+    all_reduce_sum_(sums)
+    totals = BpbTotals(nats=float(sums[0]), tokens=int(sums[1]), bytes=int(sums[2]))
+    described = [by_role[r].describe() for r in ROLE_ORDER if r in by_role]
+    described[[d["role"] for d in described].index("windows")]["seq_len"] = ctx.seq_len
+    return PipelineResult(totals=totals, seconds=time.perf_counter() - t0, methods=described,
+                          scores=scores, score_counts=counts)
