@@ -98,10 +98,15 @@ def main() -> int:
     ap.add_argument("--results", type=Path, default=Path("ablate-results.jsonl"))
     ap.add_argument("--rows", help="comma-separated row names (default all)")
     ap.add_argument("--compile", default="on", choices=["on", "off"])
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads (default: all cores). With 1 (and `taskset -c N`), rows keep a "
+                         "core to themselves while other work runs on the rest")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     data = args.data or ensure_data(args.cache, args.tokenizer)
     runtime = init_runtime("auto")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     done: dict[str, dict] = {}
     if args.results.is_file():
         for line in args.results.read_text().splitlines():
@@ -126,7 +131,7 @@ def main() -> int:
     if args.json:
         print(json.dumps({"rows": rows}, sort_keys=True))
         return 0
-    print(f"cpu-mini scale, {args.budget_seconds:.0f} s of training per row, val = first {args.val_tokens:,} "
+    print(f"cpu-mini scale, {torch.get_num_threads()} thread(s), {args.budget_seconds:.0f} s of training per row, val = first {args.val_tokens:,} "
           f"tokens of the dev corpus's last-10% split (SP-1024), pre-quantization, compile {args.compile}")
     head = f"{'row':<30}{'params':>11}{'steps':>7}{'tokens/s':>10}{'x base':>8}{'val_bpb':>9}{'Δ bpb':>9}"
     print(head)

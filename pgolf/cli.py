@@ -184,13 +184,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     runtime = init_runtime(args.device)
     try:
-        r = evaluate_artifact(args.artifact, args.data, runtime, args.tokenizer, args.seq_len, args.limit_tokens)
+        sets = list(args.set or []) + (["evaluation.sliding.legacy_tail=true"] if args.legacy_tail else [])
+        r = evaluate_artifact(args.artifact, args.data, runtime, args.tokenizer, args.seq_len, args.limit_tokens,
+                              methods=args.methods, overrides=sets, time_budget=args.time_budget,
+                              strict_budget=args.strict_budget)
     finally:
         shutdown()
     for w in r["warnings"]:
         print(f"pgolf: warning: {w}", file=sys.stderr)
     if runtime.is_main:
-        _emit(args, r, lambda r: table([(k, r[k]) for k in ("method", "val_loss", "val_bpb", "tokens", "bytes", "eval_seconds")]))
+        def human(r: dict) -> str:
+            rows = [(k, r[k]) for k in ("method", "val_loss", "val_bpb", "tokens", "bytes", "eval_seconds")]
+            for m in r["methods"]:
+                opts = ", ".join(f"{k}={v}" for k, v in m.items() if k not in ("method", "role", "why_illegal"))
+                rows.append((f"  {m['method']}", opts))
+            return table(rows)
+
+        _emit(args, r, human)
     return 0
 
 
@@ -360,6 +370,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tokenizer", help="SentencePiece .model (default DATA/tokenizer.model)")
     e.add_argument("--seq-len", type=int, help="evaluation sequence length (default: the preset's)")
     e.add_argument("--limit-tokens", type=int, default=0, help="score at most this many tokens (0 = all)")
+    e.add_argument("--methods", default="standard",
+                   help="comma-separated: standard, sliding, ttt, slot, slot-causal, hedge, hedge-normalized "
+                        "(and the illegal-* fixtures); 'preset' = the preset's own list (default standard)")
+    e.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override a method option, e.g. evaluation.sliding.stride=32 (repeatable)")
+    e.add_argument("--legacy-tail", action="store_true",
+                   help="sliding: re-score the final stride in every tail window, as the records did")
+    e.add_argument("--time-budget", type=float, default=0.0, help="eval seconds allowed (warn when projected over)")
+    e.add_argument("--strict-budget", action="store_true", help="stop instead of warning when over --time-budget")
     e.add_argument("--device", default="auto", help="auto, cpu or cuda")
     e.set_defaults(func=cmd_eval)
 

@@ -17,7 +17,7 @@ SCORER_MODULES = (
     "quant/encoding.py", "quant/compress.py",
     "artifact/format.py", "artifact/load.py",
     "data/shards.py", "data/tokenizer.py", "data/bpb.py",
-    "evaluate/standard.py",
+    "evaluate/*.py", "evaluate/methods/*.py",
 )
 
 

@@ -1,43 +1,62 @@
-"""`pgolf eval ARTIFACT`: score the round-tripped (quantized, decoded) model."""
+"""`pgolf eval ARTIFACT`: score the round-tripped (quantized, decoded) model with the chosen
+evaluation methods in one pass (see `pgolf.evaluate.pipeline`)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from pgolf.artifact.format import read_artifact
 from pgolf.artifact.load import model_from_artifact
-from pgolf.config import preset_from_dict
+from pgolf.config import preset_from_dict, with_overrides
 from pgolf.data.tokenizer import file_sha256
-from pgolf.evaluate.standard import evaluate_standard
-from pgolf.train.distributed import Runtime
+from pgolf.evaluate.methods.base import load_methods
+from pgolf.evaluate.pipeline import run_pipeline
+from pgolf.train.distributed import Runtime, compile_module
 from pgolf.train.loop import load_eval_inputs
+
+
+def resolve_methods(spec: str | list[str] | None, preset) -> list[str]:
+    """"standard" by default; "preset" = the preset's own `evaluation.methods`."""
+    if spec in (None, "", []):
+        return ["standard"]
+    names = spec.split(",") if isinstance(spec, str) else list(spec)
+    if names == ["preset"]:
+        return list(preset.evaluation.get("methods") or ["standard"])
+    return [n.strip() for n in names if n.strip()]
 
 
 def evaluate_artifact(path: str | Path, data_dir: str | Path, runtime: Runtime,
                       tokenizer: str | Path | None = None, seq_len: int | None = None,
-                      limit: int = 0) -> dict:
+                      limit: int = 0, methods: str | list[str] | None = None,
+                      overrides: list[str] | None = None, time_budget: float = 0.0,
+                      strict_budget: bool = False) -> dict:
     artifact = read_artifact(path)
     preset = preset_from_dict(artifact.preset)
+    extra = list(overrides or []) + ([f"eval.seq_len={seq_len}"] if seq_len else [])
+    if extra:
+        preset = with_overrides(preset, extra)
+    names = resolve_methods(methods, preset)
+    registry = load_methods()
     val, tables, tok_path = load_eval_inputs(data_dir, tokenizer, preset.model.vocab_size, runtime.device)
     warnings = []
     trained_sha = artifact.meta.get("data", {}).get("tokenizer_sha256")
     if trained_sha and trained_sha != file_sha256(tok_path):
         warnings.append(f"{tok_path} differs from the tokenizer the model was trained with")
     model = model_from_artifact(artifact, runtime.device)
-    seq_len = seq_len or preset.eval.seq_len
-    t0 = time.perf_counter()
-    totals = evaluate_standard(model, val, tables, seq_len, preset.eval.batch_tokens, runtime, limit=limit)
-    seconds = time.perf_counter() - t0
+    if runtime.device.type == "cuda" and all(registry.get(n).role in ("windows", "mix") for n in names):
+        model = compile_module(model)  # weight-changing methods run eager (they deep-copy the model)
+    result = run_pipeline(model, val, tables, preset, runtime, names, limit=limit,
+                          time_budget=time_budget, strict_budget=strict_budget)
+    out = result.as_dict()
+    warnings += out.pop("warnings")
+    illegal = [m["method"] for m in out["methods"] if not m["legal_by_design"]]
+    if illegal:
+        warnings.append(f"not legal under the contest's rules (by design): {', '.join(illegal)}")
     return {
         "artifact": str(path),
-        "method": "standard",
-        "val_loss": totals.loss,
-        "val_bpb": totals.bpb,
-        "tokens": totals.tokens,
-        "bytes": totals.bytes,
-        "eval_seconds": seconds,
-        "config": {"seq_len": seq_len, "batch_tokens": preset.eval.batch_tokens, "limit": limit,
-                   "tokenizer": str(tok_path), "data_dir": str(data_dir), "quant": artifact.quant},
+        "method": ",".join(names),
+        **out,
+        "config": {"seq_len": preset.eval.seq_len, "limit": limit, "tokenizer": str(tok_path),
+                   "data_dir": str(data_dir), "quant": artifact.quant, "overrides": extra},
         "warnings": warnings,
     }

@@ -14,6 +14,7 @@ all-reduced across ranks at the end; per-position scores are kept when `keep_sco
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ import torch
 
 from pgolf.config import Preset
 from pgolf.data.bpb import BpbTotals, TorchByteTables
-from pgolf.errors import ConfigError
+from pgolf.errors import BudgetError, ConfigError
 from pgolf.evaluate.methods.base import EvalContext, EvalMethod, batch_tensors, load_methods
 from pgolf.evaluate.standard import autocast_context
 from pgolf.train.distributed import Runtime, all_reduce_sum_
@@ -67,8 +68,12 @@ def build_methods(names: list[str], ctx: EvalContext, overrides: dict[str, dict]
 
 def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTables, preset: Preset,
                  runtime: Runtime, methods: list[str], overrides: dict[str, dict] | None = None,
-                 observer: Any = None, keep_scores: bool = False, limit: int = 0) -> PipelineResult:
+                 observer: Any = None, keep_scores: bool = False, limit: int = 0,
+                 time_budget: float = 0.0, strict_budget: bool = False) -> PipelineResult:
+    """`time_budget` (seconds): after each chunk the run time is projected from the windows done
+    so far; an overrun is reported once in `warnings`, or stops the run with `strict_budget`."""
     t0 = time.perf_counter()
+    warnings: list[str] = []
     if limit > 0:
         tokens = tokens[: limit + 1]
     ctx = EvalContext(tokens=tokens, tables=tables, preset=preset, runtime=runtime,
@@ -78,14 +83,17 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
     if getattr(win.cfg, "seq_len", 0):
         ctx.seq_len = win.cfg.seq_len
     prepare, adapt, fit, mix = (by_role.get(r) for r in ("prepare", "adapt", "fit", "mix"))
+    if prepare is not None or adapt is not None:
+        model = copy.deepcopy(model)  # weights change during the pass; the caller's model must not
 
     was_training = model.training
+    requires_grad = [p.requires_grad for p in model.parameters()]  # TTT freezes some; restore after
     model.eval()
     if prepare is not None:
         prepare.prepare(model)
     windows = win.windows(tokens.size)
     n_targets = tokens.size - 1
-    chunk = adapt.chunk_tokens if adapt is not None else n_targets
+    chunk = (adapt or mix).chunk_tokens if (adapt or mix) is not None else n_targets
     n_chunks = (n_targets + chunk - 1) // chunk
     chunks: list[list] = [[] for _ in range(n_chunks)]
     for w in windows:
@@ -96,6 +104,7 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
     counts = np.zeros(n_targets, dtype=np.int32) if keep_scores else None
     batch = getattr(fit.cfg, "batch_windows", 0) if fit is not None else 0
     batch = batch or win.cfg.batch_windows
+    done = 0
     for k, chunk_windows in enumerate(chunks):
         lo = len(chunk_windows) * runtime.rank // runtime.world_size
         hi = len(chunk_windows) * (runtime.rank + 1) // runtime.world_size
@@ -113,6 +122,13 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
                 rows = logits.reshape(-1, logits.size(-1)).index_select(0, flat).float()
                 targets = y.reshape(-1).index_select(0, flat)
                 inputs = x.reshape(-1).index_select(0, flat)
+                if observer is not None and hasattr(observer, "sample_rows"):
+                    sel = observer.sample_rows(positions)  # the full distribution at sampled rows, as scored
+                    if len(sel):
+                        idx = torch.as_tensor(sel, device=rows.device)
+                        full = (mix.distribution(rows[idx], inputs[idx], positions[sel]) if mix is not None
+                                else torch.softmax(rows[idx].double(), dim=-1))
+                        observer.on_distribution(positions=positions[sel], mass=full.sum(-1).double().cpu().numpy())
                 if mix is not None:
                     nll = mix.score(rows, inputs, targets, positions)
                 else:
@@ -126,14 +142,25 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
                     np.add.at(counts, positions, 1)
                 ctx.notify("on_scored", positions=positions, rows=rows, targets=targets, nll=nll)
         lo_pos, hi_pos = k * chunk, min((k + 1) * chunk, n_targets)
+        done += len(chunk_windows)
+        if time_budget > 0 and not warnings and k < n_chunks - 1:
+            projected = (time.perf_counter() - t0) * len(windows) / max(done, 1)
+            if projected > time_budget:
+                msg = (f"evaluation will overrun its {time_budget:g} s budget: {projected:.0f} s projected "
+                       f"after {done:,} of {len(windows):,} windows")
+                if strict_budget:
+                    raise BudgetError(msg + " (stopped by --strict-budget)")
+                warnings.append(msg)
         if mix is not None:
             mix.after_chunk(lo_pos, hi_pos)
         if adapt is not None and k < n_chunks - 1:
             adapt.after_chunk(model, lo_pos, hi_pos, k, n_chunks)
     model.train(was_training)
+    for p, flag in zip(model.parameters(), requires_grad):
+        p.requires_grad_(flag)
     all_reduce_sum_(sums)
     totals = BpbTotals(nats=float(sums[0]), tokens=int(sums[1]), bytes=int(sums[2]))
     described = [by_role[r].describe() for r in ROLE_ORDER if r in by_role]
     described[[d["role"] for d in described].index("windows")]["seq_len"] = ctx.seq_len
     return PipelineResult(totals=totals, seconds=time.perf_counter() - t0, methods=described,
-                          scores=scores, score_counts=counts)
+                          scores=scores, score_counts=counts, extra={"warnings": warnings})

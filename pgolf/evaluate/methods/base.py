@@ -71,7 +71,7 @@ def register(cls: type[EvalMethod]) -> type[EvalMethod]:
 
 
 def load_methods() -> Registry[type[EvalMethod]]:
-    from pgolf.evaluate.methods import sliding, standard  # noqa: F401  (each registers itself)
+    from pgolf.evaluate.methods import hedge, illegal_ttt, sliding, slot, standard, ttt  # noqa: F401  (each registers itself)
 
     return METHODS
 
