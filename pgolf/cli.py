@@ -195,6 +195,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if runtime.is_main:
         def human(r: dict) -> str:
             rows = [(k, r[k]) for k in ("method", "val_loss", "val_bpb", "tokens", "bytes", "eval_seconds")]
+            audit = r["audit"]
+            rows.append(("audit", audit if isinstance(audit, str) else
+                         audit["verdict"] + (f" ({', '.join(audit['flagged'])})" if audit["flagged"] else "")))
             for m in r["methods"]:
                 opts = ", ".join(f"{k}={v}" for k, v in m.items() if k not in ("method", "role", "why_illegal"))
                 rows.append((f"  {m['method']}", opts))
@@ -256,6 +259,24 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from pgolf.audit.run import audit_artifact
+    from pgolf.train.distributed import init_runtime
+
+    runtime = init_runtime(args.device)
+    r = audit_artifact(args.artifact, args.data, runtime, args.methods, args.set, args.tokenizer,
+                       limit=args.limit_tokens, cuts=args.cuts)
+
+    def human(r: dict) -> str:
+        rows = [("methods", ",".join(r["methods"])), ("tokens audited", r["tokens"]), ("seconds", r["seconds"])]
+        rows += [(f"{'PASS' if c['passed'] else 'FLAG'}  {c['name']}", c["detail"]) for c in r["checks"]]
+        rows.append(("verdict", r["verdict"] + (f" ({', '.join(r['flagged'])})" if r["flagged"] else "")))
+        return table(rows)
+
+    _emit(args, r, human)
+    return 1 if r["flagged"] else 0
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from pgolf.config import load_preset
     from pgolf.plan.hardware import parse_target
@@ -277,7 +298,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 ("peak memory / GPU", f"{r['peak_memory_gib']:.1f} GiB" if r["peak_memory_gib"] else "-")]
         rows += [(f"eval {m}", f"{sec:.1f} s") for m, sec in r["eval_seconds"].items()]
         out = table(rows) + "\n" + "\n".join(f"- {v}" for v in r["verdicts"])
-        return out + ("\nverdict: fits" if r["fits"] else "\nverdict: does NOT fit")
+        if not r["fits"]:
+            return out + "\nverdict: does NOT fit"
+        return out + ("\nverdict: fits" if r["eval_timed"] else
+                      "\nverdict: training fits; the evaluation pipeline is not timed, so its fit is unknown")
 
     _emit(args, r, human)
     return 0 if plan.fits else 1
@@ -387,6 +411,17 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a preset value")
     i.add_argument("--bits", type=int, default=6, help="bits per matrix weight for the estimate (default 6)")
     i.set_defaults(func=cmd_info)
+
+    au = with_json(sub.add_parser("audit", help="check by experiment that an eval pipeline scores before it adapts"))
+    au.add_argument("artifact", type=Path)
+    au.add_argument("--data", required=True, type=Path, help="shard directory")
+    au.add_argument("--tokenizer", help="SentencePiece .model (default DATA/tokenizer.model)")
+    au.add_argument("--methods", default="standard", help="comma-separated methods, or 'preset' (default standard)")
+    au.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a method option")
+    au.add_argument("--limit-tokens", type=int, default=8192, help="audit the first N validation tokens (default 8192)")
+    au.add_argument("--cuts", type=int, default=2, help="positions t sampled for the future-invariance check")
+    au.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    au.set_defaults(func=cmd_audit)
 
     pl = with_json(sub.add_parser("plan", help="project a preset's training steps and eval seconds onto N GPUs"))
     pl.add_argument("preset", help="built-in preset name or TOML path")

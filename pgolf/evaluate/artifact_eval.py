@@ -49,6 +49,9 @@ def evaluate_artifact(path: str | Path, data_dir: str | Path, runtime: Runtime,
                           time_budget=time_budget, strict_budget=strict_budget)
     out = result.as_dict()
     warnings += out.pop("warnings")
+    from pgolf.audit.run import recorded_verdict
+
+    out["audit"] = recorded_verdict(path, names) or "not audited (run pgolf audit with the same --methods)"
     illegal = [m["method"] for m in out["methods"] if not m["legal_by_design"]]
     if illegal:
         warnings.append(f"not legal under the contest's rules (by design): {', '.join(illegal)}")

@@ -38,6 +38,7 @@ class Plan:
     eval_pipeline_seconds: float | None
     verdicts: list[str] = field(default_factory=list)
     fits: bool = True
+    eval_timed: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -100,4 +101,4 @@ def project(preset: Preset, target: Target, train: dict, evals: dict[str, dict],
                 compute_ms=compute, comm_ms=comm, steps_in_cap=steps_in_cap, steps_run=steps_run,
                 tokens_trained=steps_run * cfg.tokens_per_step, mfu=mfu, peak_memory_gib=peak,
                 eval_seconds=eval_seconds, eval_pipeline=pipeline, eval_pipeline_seconds=pipe_s,
-                verdicts=verdicts, fits=fits)
+                verdicts=verdicts, fits=fits, eval_timed=pipe_s is not None)

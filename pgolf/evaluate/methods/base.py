@@ -40,6 +40,9 @@ class EvalContext:
     log: Any = field(default=None)
 
     def notify(self, event: str, **info: Any) -> None:
+        """Tell the audit's recorder what happened. `on_update(method, state, spans, used_from)`:
+        state derived from the targets at positions in `spans` ([first, last) pairs) will be used
+        to score positions ≥ `used_from`."""
         if self.observer is not None:
             getattr(self.observer, event)(**info)
 
@@ -71,7 +74,8 @@ def register(cls: type[EvalMethod]) -> type[EvalMethod]:
 
 
 def load_methods() -> Registry[type[EvalMethod]]:
-    from pgolf.evaluate.methods import hedge, illegal_ttt, sliding, slot, standard, ttt  # noqa: F401  (each registers itself)
+    from pgolf.evaluate.methods import (  # noqa: F401  (each registers itself)
+        hedge, illegal_mixers, illegal_ttt, sliding, slot, standard, ttt)
 
     return METHODS
 

@@ -140,8 +140,9 @@ class HedgeBase(EvalMethod):
         losses = -torch.log(at_target.clamp_min(1e-300))
         if self.cfg.update == "per-batch":
             self.log_w = hedge_update(self.log_w, losses, self.cfg.eta)
+            last = int(positions.max()) + 1
             self.ctx.notify("on_update", method=self.name, state="mixer-weights",
-                            first=int(positions.min()), last=int(positions.max()) + 1)
+                            spans=[(int(positions.min()), last)], used_from=last)
         else:
             self.pending.append(losses)
         return -torch.log(mix)
@@ -161,7 +162,8 @@ class HedgeBase(EvalMethod):
         bucket = trigram_bucket(c2, c1, self.cfg.trigram_buckets)
         self.tri.view(-1).index_add_(0, bucket * self.V + y, torch.ones_like(y, dtype=torch.float32))
         self.counted += int(y.numel())
-        self.ctx.notify("on_update", method=self.name, state="ngram-tables+weights", first=lo, last=hi)
+        self.ctx.notify("on_update", method=self.name, state="ngram-tables+weights", spans=[(lo, hi)],
+                        used_from=hi)
 
     def describe(self) -> dict:
         out = super().describe()

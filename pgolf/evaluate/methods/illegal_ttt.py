@@ -38,7 +38,7 @@ class IllegalPrequantTTT(ChunkTrainer):
         epochs, self.cfg.epochs = self.cfg.epochs, 1
         for e in range(epochs):  # cosine from lr to lr_final across epochs
             self.cfg.lr_floor = self.cfg.lr_final / self.cfg.lr
-            self.train_span(model, 0, n, e, epochs)
+            self.train_span(model, 0, n, e, epochs, used_from=0)
         self.cfg.epochs = epochs
 
 
@@ -54,4 +54,4 @@ class IllegalTrainThenScoreTTT(ChunkTrainer):
         c = self.cfg.chunk_tokens
         chunks = (n + c - 1) // c
         for k in range(chunks):
-            self.train_span(model, k * c, min((k + 1) * c, n), k, chunks)
+            self.train_span(model, k * c, min((k + 1) * c, n), k, chunks, used_from=0)

@@ -137,8 +137,16 @@ class PublishedSlot(EvalMethod):
             out = _logits(model, h, delta, bias)
         else:
             raise ConfigError(f"evaluation.slot.variant must be 'A', 'B' or 'C', got {cfg.variant!r}")
-        self.ctx.notify("on_update", method=self.name, state="delta",
-                        first=min(w.start for w in windows), last=max(w.start + w.length for w in windows))
+        if cfg.variant == "A":  # one δ fitted on every position of the batch, used for all of them
+            spans = [(min(w.start for w in windows), max(w.start + w.length for w in windows))]
+            used = [min(w.start + w.score_from for w in windows)]
+        elif cfg.variant == "B":
+            spans, used = [(w.start, w.start + w.length) for w in windows], [w.start + w.score_from for w in windows]
+        else:  # C: each window's δ/β fitted on exactly the positions it scores
+            spans = [(w.start + w.score_from, w.start + w.length) for w in windows]
+            used = [w.start + w.score_from for w in windows]
+        for span, first_scored in zip(spans, used):
+            self.ctx.notify("on_update", method=self.name, state="delta", spans=[span], used_from=first_scored)
         return out.detach()
 
 
@@ -163,7 +171,8 @@ class CausalSlot(EvalMethod):
         if context.sum() > 0:
             _fit(model, h, y, context, params, cfg.steps, lambda i: cfg.lr, cfg.weight_decay, cfg.eps,
                  bias_index=1 if cfg.logit_bias else None)
-        # every window fits only on its own context; report the latest target any fit could see
-        self.ctx.notify("on_update", method=self.name, state="delta", first=min(w.start for w in windows),
-                        last=max(w.start + w.score_from for w in windows))
+        for w in windows:  # each window's δ saw only its own context targets, before its scored block
+            if w.score_from:
+                self.ctx.notify("on_update", method=self.name, state="delta", spans=[(w.start, w.start + w.score_from)],
+                                used_from=w.start + w.score_from)
         return _logits(model, h, delta, params[1] if cfg.logit_bias else None).detach()

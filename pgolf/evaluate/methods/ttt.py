@@ -61,7 +61,8 @@ class ChunkTrainer(EvalMethod):
         self._polyak = [p.detach().clone() for p in self._params] if self.cfg.polyak_decay > 0 else None
         self.steps = 0
 
-    def train_span(self, model, lo: int, hi: int, k: int, n_chunks: int) -> None:
+    def train_span(self, model, lo: int, hi: int, k: int, n_chunks: int, used_from: int | None = None) -> None:
+        """Train on targets lo..hi−1; the adapted weights score positions ≥ used_from (default hi)."""
         self.setup(model)
         lr = chunk_lr(self.cfg.lr, k, n_chunks, self.cfg.lr_schedule, self.cfg.lr_floor)
 
@@ -73,7 +74,8 @@ class ChunkTrainer(EvalMethod):
                                     self._params, self._opt, lr, self.cfg.epochs, self.cfg.batch_seqs,
                                     self.cfg.grad_clip, self.ctx.runtime, self.ctx.tables, self.cfg.byte_weighted,
                                     after_step=polyak_update)
-        self.ctx.notify("on_update", method=self.name, state="weights", first=lo, last=hi)
+        self.ctx.notify("on_update", method=self.name, state="weights", spans=[(lo, hi)],
+                        used_from=hi if used_from is None else used_from)
 
     @contextlib.contextmanager
     def scoring_weights(self, model: torch.nn.Module):

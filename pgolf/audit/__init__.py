@@ -1,0 +1,1 @@
+"""The legality audit: prove by experiment that an evaluation pipeline scores before it adapts."""
