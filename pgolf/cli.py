@@ -184,10 +184,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     runtime = init_runtime(args.device)
     try:
+        from pgolf.audit.run import recorded_verdict
+
         sets = list(args.set or []) + (["evaluation.sliding.legacy_tail=true"] if args.legacy_tail else [])
         r = evaluate_artifact(args.artifact, args.data, runtime, args.tokenizer, args.seq_len, args.limit_tokens,
                               methods=args.methods, overrides=sets, time_budget=args.time_budget,
                               strict_budget=args.strict_budget)
+        r["audit"] = (recorded_verdict(args.artifact, r["method"].split(","))
+                      or "not audited (run pgolf audit with the same --methods)")
     finally:
         shutdown()
     for w in r["warnings"]:

@@ -134,3 +134,20 @@ def test_pipeline_leaves_the_callers_model_unchanged():
     run_pipeline(model, tokens, tables, preset, Runtime(), ["sliding", "ttt"], overrides=OVERRIDES)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert all(p.requires_grad for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", ["record-549", "seed-1150-ttt-slot", "seed-1207-hydra", "seed-1488-slot24",
+                                  "seed-731-hedge", "seed-700-hedge-crownq"])
+def test_every_seed_presets_evaluation_section_builds(name):
+    """Each seed's declared eval methods and options are accepted as written (unknown keys would raise)."""
+    from pgolf.config import load_preset
+    from pgolf.evaluate.methods.base import EvalContext
+    from pgolf.evaluate.pipeline import build_methods
+
+    preset = load_preset(name, ["evaluation.hedge.trigram_buckets=64"] if "hedge" in name else [])
+    _, _, tables, tokens = _tiny()
+    ctx = EvalContext(tokens=tokens, tables=tables, preset=preset, runtime=Runtime(), seq_len=preset.eval.seq_len)
+    built = build_methods(preset.evaluation["methods"], ctx)
+    assert {m.name for m in built.values()} >= set(preset.evaluation["methods"])
+    if name in ("seed-1488-slot24", "seed-1207-hydra"):
+        assert not all(m.legal for m in built.values())  # the seeds' illegal eval is reproduced and marked

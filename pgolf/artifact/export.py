@@ -95,10 +95,13 @@ def _pgolf_imports(tree: ast.Module, top_level_only: bool) -> list[str]:
     return out
 
 
-def module_closure(addons: set[str]) -> list[str]:
+def module_closure(addons: set[str], eval_methods: list[str] = ()) -> list[str]:
     """Needed modules, each after its top-level pgolf dependencies."""
+    from pgolf.evaluate.methods import MODULE_OF
+
     needed: set[str] = set()
     stack = list(ENTRY_MODULES) + [f"model/addons/{a}.py" for a in sorted(addons)]
+    stack += [f"evaluate/methods/{MODULE_OF[m]}.py" for m in ["standard", *eval_methods] if m in MODULE_OF]
     while stack:
         mod = stack.pop()
         if mod in needed or mod in EXCLUDED:
@@ -154,7 +157,7 @@ def _strip(source: str, module: str) -> tuple[str, dict[str, str]]:
 
 
 def export_script(preset: Preset) -> str:
-    modules = module_closure(set(preset.model.addons))
+    modules = module_closure(set(preset.model.addons), list(preset.evaluation.get("methods") or []))
     seen: dict[str, tuple[str, str]] = {}
     parts = []
     for mod in modules:

@@ -36,7 +36,7 @@ def evaluate_artifact(path: str | Path, data_dir: str | Path, runtime: Runtime,
     if extra:
         preset = with_overrides(preset, extra)
     names = resolve_methods(methods, preset)
-    registry = load_methods()
+    registry = load_methods(names)
     val, tables, tok_path = load_eval_inputs(data_dir, tokenizer, preset.model.vocab_size, runtime.device)
     warnings = []
     trained_sha = artifact.meta.get("data", {}).get("tokenizer_sha256")
@@ -49,9 +49,6 @@ def evaluate_artifact(path: str | Path, data_dir: str | Path, runtime: Runtime,
                           time_budget=time_budget, strict_budget=strict_budget)
     out = result.as_dict()
     warnings += out.pop("warnings")
-    from pgolf.audit.run import recorded_verdict
-
-    out["audit"] = recorded_verdict(path, names) or "not audited (run pgolf audit with the same --methods)"
     illegal = [m["method"] for m in out["methods"] if not m["legal_by_design"]]
     if illegal:
         warnings.append(f"not legal under the contest's rules (by design): {', '.join(illegal)}")

@@ -53,7 +53,7 @@ def method_config(preset: Preset, cls: type[EvalMethod], overrides: dict[str, di
 
 
 def build_methods(names: list[str], ctx: EvalContext, overrides: dict[str, dict] | None = None) -> dict[str, EvalMethod]:
-    registry = load_methods()
+    registry = load_methods(list(names) + ["standard"])
     by_role: dict[str, EvalMethod] = {}
     for name in names:
         cls = registry.get(name)

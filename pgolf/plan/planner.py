@@ -24,7 +24,7 @@ def preset_pipeline(preset: Preset) -> list[str]:
 
 
 def runnable(methods: list[str]) -> bool:
-    registry = load_methods()
+    registry = load_methods()  # all of them, to know which exist
     return all(m in registry for m in methods)
 
 
