@@ -281,6 +281,38 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 1 if r["flagged"] else 0
 
 
+def cmd_seeds(args: argparse.Namespace) -> int:
+    from pgolf.submit.seeds import parse_seeds, run_seeds
+
+    results = run_seeds(_preset(args), parse_seeds(args.seeds), args.data, args.out, args.tokenizer, args.device,
+                        args.limit_val_tokens, progress=False if args.json else None)
+    rows = [{"seed": r.get("seed"), "val_loss": r["eval"]["val_loss"], "val_bpb": r["eval"]["val_bpb"],
+             "total_bytes": r["pack"]["total_bytes"]} for r in results]
+    _emit(args, {"out": str(args.out), "seeds": rows},
+          lambda r: table([(f"seed {x['seed']}", f"val_loss {x['val_loss']:.5f}  val_bpb {x['val_bpb']:.5f}  "
+                                                  f"bytes {x['total_bytes']:,}") for x in r["seeds"]]))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pgolf.submit.compare import compare, load_run
+
+    r = compare([load_run(p) for p in args.runs], args.against_loss, args.against_bpb,
+                [load_run(p) for p in args.against] if args.against else None)
+
+    def human(r: dict) -> str:
+        rows = [(f"  {Path(x['run']).name}", f"val_loss {x['val_loss']:.5f}  val_bpb {x['val_bpb']:.5f}") for x in r["runs"]]
+        rows += [("runs", r["n"]), ("mean val_loss", f"{r['mean_val_loss']:.5f} ± {r['std_val_loss']:.5f} (std)"),
+                 ("mean val_bpb", f"{r['mean_val_bpb']:.5f}"), ("reference val_loss", f"{r['reference_val_loss']:.5f}"),
+                 ("mean gain", f"{r['mean_gain_nats']:+.5f} nats (rule: >= 0.005)"), ("test", r["test"]),
+                 ("t, p", f"{r['t']:.3f}, {r['p_value']:.3g}")]
+        rows += [("note", n) for n in r["notes"]]
+        return table(rows) + "\n" + r["verdict"]
+
+    _emit(args, r, human)
+    return 0 if r["significant"] else 1
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from pgolf.config import load_preset
     from pgolf.plan.hardware import parse_target
@@ -415,6 +447,22 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a preset value")
     i.add_argument("--bits", type=int, default=6, help="bits per matrix weight for the estimate (default 6)")
     i.set_defaults(func=cmd_info)
+
+    sd = with_json(sub.add_parser("seeds", help="train + pack + eval one preset for several seeds (resumable)"))
+    with_preset(sd, None)
+    sd.add_argument("--seeds", default="42,1337,2024", help="comma-separated seeds (default 42,1337,2024)")
+    sd.add_argument("--data", type=Path, help="shard directory (default: the embedded corpus)")
+    sd.add_argument("--tokenizer", help="SentencePiece .model for --data (default DATA/tokenizer.model)")
+    sd.add_argument("--out", type=Path, required=True, help="directory for the seed_<n>/ run directories")
+    sd.add_argument("--limit-val-tokens", type=int, default=0, help="score only the first N val tokens (0 = all)")
+    sd.set_defaults(func=cmd_seeds)
+
+    cp = with_json(sub.add_parser("compare", help="the contest's significance test of runs against a record"))
+    cp.add_argument("runs", nargs="+", type=Path, help="run directories (pgolf run --out / pgolf seeds)")
+    cp.add_argument("--against-loss", type=float, help="the record's mean val_loss (nats)")
+    cp.add_argument("--against-bpb", type=float, help="the record's val_bpb (converted with the runs' bytes/token)")
+    cp.add_argument("--against", nargs="+", type=Path, help="reference run directories instead of a number")
+    cp.set_defaults(func=cmd_compare)
 
     au = with_json(sub.add_parser("audit", help="check by experiment that an eval pipeline scores before it adapts"))
     au.add_argument("artifact", type=Path)

@@ -43,6 +43,7 @@ def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None
         summary["tokens_per_second"] = summary["tokens_seen"] / max(summary["train_time_ms"] / 1000, 1e-9)
         result = {
             "preset": preset.name,
+            "seed": preset.train.seed,
             "data": {"dir": str(data), "tokenizer": str(tok), "split": split},
             "train": summary,
             "pack": packed,
