@@ -313,6 +313,30 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0 if r["significant"] else 1
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    from pgolf.submit.compare import compare, load_run
+    from pgolf.submit.records import submit
+
+    significance = None
+    if args.against_loss is not None or args.against_bpb is not None:
+        significance = compare([load_run(p) for p in args.runs], args.against_loss, args.against_bpb)
+    r = submit(args.runs, args.name, args.author, args.github_id, args.track, args.out, args.blurb or "",
+               significance)
+    _emit(args, r, lambda r: table([("folder", r["folder"]), ("files", ", ".join(r["files"])),
+                                    ("val_bpb (mean)", f"{r['submission']['val_bpb']:.5f}"),
+                                    ("bytes total", r["submission"]["bytes_total"]),
+                                    *[("not a record", p) for p in r["problems"]]]))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pgolf.submit.report import write_report
+
+    out = write_report(args.run, args.out, args.evals)
+    _emit(args, {"report": str(out)}, lambda r: f"wrote {r['report']}")
+    return 0
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from pgolf.config import load_preset
     from pgolf.plan.hardware import parse_target
@@ -463,6 +487,24 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--against-bpb", type=float, help="the record's val_bpb (converted with the runs' bytes/token)")
     cp.add_argument("--against", nargs="+", type=Path, help="reference run directories instead of a number")
     cp.set_defaults(func=cmd_compare)
+
+    sb = with_json(sub.add_parser("submit", help="write a records folder in the contest's layout"))
+    sb.add_argument("runs", nargs="+", type=Path, help="seed run directories")
+    sb.add_argument("--name", required=True)
+    sb.add_argument("--author", required=True)
+    sb.add_argument("--github-id", required=True)
+    sb.add_argument("--track", default="10min_16mb", help="10min_16mb (record) or non_record_16mb")
+    sb.add_argument("--blurb", help="one-line description")
+    sb.add_argument("--out", type=Path, default=Path("."), help="where records/ goes (default .)")
+    sb.add_argument("--against-loss", type=float, help="record to beat (val_loss), for the significance line")
+    sb.add_argument("--against-bpb", type=float, help="record to beat (val_bpb)")
+    sb.set_defaults(func=cmd_submit)
+
+    rp = with_json(sub.add_parser("report", help="an offline HTML page with a run's plots and tables"))
+    rp.add_argument("run", type=Path)
+    rp.add_argument("--out", type=Path, help="HTML file (default RUN/report.html)")
+    rp.add_argument("--evals", type=Path, help="eval-methods JSON (benchmarks/eval_methods.py --out) to add")
+    rp.set_defaults(func=cmd_report)
 
     au = with_json(sub.add_parser("audit", help="check by experiment that an eval pipeline scores before it adapts"))
     au.add_argument("artifact", type=Path)

@@ -13,6 +13,7 @@ from pgolf.cli import main
 from pgolf.errors import ConfigError, DataError
 from pgolf.submit.compare import RunScore, compare, seeds_needed
 from pgolf.submit.seeds import parse_seeds
+from pathlib import Path
 
 
 def _runs(losses, bpb_per_nat=1 / (math.log(2) * 2.4)):
@@ -91,3 +92,71 @@ def test_seeds_runs_each_seed_and_resumes(tmp_path, capsys, tiny_data):
     assert main(argv) == 0  # everything done: skipped, same numbers
     out, err = capsys.readouterr()
     assert json.loads(out) == first and err.count("skipping") == 2
+
+
+@pytest.fixture(scope="module")
+def two_seeds(tmp_path_factory, tiny_data):
+    from pgolf.config import load_preset
+    from pgolf.submit.seeds import run_seeds
+    from tests.conftest import TINY_OVERRIDES
+
+    out = tmp_path_factory.mktemp("seeds")
+    run_seeds(load_preset("cpu-mini", TINY_OVERRIDES), [3, 4], tiny_data, out, limit_val_tokens=512, progress=False)
+    return out, tiny_data
+
+
+def test_results_json_matches_its_schema(two_seeds):
+    from pgolf.submit.schema import RESULTS_SCHEMA, validate
+
+    out, _ = two_seeds
+    for seed in (3, 4):
+        validate(json.loads((out / f"seed_{seed}" / "run" / "results.json").read_text()), RESULTS_SCHEMA, "results")
+    with pytest.raises(DataError, match="eval"):
+        validate({"preset": "x", "train": {"steps": 1, "train_time_ms": 1, "val_loss": 1, "val_bpb": 1},
+                  "pack": {"total_bytes": 1, "code_bytes": 1, "model_bytes": 1}}, RESULTS_SCHEMA, "results")
+
+
+def test_submit_refuses_unaudited_record_then_writes_non_record_and_audited_record(two_seeds, tmp_path, capsys):
+    from pgolf.submit.schema import SUBMISSION_SCHEMA, validate
+
+    out, data = two_seeds
+    runs = [str(out / "seed_3"), str(out / "seed_4")]
+    base = ["submit", *runs, "--name", "Tiny Test", "--author", "A", "--github-id", "a", "--out", str(tmp_path)]
+    assert main(base) == 2
+    assert "not audited" in capsys.readouterr().err
+    assert main(base + ["--track", "non_record_16mb", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    folder = tmp_path / "records" / "track_non_record_16mb"
+    assert r["folder"].startswith(str(folder)) and r["folder"].endswith("_Tiny_Test")
+    assert {"README.md", "submission.json", "train_gpt.py", "requirements.txt", "loss.png", "bytes.png",
+            "train_seed3.log", "train_seed4.log"} <= set(r["files"])
+    sub = json.loads((Path(r["folder"]) / "submission.json").read_text())
+    validate(sub, SUBMISSION_SCHEMA, "submission.json")
+    assert sub["bytes_code"] == (Path(r["folder"]) / "train_gpt.py").stat().st_size
+    assert "Not a record submission" in (Path(r["folder"]) / "README.md").read_text()
+    for run in runs:  # audit each seed's eval, then the record track is accepted
+        assert main(["audit", f"{run}/run/model.pgolf", "--data", str(data), "--limit-tokens", "512"]) == 0
+    capsys.readouterr()
+    assert main(base + ["--against-loss", "9.0"]) == 0
+    readme = next((tmp_path / "records" / "track_10min_16mb").iterdir()) / "README.md"
+    text = readme.read_text()
+    assert "| 3 |" in text and "| pass |" in text and "Significance" in text
+
+
+def test_submission_schema_rejects_missing_fields():
+    from pgolf.submit.schema import SUBMISSION_SCHEMA, validate
+
+    with pytest.raises(DataError, match="github_id"):
+        validate({"name": "x", "val_bpb": 1.0, "val_loss": 1.0, "bytes_total": 1, "bytes_code": 1, "blurb": "",
+                  "author": "a", "date": "2026-01-01", "track": "10min_16mb", "seeds": [
+                      {"seed": 1, "val_bpb": 1.0, "val_loss": 1.0, "bytes_total": 1}]}, SUBMISSION_SCHEMA, "s")
+
+
+def test_report_is_one_offline_html_page(two_seeds, tmp_path, capsys):
+    out, _ = two_seeds
+    evals = tmp_path / "evals.json"
+    evals.write_text(json.dumps({"rows": {"sliding": {"bpb": 3.1}, "sliding+ttt": {"bpb": 3.0}}}))
+    assert main(["report", str(out / "seed_3"), "--out", str(tmp_path / "r.html"), "--evals", str(evals)]) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and "sliding+ttt" in page and "http" not in page.replace(
+        "https://", "")
