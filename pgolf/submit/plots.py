@@ -31,7 +31,8 @@ def plot_losses(run_dir: Path, out: Path) -> Path:
         ax.set_ylabel("nats / token")
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(f"loss — {Path(run_dir).name}")
+    name = Path(run_dir).name if Path(run_dir).name != "run" else Path(run_dir).parent.name
+    fig.suptitle(f"loss — {name}")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
