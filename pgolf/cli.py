@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -286,6 +287,8 @@ def cmd_seeds(args: argparse.Namespace) -> int:
 
     results = run_seeds(_preset(args), parse_seeds(args.seeds), args.data, args.out, args.tokenizer, args.device,
                         args.limit_val_tokens, progress=False if args.json else None)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun only rank 0 reports
     rows = [{"seed": r.get("seed"), "val_loss": r["eval"]["val_loss"], "val_bpb": r["eval"]["val_bpb"],
              "total_bytes": r["pack"]["total_bytes"]} for r in results]
     _emit(args, {"out": str(args.out), "seeds": rows},

@@ -18,7 +18,7 @@ from pgolf.data.build import resolve_tokenizer
 from pgolf.data.corpus import DEFAULT_VAL_FRACTION, build_default_shards
 from pgolf.evaluate.artifact_eval import evaluate_artifact
 from pgolf.train.checkpoint import write_json
-from pgolf.train.distributed import init_runtime
+from pgolf.train.distributed import init_runtime, share_from_main
 from pgolf.train.loop import train
 
 
@@ -38,7 +38,9 @@ def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None
         run_dir = work / "run"
         runtime = init_runtime(device)
         summary = train(preset, data, run_dir, runtime, tokenizer=tok, progress=progress)
-        packed = pack_run(run_dir, allow_over_budget=True)
+        # Under torchrun: rank 0 writes the checkpoint and packs; every rank then scores its share.
+        packed = pack_run(run_dir, allow_over_budget=True) if runtime.is_main else None
+        packed = share_from_main(packed, runtime)
         evaluated = evaluate_artifact(packed["artifact"], data, runtime, tokenizer=tok, limit=limit_val_tokens)
         summary["tokens_per_second"] = summary["tokens_seen"] / max(summary["train_time_ms"] / 1000, 1e-9)
         result = {
@@ -51,6 +53,6 @@ def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None
             "total_seconds": time.perf_counter() - t0,
             "run_dir": str(run_dir) if out else None,
         }
-        if out:
+        if out and runtime.is_main:
             write_json(run_dir / "results.json", json.loads(json.dumps(result, default=str)))
     return result

@@ -32,3 +32,22 @@ def test_two_gloo_ranks_match_one_rank(tmp_path, tiny_data):
     for a, b in zip(one, two):
         assert b == pytest.approx(a, rel=1e-5, abs=1e-5)
     assert s2["val_bpb"] == pytest.approx(s1["val_bpb"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_seeds_under_torchrun_match_one_process(tmp_path, tiny_data):
+    """`pgolf seeds` under 2 gloo ranks: rank 0 packs, both score their share, one report."""
+    sets = [a for o in TINY_OVERRIDES + ["train.iterations=3"] for a in ("--set", o)]
+    args = ["-m", "pgolf", "seeds", "--preset", "cpu-mini", "--seeds", "5", "--data", str(tiny_data),
+            "--limit-val-tokens", "1024", "--device", "cpu", "--json", *sets]
+    outs = {}
+    for nproc in (1, 2):
+        launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+                    if nproc > 1 else [sys.executable])
+        proc = subprocess.run([*launcher, *args, "--out", str(tmp_path / f"n{nproc}")], capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outs[nproc] = json.loads(proc.stdout)  # exactly one JSON document: rank 0's
+    a, b = outs[1]["seeds"][0], outs[2]["seeds"][0]
+    assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-4)
+    assert b["total_bytes"] == pytest.approx(a["total_bytes"], rel=1e-3)  # compressed size of near-equal weights

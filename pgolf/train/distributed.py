@@ -79,6 +79,15 @@ def all_reduce_sum_(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def share_from_main(obj, runtime: Runtime):
+    """Rank 0's (JSON-able) object on every rank, after a barrier; `obj` itself in one process."""
+    if not runtime.distributed:
+        return obj
+    box = [obj if runtime.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
