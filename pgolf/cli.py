@@ -100,15 +100,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pgolf.train.distributed import init_runtime, shutdown
     from pgolf.train.loop import train
 
-    preset = _preset(args)
+    if args.resume:
+        from pgolf.config import preset_from_dict
+        from pgolf.train.checkpoint import load_checkpoint
+
+        _, state = load_checkpoint(args.resume)
+        if state.get("complete"):
+            raise PgolfError(f"{args.resume}: this run already finished; nothing to resume")
+        preset = preset_from_dict(state["preset"])
+        data = args.data or Path(state["data"]["dir"])
+        tokenizer = args.tokenizer or state["data"]["tokenizer"]
+        out = args.resume
+    else:
+        if args.data is None or args.out is None:
+            raise PgolfError("pgolf train needs --data and --out (or --resume RUN)")
+        preset, data, tokenizer, out = _preset(args), args.data, args.tokenizer, args.out
     runtime = init_runtime(args.device)
     try:
-        summary = train(preset, args.data, args.out, runtime, tokenizer=args.tokenizer,
-                        progress=False if args.json else None)
+        summary = train(preset, data, out, runtime, tokenizer=tokenizer,
+                        progress=False if args.json else None, resume=bool(args.resume))
     finally:
         shutdown()
     if runtime.is_main:
-        _emit(args, {"run_dir": str(args.out), **summary}, lambda r: table(list(r.items())))
+        _emit(args, {"run_dir": str(out), **summary}, lambda r: table(list(r.items())))
     return 0
 
 
@@ -416,10 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_data_stats)
 
     t = with_json(sub.add_parser("train", help="train a preset on token shards (torchrun-aware)"))
-    with_preset(t, None)
-    t.add_argument("--data", required=True, type=Path, help="shard directory")
+    with_preset(t, "cpu-mini")
+    t.add_argument("--data", type=Path, help="shard directory (required unless --resume)")
     t.add_argument("--tokenizer", help="SentencePiece .model (default DATA/tokenizer.model)")
-    t.add_argument("--out", required=True, type=Path, help="run directory (checkpoint, logs)")
+    t.add_argument("--out", type=Path, help="run directory (checkpoint, logs)")
+    t.add_argument("--resume", type=Path, metavar="RUN",
+                   help="continue RUN from its last resume state (preset and data as recorded there)")
     t.set_defaults(func=cmd_train)
 
     k = with_json(sub.add_parser("pack", help="quantize + compress a run into an artifact; account bytes"))

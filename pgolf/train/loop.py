@@ -32,6 +32,7 @@ from pgolf.model.gpt import GPT, count_parameters
 from pgolf.train.averaging import build_averager
 from pgolf.train.checkpoint import save_checkpoint, write_json
 from pgolf.train.clock import TrainingClock
+from pgolf.train.resume import load_resume, restore, save_resume
 from pgolf.train.distributed import Runtime, all_reduce_sum_, compile_module
 from pgolf.train.optim.groups import build_optimizers
 from pgolf.train.optim.muon import Muon
@@ -69,12 +70,14 @@ def want_compile(mode: str, runtime: Runtime) -> bool:
 
 def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runtime: Runtime,
           tokenizer: str | Path | None = None, progress: bool | None = None,
-          emulate_world_size: int = 1) -> dict:
+          emulate_world_size: int = 1, resume: bool = False) -> dict:
     """Train `preset` on the shards in `data_dir`; write checkpoint and logs to `run_dir`.
 
     `emulate_world_size` is for the budget planner: one process does one rank's Muon share of an
     N-rank run (with the preset already cut to one rank's batch), to time it; the weights it
     produces are not a valid training run.
+
+    `resume` continues from `run_dir/resume.safetensors` (written every `checkpoint_every` steps).
     """
     cfg, mcfg = preset.train, preset.model
     micro_per_rank, rem = divmod(cfg.grad_accum, runtime.world_size)
@@ -194,6 +197,15 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
     clock = TrainingClock(runtime)
     stop_after: int | None = None
     step = 0
+    if resume:
+        tensors, meta = load_resume(run_dir)
+        restore(tensors, meta, model, optimizers, averager, loader, runtime.device)
+        step, stop_after = meta["step"], meta["extra"].get("stop_after")
+        clock.add(meta["clock_ms"])
+        if meta["extra"].get("qat_on"):
+            enable_qat(model, cfg.qat_bits)
+            qat_on = True
+        log.line(f"resumed at step {step} (train_time {meta['clock_ms']:.0f}ms)")
     val_loss = val_bpb = float("nan")
     clock.resume()
     while True:
@@ -227,11 +239,15 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
                      f"train_time:{approx_ms:.0f}ms step_avg:{approx_ms / step:.2f}ms")
             log.metric(kind="train", step=step, train_loss=train_loss, train_time_ms=approx_ms, lr_scale=scale)
             log.progress(approx_ms / 1000, loss=f"{train_loss:.3f}")
-        if cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0 and run_dir and runtime.is_main:
-            save_checkpoint(run_dir, model, {"step": step, "complete": False, "preset": preset.to_dict()})
         if stop_after is None and cfg.max_wallclock_seconds > 0:
             if clock.agree(approx_ms >= training_cap_ms(cfg)):
                 stop_after = step
+        if cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0 and run_dir and runtime.is_main:
+            save_resume(run_dir, step, model, optimizers, averager, loader, clock.now_ms(),
+                        {"stop_after": stop_after, "qat_on": qat_on})
+            save_checkpoint(run_dir, model, {"step": step, "complete": False, "preset": preset.to_dict(),
+                                             "data": {"dir": str(Path(data_dir).resolve()),
+                                                      "tokenizer": str(Path(tok_path).resolve())}})
     training_ms = clock.elapsed_ms
     log.line(f"final val_loss:{val_loss:.4f} val_bpb:{val_bpb:.4f} steps:{step} train_time:{training_ms:.0f}ms")
     summary = {
