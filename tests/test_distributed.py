@@ -51,3 +51,24 @@ def test_seeds_under_torchrun_match_one_process(tmp_path, tiny_data):
     a, b = outs[1]["seeds"][0], outs[2]["seeds"][0]
     assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-4)
     assert b["total_bytes"] == pytest.approx(a["total_bytes"], rel=1e-3)  # compressed size of near-equal weights
+
+
+@pytest.mark.slow
+def test_a_dying_rank_stops_the_job_and_the_checkpoint_stays_usable(tmp_path, tiny_data):
+    import os
+    import re
+    import time
+
+    sets = [a for o in TINY_OVERRIDES + ["train.iterations=20", "train.checkpoint_every=2"] for a in ("--set", o)]
+    env = {**os.environ, "PGOLF_TEST_FAULT": "1:5"}  # rank 1 dies abruptly after step 5
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "pgolf", "train", "--preset", "cpu-mini", "--data", str(tiny_data),
+                           "--out", str(tmp_path / "run"), "--device", "cpu", *sets],
+                          capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode != 0 and time.time() - t0 < 200  # stopped, did not hang
+    assert re.search(r"exitcode\s*:\s*17", proc.stderr), proc.stderr[-2000:]  # torchrun names the failed rank
+    from pgolf.train.resume import load_resume
+
+    _, meta = load_resume(tmp_path / "run")
+    assert 2 <= meta["step"] <= 6  # the last resume state before the fault is intact and loadable

@@ -82,3 +82,21 @@ def test_property_mutated_real_presets_only_raise_pgolf_errors(tmp_path_factory,
         load_preset(str(path))
     except PgolfError:
         pass
+
+
+def test_disk_full_leaves_no_partial_file_and_one_line_error(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from pgolf.train.checkpoint import atomic_write_bytes
+
+    target = tmp_path / "model.pgolf"
+    target.write_bytes(b"previous")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(PgolfError, match="No space left on device"):
+        atomic_write_bytes(target, b"new contents")
+    assert target.read_bytes() == b"previous" and [p.name for p in tmp_path.iterdir()] == ["model.pgolf"]

@@ -31,6 +31,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        # e.g. ENOSPC: the previous file (if any) is untouched and no partial file is left behind
+        raise PgolfError(f"{path}: could not write ({exc.strerror or exc}); nothing was changed — free space "
+                         "or choose another --out and retry") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

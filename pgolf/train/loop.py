@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -40,6 +41,10 @@ from pgolf.train.runlog import RunLog
 from pgolf.train.qat import crown_q_penalty, disable_qat, enable_qat
 from pgolf.quant.calibration import PROVENANCE_NAME, calibrate, train_calibration_batches
 from pgolf.train.schedule import lr_multiplier, muon_momentum, training_cap_ms
+
+
+# Fault injection for the distributed-fault test only: PGOLF_TEST_FAULT="RANK:STEP".
+FAULT = tuple(int(x) for x in os.environ["PGOLF_TEST_FAULT"].split(":")) if os.environ.get("PGOLF_TEST_FAULT") else None
 
 
 def seed_everything(seed: int) -> None:
@@ -242,6 +247,8 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
         if stop_after is None and cfg.max_wallclock_seconds > 0:
             if clock.agree(approx_ms >= training_cap_ms(cfg)):
                 stop_after = step
+        if FAULT is not None and FAULT == (runtime.rank, step):
+            os._exit(17)  # test hook (PGOLF_TEST_FAULT=rank:step): a rank dies abruptly mid-run
         if cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0 and run_dir and runtime.is_main:
             save_resume(run_dir, step, model, optimizers, averager, loader, clock.now_ms(),
                         {"stop_after": stop_after, "qat_on": qat_on})
