@@ -77,7 +77,8 @@ class TrainConfig:
     train_log_every: int = 200
     # Validation during training scores at most this many tokens (0 = the whole split).
     val_tokens_limit: int = 0
-    checkpoint_every: int = 0
+    checkpoint_every: int = 0  # steps between resume states (0 = off)
+    checkpoint_minutes: float = 0.0  # or wallclock minutes between them (rank 0's clock; 0 = off)
     compile: str = "auto"  # auto | on | off
     # Decoupled weight decay: Muon W <- W(1 - lr_t wd) (11L lineage 0.04); AdamW when > 0.
     muon_weight_decay: float = 0.0

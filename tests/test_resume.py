@@ -57,3 +57,10 @@ def test_resume_errors(tmp_path, capsys):
     with pytest.raises(PgolfError, match="unreadable resume state"):
         load_resume(tmp_path)
     assert main(["train", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_checkpoint_minutes_writes_resume_state(tmp_path, tiny_data, capsys):
+    sets = [a for o in TINY_OVERRIDES + ["train.iterations=3", "train.checkpoint_minutes=0.000001"] for a in ("--set", o)]
+    assert main(["train", "--preset", "cpu-mini", "--data", str(tiny_data), "--out", str(tmp_path), *sets]) == 0
+    _, meta = load_resume(tmp_path)
+    assert meta["step"] == 3

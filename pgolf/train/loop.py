@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -82,7 +83,8 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
     N-rank run (with the preset already cut to one rank's batch), to time it; the weights it
     produces are not a valid training run.
 
-    `resume` continues from `run_dir/resume.safetensors` (written every `checkpoint_every` steps).
+    `resume` continues from `run_dir/resume.safetensors` (written every `checkpoint_every` steps
+    and/or `checkpoint_minutes` of wallclock).
     """
     cfg, mcfg = preset.train, preset.model
     micro_per_rank, rem = divmod(cfg.grad_accum, runtime.world_size)
@@ -202,6 +204,7 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
     clock = TrainingClock(runtime)
     stop_after: int | None = None
     step = 0
+    last_checkpoint = time.monotonic()
     if resume:
         tensors, meta = load_resume(run_dir)
         restore(tensors, meta, model, optimizers, averager, loader, runtime.device)
@@ -249,7 +252,10 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
                 stop_after = step
         if FAULT is not None and FAULT == (runtime.rank, step):
             os._exit(17)  # test hook (PGOLF_TEST_FAULT=rank:step): a rank dies abruptly mid-run
-        if cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0 and run_dir and runtime.is_main:
+        due = (cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0) or (
+            cfg.checkpoint_minutes > 0 and time.monotonic() - last_checkpoint >= 60 * cfg.checkpoint_minutes)
+        if due and run_dir and runtime.is_main:
+            last_checkpoint = time.monotonic()
             save_resume(run_dir, step, model, optimizers, averager, loader, clock.now_ms(),
                         {"stop_after": stop_after, "qat_on": qat_on})
             save_checkpoint(run_dir, model, {"step": step, "complete": False, "preset": preset.to_dict(),
