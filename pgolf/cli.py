@@ -116,9 +116,16 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise PgolfError("pgolf train needs --data and --out (or --resume RUN)")
         preset, data, tokenizer, out = _preset(args), args.data, args.tokenizer, args.out
     runtime = init_runtime(args.device)
+    fresh = not Path(out).exists()
     try:
         summary = train(preset, data, out, runtime, tokenizer=tokenizer,
                         progress=False if args.json else None, resume=bool(args.resume))
+    except PgolfError:
+        if fresh and runtime.is_main and not (Path(out) / "model.safetensors").exists():
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)  # leave nothing half-written behind a failed start
+        raise
     finally:
         shutdown()
     if runtime.is_main:

@@ -125,3 +125,9 @@ def test_pgolf_run_on_the_embedded_default(capsys, tmp_path):
     assert 0 < r["eval"]["val_bpb"] < 10 and r["pack"]["fits"]
     assert (tmp_path / "job" / "run" / "results.json").is_file()
     assert (tmp_path / "job" / "run" / "model.pgolf").is_file()
+
+
+def test_failed_train_start_leaves_no_run_directory(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert "data directory not found" in capsys.readouterr().err and not out.exists()

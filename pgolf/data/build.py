@@ -257,6 +257,8 @@ def read_manifest(data_dir: str | os.PathLike) -> dict | None:
 
 def resolve_tokenizer(data_dir: str | os.PathLike, tokenizer: str | os.PathLike | None) -> Path:
     """The tokenizer to use for a data directory: the explicit one, else the one built beside it."""
+    if not Path(data_dir).is_dir():
+        raise DataError(f"{data_dir}: data directory not found (build one with pgolf data build, or fetch it)")
     if tokenizer is not None:
         return Path(tokenizer)
     candidate = Path(data_dir) / TOKENIZER_NAME
