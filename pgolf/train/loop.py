@@ -256,11 +256,12 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
             cfg.checkpoint_minutes > 0 and time.monotonic() - last_checkpoint >= 60 * cfg.checkpoint_minutes)
         if due and run_dir and runtime.is_main:
             last_checkpoint = time.monotonic()
-            save_resume(run_dir, step, model, optimizers, averager, loader, clock.now_ms(),
-                        {"stop_after": stop_after, "qat_on": qat_on})
+            # state.json first: a resume file on disk always has the run's preset and data beside it
             save_checkpoint(run_dir, model, {"step": step, "complete": False, "preset": preset.to_dict(),
                                              "data": {"dir": str(Path(data_dir).resolve()),
                                                       "tokenizer": str(Path(tok_path).resolve())}})
+            save_resume(run_dir, step, model, optimizers, averager, loader, clock.now_ms(),
+                        {"stop_after": stop_after, "qat_on": qat_on})
     training_ms = clock.elapsed_ms
     log.line(f"final val_loss:{val_loss:.4f} val_bpb:{val_bpb:.4f} steps:{step} train_time:{training_ms:.0f}ms")
     summary = {
