@@ -28,9 +28,8 @@ from pgolf.config import load_preset
 from pgolf.data.corpus import build_default_shards
 from pgolf.plan.hardware import parse_target
 from pgolf.plan.measure import device_name
-from pgolf.plan.planner import measure_preset
+from pgolf.plan.planner import measure_preset, preset_pipeline
 from pgolf.plan.project import project
-from pgolf.plan.planner import preset_pipeline
 from pgolf.train.distributed import init_runtime
 
 PRESETS = ["naive-baseline", "record-549", "seed-1150-ttt-slot", "seed-1207-hydra", "seed-1488-slot24",

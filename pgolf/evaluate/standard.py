@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from pgolf.data.bpb import BpbTotals, TorchByteTables
-from pgolf.errors import DataError
+from pgolf.evaluate.windows import usable_targets
 from pgolf.train.distributed import Runtime, all_reduce_sum_
 
 
@@ -24,12 +24,7 @@ def usable_tokens(val_tokens: np.ndarray, seq_len: int, limit: int = 0) -> np.nd
     n = val_tokens.size
     if limit > 0:
         n = min(n, limit + 1)
-    usable = ((n - 1) // seq_len) * seq_len
-    if usable <= 0:
-        raise DataError(
-            f"the validation split has {val_tokens.size} tokens, fewer than one sequence of {seq_len}"
-        )
-    return val_tokens[: usable + 1]
+    return val_tokens[: usable_targets(n, seq_len) + 1]
 
 
 def autocast_context(runtime: Runtime):

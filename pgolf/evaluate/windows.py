@@ -32,11 +32,16 @@ class Window:
         return range(self.start + self.score_from, self.start + self.length)
 
 
-def standard_windows(n_tokens: int, seq_len: int) -> list[Window]:
+def usable_targets(n_tokens: int, seq_len: int) -> int:
+    """The contest's scored prefix: ⌊(N−1)/T⌋·T targets (a partial last sequence is dropped)."""
     usable = ((n_tokens - 1) // seq_len) * seq_len
     if usable <= 0:
         raise DataError(f"the validation split has {n_tokens} tokens, fewer than one sequence of {seq_len}")
-    return [Window(s, seq_len, 0) for s in range(0, usable, seq_len)]
+    return usable
+
+
+def standard_windows(n_tokens: int, seq_len: int) -> list[Window]:
+    return [Window(s, seq_len, 0) for s in range(0, usable_targets(n_tokens, seq_len), seq_len)]
 
 
 def sliding_windows(n_tokens: int, seq_len: int, stride: int, legacy_tail: bool = False) -> list[Window]:

@@ -75,9 +75,7 @@ def plan_preset(preset: Preset, target: Target, runtime: Runtime, data: Path | N
         with tempfile.TemporaryDirectory(prefix="pgolf-plan-") as tmp:
             data = data or build_default_shards(tmp, preset.model.vocab_size, progress=False)
             row = measure_preset(preset, target.gpus, data, runtime, steps, eval_tokens)
-    # only the eval variants the row has; the preset's whole pipeline when it was timed
-    plan = project(preset, target, row["train"], {k: v for k, v in row["eval"].items()},
-                   preset_pipeline(preset), val_tokens)
+    plan = project(preset, target, row["train"], row["eval"], preset_pipeline(preset), val_tokens)
     if ",".join(preset_pipeline(preset)) not in row["eval"]:
         plan.verdicts.append(f"evaluation [{','.join(preset_pipeline(preset))}]: not timed (methods not all "
                              "implemented yet, or absent from the benchmark file); see the per-method rows")

@@ -9,7 +9,6 @@ the number of GPUs (windows and TTT sequences are split across ranks).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 
 from pgolf.config import Preset

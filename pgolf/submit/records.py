@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pgolf.config import preset_from_dict
 from pgolf.errors import BudgetError, DataError
-from pgolf.submit.plots import plot_bytes, plot_eval_methods, plot_losses
+from pgolf.submit.plots import plot_bytes, plot_losses
 from pgolf.submit.schema import SUBMISSION_SCHEMA, validate
 from pgolf.train.checkpoint import atomic_write_bytes, write_json
 

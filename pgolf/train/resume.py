@@ -24,9 +24,8 @@ RESUME_NAME = "resume.safetensors"
 def _split(obj, prefix: str, tensors: dict) -> object:
     """Replace tensors inside a nested dict/list by references, collecting them in `tensors`."""
     if isinstance(obj, torch.Tensor):
-        key = f"{prefix}"
-        tensors[key] = obj.detach().to("cpu").contiguous()
-        return {"__tensor__": key}
+        tensors[prefix] = obj.detach().to("cpu").contiguous()
+        return {"__tensor__": prefix}
     if isinstance(obj, dict):
         return {str(k): _split(v, f"{prefix}/{k}", tensors) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -34,13 +33,13 @@ def _split(obj, prefix: str, tensors: dict) -> object:
     return obj
 
 
-def _join(obj, tensors: dict, device) -> object:
+def _join(obj, tensors: dict) -> object:
     if isinstance(obj, dict):
         if set(obj) == {"__tensor__"}:
             return tensors[obj["__tensor__"]]
-        return {k: _join(v, tensors, device) for k, v in obj.items()}
+        return {k: _join(v, tensors) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_join(v, tensors, device) for v in obj]
+        return [_join(v, tensors) for v in obj]
     return obj
 
 
@@ -88,16 +87,16 @@ def load_resume(run_dir: Path) -> tuple[dict, dict]:
 def restore(tensors: dict, meta: dict, model, optimizers, averager, loader, device) -> None:
     inner = getattr(model, "_orig_mod", model)
     inner.load_state_dict({k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")})
-    for opt, sd in zip(optimizers, _join(meta["optimizers"], tensors, device)):
+    for opt, sd in zip(optimizers, _join(meta["optimizers"], tensors)):
         opt.load_state_dict({"state": {int(k): v for k, v in sd["state"].items()},
                              "param_groups": sd["param_groups"]})
-    for k, v in _join(meta["averager"], tensors, device).items():
+    for k, v in _join(meta["averager"], tensors).items():
         if isinstance(v, list) and v and isinstance(v[0], torch.Tensor):
             v = [t.to(device) for t in v]
         setattr(averager, k, v)
     loader.stream.load_state(meta["loader"])
-    torch.set_rng_state(_join(meta["torch_rng"], tensors, device))
+    torch.set_rng_state(_join(meta["torch_rng"], tensors))
     if "cuda_rng" in meta and torch.cuda.is_available():
-        torch.cuda.set_rng_state(_join(meta["cuda_rng"], tensors, device))
+        torch.cuda.set_rng_state(_join(meta["cuda_rng"], tensors))
     state = meta["numpy_rng"]
     np.random.set_state((state[0], np.array(state[1], dtype=np.uint32), *state[2:]))

@@ -35,11 +35,9 @@ class IllegalPrequantTTT(ChunkTrainer):
 
     def prepare(self, model) -> None:
         n = self.ctx.tokens.size - 1
-        epochs, self.cfg.epochs = self.cfg.epochs, 1
-        for e in range(epochs):  # cosine from lr to lr_final across epochs
-            self.cfg.lr_floor = self.cfg.lr_final / self.cfg.lr
-            self.train_span(model, 0, n, e, epochs, used_from=0)
-        self.cfg.epochs = epochs
+        for e in range(self.cfg.epochs):  # one pass per epoch, lr cosine from lr to lr_final across them
+            self.train_span(model, 0, n, e, self.cfg.epochs, used_from=0, epochs=1,
+                            lr_floor=self.cfg.lr_final / self.cfg.lr)
 
 
 @register

@@ -61,17 +61,20 @@ class ChunkTrainer(EvalMethod):
         self._polyak = [p.detach().clone() for p in self._params] if self.cfg.polyak_decay > 0 else None
         self.steps = 0
 
-    def train_span(self, model, lo: int, hi: int, k: int, n_chunks: int, used_from: int | None = None) -> None:
-        """Train on targets lo..hi−1; the adapted weights score positions ≥ used_from (default hi)."""
+    def train_span(self, model, lo: int, hi: int, k: int, n_chunks: int, used_from: int | None = None,
+                   epochs: int | None = None, lr_floor: float | None = None) -> None:
+        """Train on targets lo..hi−1 (`epochs`, `lr_floor` default to the options); the adapted
+        weights score positions ≥ used_from (default hi)."""
         self.setup(model)
-        lr = chunk_lr(self.cfg.lr, k, n_chunks, self.cfg.lr_schedule, self.cfg.lr_floor)
+        lr = chunk_lr(self.cfg.lr, k, n_chunks, self.cfg.lr_schedule,
+                      self.cfg.lr_floor if lr_floor is None else lr_floor)
 
         def polyak_update() -> None:
             if self._polyak is not None:
                 torch._foreach_lerp_(self._polyak, [p.detach() for p in self._params], 1 - self.cfg.polyak_decay)
 
         self.steps += train_on_span(model, self.ctx.tokens, lo, hi, self.cfg.seq_len or self.ctx.seq_len,
-                                    self._params, self._opt, lr, self.cfg.epochs, self.cfg.batch_seqs,
+                                    self._params, self._opt, lr, epochs or self.cfg.epochs, self.cfg.batch_seqs,
                                     self.cfg.grad_clip, self.ctx.runtime, self.ctx.tables, self.cfg.byte_weighted,
                                     after_step=polyak_update)
         self.ctx.notify("on_update", method=self.name, state="weights", spans=[(lo, hi)],
