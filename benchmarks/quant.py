@@ -9,6 +9,11 @@ the GPTQ seconds. `--time-11l` also times calibration + GPTQ on the full 11-laye
 preset (random init, CPU).
 
     python benchmarks/quant.py --budget-seconds 180 [--time-11l] [--json]
+    python benchmarks/quant.py --steps 220 --variants plain --train-only --threads 1   # one variant
+
+`--steps N` trains a fixed number of steps (warmdown over the last 40%) instead of a wallclock
+budget, so the weights do not depend on how busy the machine is and variants can train side by
+side; 220 steps is what a quiet 10-minute cpu-mini run reaches on this 2-core machine.
 
 Data: `../shared/data/corpus` with the contest SP-1024 tokenizer, `--val-fraction 0.1`.
 Trained runs are cached under `--cache` so quantizers can be re-measured without retraining.
@@ -57,6 +62,17 @@ def block_matrix_bytes_per_param(run_dir: Path, quant: str, hessians) -> dict[st
     return {c: len(encode_artifact(Artifact({}, quant, tensors, compressor=c))) / n for c in COMPRESSORS.names()}
 
 
+def budget_tag(args: argparse.Namespace) -> str:
+    return f"{args.steps}steps" if args.steps else f"{int(args.budget_seconds)}s"
+
+
+def budget_overrides(args: argparse.Namespace) -> list[str]:
+    if args.steps:
+        return [f"train.iterations={args.steps}", "train.max_wallclock_seconds=0", "train.warmdown_fraction=0",
+                f"train.warmdown_iters={round(0.4 * args.steps)}"]
+    return [f"train.max_wallclock_seconds={args.budget_seconds}"]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--budget-seconds", type=float, default=180.0)
@@ -66,9 +82,14 @@ def main() -> int:
     ap.add_argument("--data", type=Path)
     ap.add_argument("--tokenizer", type=Path, default=SHARED / "tokenizers" / "fineweb_1024_bpe.model")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "pgolf-quant-bench")
+    ap.add_argument("--steps", type=int, default=0, help="train this many steps instead of --budget-seconds")
+    ap.add_argument("--train-only", action="store_true", help="train (or find) the runs, measure nothing")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     ap.add_argument("--time-11l", action="store_true")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     runtime = init_runtime("cpu")
     data = args.data or args.cache / "data"
     if args.data is None and not (data / "manifest.json").is_file():
@@ -76,11 +97,13 @@ def main() -> int:
     val, tables, _ = load_eval_inputs(data, args.tokenizer, 1024, runtime.device)
     rows = []
     for variant in args.variants.split(","):
-        run = args.cache / f"run-{variant}-{int(args.budget_seconds)}s"
+        run = args.cache / f"run-{variant}-{budget_tag(args)}"
         if not (run / "state.json").is_file():
             print(f"quant: training {variant} ...", file=sys.stderr, flush=True)
-            train(load_preset("cpu-mini", VARIANTS[variant] + [f"train.max_wallclock_seconds={args.budget_seconds}"]),
+            train(load_preset("cpu-mini", VARIANTS[variant] + budget_overrides(args)),
                   data, run, runtime, tokenizer=args.tokenizer, progress=False)
+        if args.train_only:
+            continue
         weights, state = load_checkpoint(run)
         model = model_from_state(state["preset"], weights)
         float_bpb = evaluate_standard(model, val, tables, 512, 32768, runtime, limit=args.val_tokens).bpb
@@ -98,7 +121,9 @@ def main() -> int:
                          "best_compressor": packed["compressor"], "model_bytes": packed["model_bytes"],
                          "block_bytes_per_param": bpp, "pack_seconds": seconds,
                          "calibration_seconds": prov["seconds"] if quant.startswith("gptq-int") else 0.0})
-    result: dict = {"rows": rows, "budget_seconds": args.budget_seconds, "val_tokens": args.val_tokens}
+    if args.train_only:
+        return 0
+    result: dict = {"rows": rows, "budget": budget_tag(args), "val_tokens": args.val_tokens}
     if args.time_11l:
         preset = load_preset("record-549")
         from pgolf.model.gpt import GPT
@@ -115,7 +140,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, sort_keys=True))
         return 0
-    print(f"cpu-mini, {args.budget_seconds:.0f} s training per variant, val = first {args.val_tokens:,} tokens "
+    print(f"cpu-mini, {budget_tag(args)} of training per variant, val = first {args.val_tokens:,} tokens "
           f"(dev corpus last-10% split, SP-1024); gap = roundtrip bpb − float bpb")
     comps = COMPRESSORS.names()
     head = f"{'variant':<24}{'quantizer':<16}{'float':>8}{'gap':>9}" + "".join(f"{c:>11}" for c in comps) + f"{'blk B/p':>9}{'pack s':>8}"

@@ -135,8 +135,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _pack_rows(r: dict) -> list[tuple[str, Any]]:
     tried = ", ".join(f"{k} {v:,}" for k, v in sorted(r["compressed_sizes"].items(), key=lambda kv: kv[1]))
-    return [("artifact", r["artifact"]), ("quant / compressor", f"{r['quant']} / {r['compressor']}"),
-            ("compressors tried (bytes)", tried),
+    return [("artifact", r["artifact"]),
+            ("quant / compressor / layout", f"{r['quant']} / {r['compressor']} / {r['layout']}"),
+            ("compressors tried (bytes, best layout)", tried),
             *[(f"  {g} (quantized, before compression)", n)
               for g, n in sorted(r["raw_bytes_per_group"].items(), key=lambda kv: -kv[1])],
             ("code bytes", r["code_bytes"]), ("model bytes", r["model_bytes"]),
@@ -481,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seq-len", type=int, help="evaluation sequence length (default: the preset's)")
     e.add_argument("--limit-tokens", type=int, default=0, help="score at most this many tokens (0 = all)")
     e.add_argument("--methods", default="standard",
-                   help="comma-separated: standard, sliding, ttt, slot, slot-causal, hedge, hedge-normalized "
+                   help="comma-separated: standard, sliding, ttt, slot, slot-causal, hedge, hedge-flattened, hedge-normalized "
                         "(and the illegal-* fixtures); 'preset' = the preset's own list (default standard)")
     e.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override a method option, e.g. evaluation.sliding.stride=32 (repeatable)")

@@ -108,6 +108,8 @@ class PackConfig:
     # When non-empty, pack tries each of these and keeps the smallest artifact.
     compressors: list[str] = field(default_factory=list)
     budget_bytes: int = 16_000_000
+    # Integer layouts pack tries with every compressor (pgolf.quant.layout); the smallest wins.
+    layouts: list[str] = field(default_factory=lambda: ["packed", "bytes", "columns"])
     embedding_bits: int = 8
     clip_search: str = "matrix"  # gptq-lite: one clip quantile per matrix or per row
     gptq_act_order: str = "descending"  # none | descending (#1019/#1207) | ascending (#700)

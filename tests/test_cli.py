@@ -63,6 +63,7 @@ def test_train_pack_eval_roundtrip_through_the_cli(capsys, tmp_path, tiny_data):
     assert code == 0 and set(best["compressed_sizes"]) == {"zlib", "lzma", "zstd", "brotli"}
     assert best["model_bytes"] == min(best["compressed_sizes"].values())
     assert best["compressed_sizes"][best["compressor"]] == best["model_bytes"]
+    assert len(best["layout_sizes"]) == 12 and best["layout_sizes"][f"{best['compressor']}/{best['layout']}"] == best["model_bytes"]
     code, out, _ = run_cli(capsys, "eval", tmp_path / "int6.pgolf", "--data", tiny_data, "--json",
                            "--limit-tokens", 2048)
     assert code == 0 and json.loads(out)["val_bpb"] == pytest.approx(trained["val_bpb"], abs=0.05)

@@ -8,6 +8,7 @@ from pgolf.artifact.format import Artifact, decode_artifact, encode_artifact
 from pgolf.config import PackConfig
 from pgolf.quant.encoding import decode_state_dict
 from pgolf.quant.gptq_lite import clip_search_matrix
+from pgolf.quant.layout import LAYOUTS, relayout
 from pgolf.quant.packing import pack_signed, packed_nbytes, unpack_signed
 from pgolf.quant.registry import get_quantizer
 from pgolf.quant.rtn import rtn_matrix
@@ -86,3 +87,33 @@ def test_unknown_quantizer_is_a_config_error():
 
     with pytest.raises(ConfigError, match="unknown quantizer 'rtn-int7'"):
         get_quantizer("rtn-int7")
+
+
+@pytest.mark.parametrize("quant", ["int8-rtn", "rtn-int6", "rtn-int5", "gptq-lite-int6"])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_every_integer_layout_decodes_to_the_same_weights(quant, layout):
+    torch.manual_seed(2)
+    state = {"tok_emb.weight": torch.randn(64, 300), "blocks.0.mlp.fc.weight": torch.randn(300, 280) * 0.02,
+             "blocks.0.attn.q_gain": torch.ones(4), "step": torch.tensor(3)}
+    tensors = get_quantizer(quant)(state, PackConfig())
+    laid_out = relayout(tensors, layout)
+    if layout != "packed":
+        assert all(t.encoding not in ("int_per_row_packed",) for t in laid_out)
+    blob = encode_artifact(Artifact({}, quant, laid_out, compressor="zlib"))
+    after = decode_state_dict(decode_artifact(blob).tensors)
+    before = decode_state_dict(tensors)
+    assert before.keys() == after.keys()
+    for name in before:
+        assert torch.equal(before[name], after[name]), name
+
+
+def test_columns_layout_stores_the_transpose_and_unknown_layouts_are_refused():
+    torch.manual_seed(3)
+    w = {"blocks.0.mlp.fc.weight": torch.randn(300, 280)}
+    (packed,) = get_quantizer("rtn-int6")(w, PackConfig())
+    (cols,) = relayout([packed], "columns")
+    (rows,) = relayout([packed], "bytes")
+    assert cols.encoding == "int_per_row_t" and cols.parts["q"].shape == (280, 300)
+    assert np.array_equal(cols.parts["q"], rows.parts["q"].T) and rows.parts["q"].dtype == np.int8
+    with pytest.raises(ValueError, match="unknown integer layout"):
+        relayout([packed], "zigzag")

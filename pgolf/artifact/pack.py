@@ -9,7 +9,8 @@ from pgolf.artifact.code_size import code_bytes
 from pgolf.artifact.format import Artifact, encode_artifact
 from pgolf.config import PackConfig, from_dict
 from pgolf.quant.compress import COMPRESSORS, available
-from pgolf.errors import BudgetError
+from pgolf.errors import BudgetError, ConfigError
+from pgolf.quant.layout import LAYOUTS, relayout
 from pgolf.quant.registry import get_quantizer
 from pgolf.train.checkpoint import atomic_write_bytes, load_checkpoint
 
@@ -42,6 +43,10 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
         candidates = [compressor]
     else:
         candidates = pack_cfg.compressors or [pack_cfg.compressor]
+    layouts = pack_cfg.layouts or ["packed"]
+    unknown = [name for name in layouts if name not in LAYOUTS]
+    if unknown:
+        raise ConfigError(f"pack.layouts: unknown layout {unknown[0]!r} (valid: {', '.join(LAYOUTS)})")
     budget = budget if budget is not None else pack_cfg.budget_bytes
     hessians, calibration = None, None
     if quant.startswith("gptq-int"):
@@ -51,13 +56,17 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
     tensors = get_quantizer(quant)(weights, pack_cfg, hessians=hessians)
     meta = {"run": str(run_dir.resolve()), "train_summary": state.get("summary", {}),
             "data": state.get("data", {}), "calibration": calibration}
-    sizes = {}
+    sizes: dict[str, int] = {}  # best over layouts, per compressor
+    layout_sizes: dict[str, int] = {}  # every (compressor, layout) tried
     best: bytes | None = None
-    for name in candidates:
-        blob = encode_artifact(Artifact(preset=preset, quant=quant, tensors=tensors, compressor=name, meta=meta))
-        sizes[name] = len(blob)
-        if best is None or len(blob) < len(best):
-            best, compressor = blob, name
+    for layout in layouts:
+        laid_out = relayout(tensors, layout)
+        for name in candidates:
+            blob = encode_artifact(Artifact(preset=preset, quant=quant, tensors=laid_out, compressor=name, meta=meta))
+            layout_sizes[f"{name}/{layout}"] = len(blob)
+            sizes[name] = min(sizes.get(name, len(blob)), len(blob))
+            if best is None or len(blob) < len(best):
+                best, compressor, chosen_layout = blob, name, layout
     out = Path(out) if out else run_dir / ARTIFACT_NAME
     atomic_write_bytes(out, best)
     model_bytes = len(best)
@@ -71,7 +80,9 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
         "artifact": str(out),
         "quant": quant,
         "compressor": compressor,
+        "layout": chosen_layout,
         "compressed_sizes": sizes,
+        "layout_sizes": layout_sizes,
         "code_bytes": code,
         "code_counted": code_what,
         "model_bytes": model_bytes,

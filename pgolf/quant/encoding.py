@@ -47,6 +47,14 @@ def _decode_per_row(t: EncodedTensor) -> torch.Tensor:
     return (q * scale[:, None]).reshape(t.shape)
 
 
+@DECODERS.register("int_per_row_t")
+def _decode_per_row_columns(t: EncodedTensor) -> torch.Tensor:
+    """Per-row integers stored column by column (pgolf.quant.layout, `columns`)."""
+    q = torch.from_numpy(np.array(t.parts["q"])).float().T
+    scale = torch.from_numpy(np.array(t.parts["scale"])).float()
+    return (q * scale[:, None]).reshape(t.shape)
+
+
 @DECODERS.register("int_per_tensor")
 def _decode_per_tensor(t: EncodedTensor) -> torch.Tensor:
     q = torch.from_numpy(np.array(t.parts["q"])).float()
