@@ -16,12 +16,13 @@ OVERRIDES = {
     "sliding": {"stride": 16, "batch_windows": 8},
     "ttt": {"chunk_tokens": 256, "epochs": 1, "lr": 0.05, "batch_seqs": 4},
     "hedge": {"chunk_tokens": 256, "min_tokens": 200, "trigram_buckets": 512},
+    "hedge_normalized": {"chunk_tokens": 256, "order": 4},
     "slot": {"steps": 3, "lr": 0.05, "lr_max": 0.05, "lr_min": 0.01, "batch_windows": 8},
     "slot_causal": {"steps": 3, "lr": 0.05, "batch_windows": 8},
     "prequant_ttt": {"epochs": 1, "lr": 0.01, "lr_final": 0.001},
 }
 LEGAL = [["standard"], ["sliding"], ["sliding", "ttt"], ["sliding", "slot-causal"], ["sliding", "hedge-normalized"],
-         ["sliding", "ttt", "slot-causal", "hedge-normalized"]]
+         ["sliding", "hedge-flattened"], ["sliding", "ttt", "slot-causal", "hedge-normalized"]]
 NONCAUSAL = [("A", ["sliding", "slot"]), ("B", ["standard", "slot"]), ("C", ["sliding", "slot"])]
 
 

@@ -6,7 +6,7 @@ only the methods it uses — the illegal fixtures never enter a submission's cod
 
 MODULE_OF = {
     "standard": "standard", "sliding": "sliding", "ttt": "ttt", "slot": "slot", "slot-causal": "slot",
-    "hedge": "hedge", "hedge-normalized": "hedge",
+    "hedge": "hedge", "hedge-flattened": "hedge", "hedge-normalized": "hedge_normalized",
     "illegal-prequant-ttt": "illegal_ttt", "illegal-train-then-score-ttt": "illegal_ttt",
     "illegal-ngram-target-key": "illegal_mixers", "illegal-target-only-norm": "illegal_mixers",
 }

@@ -7,8 +7,10 @@ Experts at a scored position with input c1 = x_t, previous input c2 = x_{t−1}:
      mod B, (n(h,y)+s)/(max(n(h),1)+sV);
   e4 — `hedge` (the seeds'): the "entropy expert" exp(−H) given to *every* token, so Σ_y p_mix(y)
      is w0+…+w3 + w4·V·exp(−H) ≫ 1: NOT a probability distribution, kept only to reproduce and
-     audit the seeds; `hedge-normalized`: a flattened neural softmax softmax(z/(τ·flatten)), a
-     proper distribution, so Σ_y p_mix(y) = 1.
+     audit the seeds; `hedge-flattened`: a flattened neural softmax softmax(z/(τ·flatten)), a
+     proper distribution, so Σ_y p_mix(y) = 1 — the seeds' mixer with only that fixed. Legal,
+     but Hedge then settles on the neural expert and the mixer gains nothing; pgolf's legal
+     mixer is `hedge-normalized` (hedge_normalized.py).
 Mixture p_mix = Σ_k w_k p_k with w = softmax(log_w), log_w init (2,0,0,0,0); scored nats
 −log p_mix(y). Hedge update log_w_k −= η·mean(−log p_k(y)) over scored positions, and counts are
 added, only after a chunk has been scored ("deferred", #731; `update = "per-batch"` updates the
@@ -50,7 +52,7 @@ class HedgeOptions:
     trigram_smoothing: float = 0.0
     trigram_buckets: int = 65_536
     min_tokens: int = 10_000
-    flatten: float = 2.0  # hedge-normalized's fifth expert: softmax(z / (τ·flatten))
+    flatten: float = 2.0  # hedge-flattened's fifth expert: softmax(z / (τ·flatten))
     chunk_tokens: int = 32_768  # update period when no TTT cuts the stream (TTT's chunks win)
 
 
@@ -188,8 +190,8 @@ class SeedHedge(HedgeBase):
 
 
 @register
-class NormalizedHedge(HedgeBase):
-    name = "hedge-normalized"
+class FlattenedHedge(HedgeBase):
+    name = "hedge-flattened"
     normalized = True
 
     def fifth_expert(self, logits, p0, tau) -> torch.Tensor:
