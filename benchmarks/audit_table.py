@@ -1,6 +1,6 @@
 """The audit over every legal method and every known-illegal fixture, on one artifact.
 
-    python benchmarks/audit_table.py ARTIFACT --data DIR [--limit-tokens 8192] [--out FILE]
+    python benchmarks/audit_table.py ARTIFACT --data DIR [--limit-tokens 8192] [--out FILE] [--rows 'a,b;c']
 
 Prints one row per pipeline: each check's PASS/FLAG, the verdict, the expected verdict and the
 audit's seconds. Method settings are scaled to a short stream (stated in the output).
@@ -26,6 +26,7 @@ SETTINGS = ["evaluation.ttt.chunk_tokens=2048", "evaluation.ttt.epochs=1", "eval
 ROWS = [
     ("standard", [], "pass"), ("sliding", [], "pass"), ("sliding,ttt", [], "pass"),
     ("sliding,slot-causal", [], "pass"), ("sliding,hedge-normalized", [], "pass"),
+    ("sliding,hedge-flattened", [], "pass"),
     ("sliding,ttt,slot-causal,hedge-normalized", [], "pass"),
     ("illegal-prequant-ttt,sliding", [], "flagged"), ("illegal-train-then-score-ttt,sliding", [], "flagged"),
     ("sliding,slot", ['evaluation.slot.variant="A"'], "flagged"),
@@ -43,12 +44,15 @@ def main() -> int:
     ap.add_argument("--limit-tokens", type=int, default=8192)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--rows", help="only these pipelines (';'-separated, as in the table, e.g. 'sliding,hedge')")
     args = ap.parse_args()
     runtime = init_runtime("auto")
     if args.threads:
         torch.set_num_threads(args.threads)
     results = []
     for methods, extra, expected in ROWS:
+        if args.rows and methods not in args.rows.split(";"):
+            continue
         r = audit_artifact(args.artifact, args.data, runtime, methods, SETTINGS + extra, limit=args.limit_tokens)
         label = methods + (f" [{extra[0].split('=')[1].strip(chr(34))}]" if extra else "")
         results.append({"pipeline": label, "expected": expected, **{k: r[k] for k in ("verdict", "flagged", "seconds", "bpb")},

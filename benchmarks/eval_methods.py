@@ -4,7 +4,8 @@ Trains `cpu-mini` on the shared dev corpus (SP-1024, `--val-fraction 0.1`) for `
 (or reuses `--run`), packs it with the preset's quantizer, then scores the round-tripped model on
 the first `--val-tokens` validation tokens with each composition below, in one process. Δ is
 against `sliding` alone measured in the same run. Published SLOT (A, C) and the seeds' `hedge`
-are reported for study and marked: they are not legal (see the audit).
+are reported for study and marked: they are not legal (see the audit). `hedge-flattened` is the
+seeds' mixer with only its entropy expert normalized; `hedge-normalized` is pgolf's legal mixer.
 
     python benchmarks/eval_methods.py --data DIR [--budget-seconds 600] [--val-tokens 65536]
 """
@@ -31,7 +32,9 @@ ROWS: list[tuple[str, str, list[str]]] = [
     ("sliding+ttt", "sliding,ttt", []),
     ("sliding+slot-causal", "sliding,slot-causal", []),
     ("sliding+hedge-normalized", "sliding,hedge-normalized", []),
+    ("sliding+hedge-flattened", "sliding,hedge-flattened", []),
     ("sliding+ttt+hedge-normalized", "sliding,ttt,hedge-normalized", []),
+    ("sliding+slot-causal+hedge-normalized", "sliding,slot-causal,hedge-normalized", []),
     ("sliding+ttt+slot-causal+hedge-normalized", "sliding,ttt,slot-causal,hedge-normalized", []),
     ("sliding+hedge (seeds', unnormalized)", "sliding,hedge", []),
     ("sliding+slot A (published)", "sliding,slot", ['evaluation.slot.variant="A"']),
@@ -41,7 +44,7 @@ ROWS: list[tuple[str, str, list[str]]] = [
 COMMON = ["evaluation.ttt.chunk_tokens=4096", "evaluation.ttt.epochs=2", "evaluation.ttt.lr=0.01",
           "evaluation.hedge.chunk_tokens=4096", "evaluation.hedge.min_tokens=4096",
           "evaluation.hedge.trigram_buckets=8192", "evaluation.slot_causal.steps=8",
-          "evaluation.slot_causal.lr=0.01"]
+          "evaluation.slot_causal.lr=0.01", "evaluation.hedge_normalized.mass_every=4096"]
 
 
 def main() -> int:

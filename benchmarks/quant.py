@@ -39,6 +39,7 @@ from pgolf.evaluate.standard import evaluate_standard
 from pgolf.artifact.load import model_from_state
 from pgolf.quant.calibration import calibrate, load_hessians, train_calibration_batches
 from pgolf.quant.compress import COMPRESSORS
+from pgolf.quant.layout import LAYOUTS, relayout
 from pgolf.quant.registry import get_quantizer
 from pgolf.train.checkpoint import load_checkpoint
 from pgolf.train.distributed import init_runtime
@@ -59,7 +60,12 @@ def block_matrix_bytes_per_param(run_dir: Path, quant: str, hessians) -> dict[st
     blocks = {k: v for k, v in weights.items() if k.startswith("blocks.") and v.ndim == 2 and v.numel() > 65_536}
     tensors = get_quantizer(quant)(blocks, PackConfig(), hessians=hessians)
     n = sum(v.numel() for v in blocks.values())
-    return {c: len(encode_artifact(Artifact({}, quant, tensors, compressor=c))) / n for c in COMPRESSORS.names()}
+    return {f"{c}/{layout}": len(encode_artifact(Artifact({}, quant, relayout(tensors, layout), compressor=c))) / n
+            for c in COMPRESSORS.names() for layout in LAYOUTS}
+
+
+def packed_bpp(row: dict) -> float:
+    return min(v for k, v in row["block_bytes_per_param"].items() if k.endswith("/packed"))
 
 
 def budget_tag(args: argparse.Namespace) -> str:
@@ -118,7 +124,8 @@ def main() -> int:
             bpp = block_matrix_bytes_per_param(run, quant, hessians if quant.startswith("gptq-int") else None)
             rows.append({"variant": variant, "quant": quant, "float_bpb": float_bpb, "bpb": ev["val_bpb"],
                          "gap": ev["val_bpb"] - float_bpb, "sizes": packed["compressed_sizes"],
-                         "best_compressor": packed["compressor"], "model_bytes": packed["model_bytes"],
+                         "best_compressor": packed["compressor"], "best_layout": packed["layout"],
+                         "layout_sizes": packed["layout_sizes"], "model_bytes": packed["model_bytes"],
                          "block_bytes_per_param": bpp, "pack_seconds": seconds,
                          "calibration_seconds": prov["seconds"] if quant.startswith("gptq-int") else 0.0})
     if args.train_only:
@@ -143,13 +150,16 @@ def main() -> int:
     print(f"cpu-mini, {budget_tag(args)} of training per variant, val = first {args.val_tokens:,} tokens "
           f"(dev corpus last-10% split, SP-1024); gap = roundtrip bpb − float bpb")
     comps = COMPRESSORS.names()
-    head = f"{'variant':<24}{'quantizer':<16}{'float':>8}{'gap':>9}" + "".join(f"{c:>11}" for c in comps) + f"{'blk B/p':>9}{'pack s':>8}"
+    head = f"{'variant':<24}{'quantizer':<16}{'float':>8}{'gap':>9}" + "".join(f"{c:>11}" for c in comps) + f"{'blk packed':>11}{'blk best':>10}{'layout':>9}{'pack s':>8}"
     print(head)
     print("-" * len(head))
     for r in rows:
         sizes = "".join(f"{r['sizes'].get(c, 0):>11,}" for c in comps)
         print(f"{r['variant']:<24}{r['quant']:<16}{r['float_bpb']:>8.4f}{r['gap']:>+9.4f}{sizes}"
-              f"{min(r['block_bytes_per_param'].values()):>9.3f}{r['pack_seconds']:>8.1f}")
+              f"{packed_bpp(r):>11.3f}{min(r['block_bytes_per_param'].values()):>10.3f}{r['best_layout']:>9}"
+              f"{r['pack_seconds']:>8.1f}")
+    print("sizes: whole artifact per compressor (its best layout); blk: block matrices alone, bytes per parameter "
+          "after the best compressor, bit-packed vs the best layout")
     if "record_549_cpu" in result:
         t = result["record_549_cpu"]
         print(f"record-549 (11L, 26.9M params) on CPU: Hessians {t['hessian_seconds']:.1f} s for "

@@ -106,3 +106,12 @@ def test_bad_mixer_options_are_refused():
         with pytest.raises(ConfigError):
             run_pipeline(model, tokens, tables, preset, Runtime(), ["sliding", "hedge-normalized"],
                          overrides={"hedge_normalized": bad})
+
+
+def test_mixer_reports_the_mass_it_samples():
+    preset, model, tables, tokens = _tiny()
+    r = run_pipeline(model, tokens, tables, preset, Runtime(), ["sliding", "hedge-normalized"],
+                     overrides={"hedge_normalized": {"chunk_tokens": 256, "mass_every": 97}})
+    mixer = next(m for m in r.methods if m["method"] == "hedge-normalized")
+    assert mixer["sum_p_mix_max"] == pytest.approx(1.0, abs=1e-9)
+    assert mixer["sum_p_mix_mean"] == pytest.approx(1.0, abs=1e-9)

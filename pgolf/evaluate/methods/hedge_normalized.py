@@ -46,6 +46,9 @@ class NgramMixOptions:
     gate_steps: int = 20
     gate_lr: float = 0.05
     chunk_tokens: int = 4_096  # table commit and gate update period when no TTT cuts the stream
+    # > 0: also sum the full mixture over the vocabulary at every n-th position (a brute-force
+    # recount of the prefix each time, so off by default; the audit samples on its own)
+    mass_every: int = 0
 
 
 @register
@@ -74,6 +77,7 @@ class NormalizedHedge(EvalMethod):
         self.adaptive = temp == "adaptive"
         self.temperature = 1.0 if self.adaptive else float(temp)
         self.lambdas: list[float] = []
+        self.mass_samples: list[float] = []
 
     @property
     def chunk_tokens(self) -> int:
@@ -112,6 +116,12 @@ class NormalizedHedge(EvalMethod):
         p_ng = torch.from_numpy(self.ngram.prob[positions].copy())
         lam = self._lambda(features)
         self.lambdas.append(float(lam.mean()))
+        if self.cfg.mass_every > 0:  # Σ_y p(y) at sampled positions, reported like the seeds' hedge
+            rows = np.nonzero(positions % self.cfg.mass_every == 0)[0]
+            if rows.size:
+                idx = torch.as_tensor(rows, device=logits.device)
+                full = self.distribution(logits[idx], inputs[idx], positions[rows])
+                self.mass_samples.extend(full.sum(-1).tolist())
         self.pending.append((features, p_nn, p_ng))
         if self.ctx.observer is not None:  # the counts behind position t hold the targets of positions < t
             for t in positions.tolist():
@@ -147,4 +157,7 @@ class NormalizedHedge(EvalMethod):
         out["gate_weights"] = [round(v, 4) for v in self.w.detach().tolist()]
         if self.lambdas:
             out["mean_lambda_neural"] = float(np.mean(self.lambdas))
+        if self.mass_samples:
+            out["sum_p_mix_mean"] = float(np.mean(self.mass_samples))
+            out["sum_p_mix_max"] = float(np.max(self.mass_samples))
         return out
