@@ -152,3 +152,15 @@ def test_every_seed_presets_evaluation_section_builds(name):
     assert {m.name for m in built.values()} >= set(preset.evaluation["methods"])
     if name in ("seed-1488-slot24", "seed-1207-hydra"):
         assert not all(m.legal for m in built.values())  # the seeds' illegal eval is reproduced and marked
+
+
+def test_tempered_softmax_fixed_and_adaptive():
+    from pgolf.evaluate.methods.temperature import tempered_softmax
+
+    logits = torch.tensor([[2.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    p, entropy, tau = tempered_softmax(logits, 0.5)
+    assert torch.allclose(p, torch.softmax(logits.double() * 2, -1)) and (tau == 0.5).all()
+    assert entropy[1].item() == pytest.approx(np.log(4))
+    p, _, tau = tempered_softmax(logits, None)  # #700: τ = clamp(1 − 0.02·(1 − H/ln V), 0.9, 1.05)
+    assert tau[1].item() == pytest.approx(1.0) and 0.98 < tau[0].item() < 1.0
+    assert torch.allclose(p.sum(-1), torch.ones(2, dtype=torch.float64))

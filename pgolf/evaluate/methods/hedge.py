@@ -21,7 +21,6 @@ counted. Mixer state is per rank, as in the seeds.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +28,7 @@ import torch
 
 from pgolf.errors import ConfigError
 from pgolf.evaluate.methods.base import EvalMethod, register
+from pgolf.evaluate.methods.temperature import preset_temperature, tempered_softmax
 
 HASH_A, HASH_B = 36313, 27191
 
@@ -81,20 +81,13 @@ class HedgeBase(EvalMethod):
         self.tri = torch.zeros(cfg.trigram_buckets, V, dtype=torch.float32, device=dev)
         self.counted = 0
         self.pending: list[torch.Tensor] = []
-        temp = ctx.preset.evaluation.get("temperature", 1.0)
-        self.adaptive = temp == "adaptive"
-        self.temperature = 1.0 if self.adaptive else float(temp)
+        self.temperature = preset_temperature(ctx.preset)
         self.mass_samples: list[float] = []
 
     # -- experts ----------------------------------------------------------------------------
     def _neural(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logp = torch.log_softmax(logits.double(), dim=-1)
-        entropy = -(logp.exp() * logp).sum(-1)
-        if self.adaptive:
-            tau = (1 - 0.02 * (1 - entropy / math.log(self.V))).clamp(0.9, 1.05)[:, None]
-        else:
-            tau = torch.full_like(entropy[:, None], self.temperature)
-        return torch.softmax(logits.double() / tau, dim=-1), tau
+        p, _, tau = tempered_softmax(logits, self.temperature)
+        return p, tau
 
     def expert_distributions(self, logits, inputs, positions) -> torch.Tensor:
         """(n, 5, V): each expert's value for every vocabulary entry."""

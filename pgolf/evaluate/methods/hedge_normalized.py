@@ -33,6 +33,7 @@ import torch
 
 from pgolf.errors import ConfigError
 from pgolf.evaluate.methods.base import EvalMethod, register
+from pgolf.evaluate.methods.temperature import preset_temperature, tempered_softmax
 from pgolf.evaluate.ngram import OnlineNgram
 from pgolf.train.distributed import all_reduce_sum_
 
@@ -73,9 +74,7 @@ class NormalizedHedge(EvalMethod):
         self.w.requires_grad_(True)
         self.opt = torch.optim.Adam([self.w], lr=cfg.gate_lr)
         self.pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        temp = ctx.preset.evaluation.get("temperature", 1.0)
-        self.adaptive = temp == "adaptive"
-        self.temperature = 1.0 if self.adaptive else float(temp)
+        self.temperature = preset_temperature(ctx.preset)
         self.lambdas: list[float] = []
         self.mass_samples: list[float] = []
 
@@ -85,12 +84,8 @@ class NormalizedHedge(EvalMethod):
 
     # -- experts and gate ---------------------------------------------------------------------
     def _neural(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logp = torch.log_softmax(logits.double(), dim=-1)
-        entropy = -(logp.exp() * logp).sum(-1)
-        if self.adaptive:
-            tau = (1 - 0.02 * (1 - entropy / math.log(self.V))).clamp(0.9, 1.05)[:, None]
-            return torch.softmax(logits.double() / tau, dim=-1), entropy
-        return torch.softmax(logits.double() / self.temperature, dim=-1), entropy
+        p, entropy, _ = tempered_softmax(logits, self.temperature)
+        return p, entropy
 
     def _features(self, entropy: torch.Tensor, positions: np.ndarray) -> torch.Tensor:
         self.ngram.extend_to(int(positions.max()) + 1)
