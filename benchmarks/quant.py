@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from pgolf.artifact.format import Artifact, encode_artifact
@@ -39,6 +40,7 @@ from pgolf.evaluate.standard import evaluate_standard
 from pgolf.artifact.load import model_from_state
 from pgolf.quant.calibration import calibrate, load_hessians, train_calibration_batches
 from pgolf.quant.compress import COMPRESSORS
+from pgolf.quant.encoding import decode_state_dict
 from pgolf.quant.layout import LAYOUTS, relayout
 from pgolf.quant.registry import get_quantizer
 from pgolf.train.checkpoint import load_checkpoint
@@ -55,13 +57,35 @@ VARIANTS = {
 QUANTIZERS = ["int8-rtn", "rtn-int8", "rtn-int6", "gptq-lite-int6", "gptq-int6"]
 
 
-def block_matrix_bytes_per_param(run_dir: Path, quant: str, hessians) -> dict[str, float]:
+def block_matrix_bytes_per_param(run_dir: Path, quant: str, hessians) -> tuple[dict[str, float], float]:
+    """Bytes per parameter of the block matrices alone, per compressor/layout, and the order-0
+    entropy of their integers in bytes per parameter (no coder that ignores context goes lower)."""
     weights, _ = load_checkpoint(run_dir)
     blocks = {k: v for k, v in weights.items() if k.startswith("blocks.") and v.ndim == 2 and v.numel() > 65_536}
     tensors = get_quantizer(quant)(blocks, PackConfig(), hessians=hessians)
     n = sum(v.numel() for v in blocks.values())
-    return {f"{c}/{layout}": len(encode_artifact(Artifact({}, quant, relayout(tensors, layout), compressor=c))) / n
-            for c in COMPRESSORS.names() for layout in LAYOUTS}
+    sizes = {f"{c}/{layout}": len(encode_artifact(Artifact({}, quant, relayout(tensors, layout), compressor=c))) / n
+             for c in COMPRESSORS.names() for layout in LAYOUTS}
+    integers = np.concatenate([t.parts["q"].reshape(-1) for t in relayout(tensors, "bytes")])
+    freq = np.bincount(integers.astype(np.int64) + 128) / integers.size
+    freq = freq[freq > 0]
+    return sizes, float(-(freq * np.log2(freq)).sum() / 8)
+
+
+def output_error(weights: dict, quant: str, hessians) -> float:
+    """GPTQ's objective summed over the calibrated matrices, relative to the weights' own energy:
+    Σ tr(ΔW H ΔWᵀ) / Σ tr(W H Wᵀ), H the layer-input second moments from training data."""
+    calibrated = {k: weights[k] for k in hessians}
+    tensors = get_quantizer(quant)(calibrated, PackConfig(), hessians=hessians if quant.startswith("gptq-int") else None)
+    decoded = decode_state_dict(tensors)
+    err = energy = 0.0
+    for name, w in calibrated.items():
+        h = hessians[name].hessian
+        w64 = w.double().reshape(w.shape[0], -1)
+        delta = decoded[name].double().reshape_as(w64) - w64
+        err += float(torch.einsum("ij,jk,ik->", delta, h, delta))
+        energy += float(torch.einsum("ij,jk,ik->", w64, h, w64))
+    return err / energy
 
 
 def packed_bpp(row: dict) -> float:
@@ -85,6 +109,7 @@ def main() -> int:
     ap.add_argument("--val-tokens", type=int, default=262_144)
     ap.add_argument("--calibration-sequences", type=int, default=64)
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--quantizers", default=",".join(QUANTIZERS), help="comma-separated registered quantizers")
     ap.add_argument("--data", type=Path)
     ap.add_argument("--tokenizer", type=Path, default=SHARED / "tokenizers" / "fineweb_1024_bpe.model")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "pgolf-quant-bench")
@@ -116,17 +141,23 @@ def main() -> int:
         batches, prov = train_calibration_batches(data, args.calibration_sequences, 512)
         prov = calibrate(model, batches, prov, run)
         hessians, _ = load_hessians(run)
-        for quant in QUANTIZERS:
+        for quant in args.quantizers.split(","):
+            t0 = time.perf_counter()  # the quantizer alone (GPTQ's solve), then the whole pack
+            get_quantizer(quant)(weights, PackConfig(), hessians=hessians if quant.startswith("gptq-int") else None)
+            quant_seconds = time.perf_counter() - t0
             t0 = time.perf_counter()
             packed = pack_run(run, out=run / f"{quant}.pgolf", quant=quant, compressor="best", allow_over_budget=True)
             seconds = time.perf_counter() - t0
             ev = evaluate_artifact(packed["artifact"], data, runtime, tokenizer=args.tokenizer, limit=args.val_tokens)
-            bpp = block_matrix_bytes_per_param(run, quant, hessians if quant.startswith("gptq-int") else None)
+            rel_err = output_error(weights, quant, hessians)
+            bpp, entropy = block_matrix_bytes_per_param(run, quant, hessians if quant.startswith("gptq-int") else None)
             rows.append({"variant": variant, "quant": quant, "float_bpb": float_bpb, "bpb": ev["val_bpb"],
                          "gap": ev["val_bpb"] - float_bpb, "sizes": packed["compressed_sizes"],
                          "best_compressor": packed["compressor"], "best_layout": packed["layout"],
                          "layout_sizes": packed["layout_sizes"], "model_bytes": packed["model_bytes"],
-                         "block_bytes_per_param": bpp, "pack_seconds": seconds,
+                         "block_bytes_per_param": bpp, "block_entropy_bytes_per_param": entropy,
+                         "pack_seconds": seconds, "quantize_seconds": quant_seconds,
+                         "output_error": rel_err,
                          "calibration_seconds": prov["seconds"] if quant.startswith("gptq-int") else 0.0})
     if args.train_only:
         return 0
@@ -150,16 +181,21 @@ def main() -> int:
     print(f"cpu-mini, {budget_tag(args)} of training per variant, val = first {args.val_tokens:,} tokens "
           f"(dev corpus last-10% split, SP-1024); gap = roundtrip bpb − float bpb")
     comps = COMPRESSORS.names()
-    head = f"{'variant':<24}{'quantizer':<16}{'float':>8}{'gap':>9}" + "".join(f"{c:>11}" for c in comps) + f"{'blk packed':>11}{'blk best':>10}{'layout':>9}{'pack s':>8}"
+    head = (f"{'variant':<24}{'quantizer':<16}{'float':>8}{'gap':>9}{'out err':>9}" + "".join(f"{c:>11}" for c in comps)
+            + f"{'blk packed':>11}{'blk best':>10}{'blk H0':>8}{'layout':>9}{'quant s':>8}{'pack s':>8}")
     print(head)
     print("-" * len(head))
     for r in rows:
         sizes = "".join(f"{r['sizes'].get(c, 0):>11,}" for c in comps)
-        print(f"{r['variant']:<24}{r['quant']:<16}{r['float_bpb']:>8.4f}{r['gap']:>+9.4f}{sizes}"
-              f"{packed_bpp(r):>11.3f}{min(r['block_bytes_per_param'].values()):>10.3f}{r['best_layout']:>9}"
-              f"{r['pack_seconds']:>8.1f}")
+        print(f"{r['variant']:<24}{r['quant']:<16}{r['float_bpb']:>8.4f}{r['gap']:>+9.4f}{r['output_error']:>9.2e}{sizes}"
+              f"{packed_bpp(r):>11.3f}{min(r['block_bytes_per_param'].values()):>10.3f}"
+              f"{r['block_entropy_bytes_per_param']:>8.3f}{r['best_layout']:>9}"
+              f"{r['quantize_seconds']:>8.1f}{r['pack_seconds']:>8.1f}")
     print("sizes: whole artifact per compressor (its best layout); blk: block matrices alone, bytes per parameter "
-          "after the best compressor, bit-packed vs the best layout")
+          "after the best compressor, bit-packed vs the best layout; blk H0: order-0 entropy of their integers; out err: Σ tr(ΔW H ΔWᵀ) / Σ tr(W H Wᵀ) over the calibrated matrices")
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        calib = max(r["calibration_seconds"] for r in rows if r["variant"] == variant)
+        print(f"{variant}: GPTQ Hessians from {args.calibration_sequences} training sequences in {calib:.1f} s")
     if "record_549_cpu" in result:
         t = result["record_549_cpu"]
         print(f"record-549 (11L, 26.9M params) on CPU: Hessians {t['hessian_seconds']:.1f} s for "
