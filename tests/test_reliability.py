@@ -52,18 +52,23 @@ def test_pickle_payloads_in_checkpoints_and_resume_files_are_refused(tmp_path, m
     assert not (tmp_path / "PWNED").exists()
 
 
+def _load_or_pgolf_error(tmp_path_factory, text: str) -> None:
+    """Load `text` as a preset file: it loads, or raises a PgolfError (anything else fails the test)."""
+    path = tmp_path_factory.mktemp("p") / "preset.toml"
+    path.write_text(text)
+    try:
+        load_preset(str(path))
+    except PgolfError:
+        pass
+
+
 TOML_CHARS = string.ascii_letters + string.digits + " =.[]\"'\n_-#{},"
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=TOML_CHARS, max_size=200))
 def test_property_random_preset_text_only_raises_pgolf_errors(tmp_path_factory, text):
-    path = tmp_path_factory.mktemp("p") / "fuzz.toml"
-    path.write_text(text)
-    try:
-        load_preset(str(path))
-    except PgolfError:
-        pass
+    _load_or_pgolf_error(tmp_path_factory, text)
 
 
 @settings(max_examples=200, deadline=None)
@@ -75,12 +80,7 @@ def test_property_mutated_real_presets_only_raise_pgolf_errors(tmp_path_factory,
     text = (resources.files("pgolf") / "presets" / f"{name}.toml").read_text()
     i = data.draw(st.integers(0, len(text) - 1))
     mutated = text[:i] + data.draw(st.sampled_from(list(TOML_CHARS))) + text[i + 1 :]
-    path = tmp_path_factory.mktemp("p") / "mut.toml"
-    path.write_text(mutated)
-    try:
-        load_preset(str(path))
-    except PgolfError:
-        pass
+    _load_or_pgolf_error(tmp_path_factory, mutated)
 
 
 def test_disk_full_leaves_no_partial_file_and_one_line_error(tmp_path, monkeypatch):

@@ -17,13 +17,14 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from pgolf.data.loader import TokenStream
 from pgolf.errors import DataError, PgolfError
 from pgolf.quant.gptq import GPTQ
 from pgolf.quant.mixed import KEEP_FLOAT_MAX_NUMEL
+from pgolf.train.checkpoint import atomic_write_safetensors, write_json
 
 HESSIANS_NAME = "hessians.safetensors"
 PROVENANCE_NAME = "calibration.json"
@@ -106,8 +107,8 @@ def calibrate(model: nn.Module, batches: Iterator[torch.Tensor], provenance: dic
     gptqs = collect_hessians(model, batches)
     provenance = {**provenance, "seconds": time.perf_counter() - t0, "layers": len(gptqs)}
     run_dir = Path(run_dir)
-    save_file({name: g.hessian.contiguous() for name, g in gptqs.items()}, str(run_dir / HESSIANS_NAME))
-    (run_dir / PROVENANCE_NAME).write_text(json.dumps(provenance, indent=2) + "\n")
+    atomic_write_safetensors(run_dir / HESSIANS_NAME, {name: g.hessian.contiguous() for name, g in gptqs.items()})
+    write_json(run_dir / PROVENANCE_NAME, provenance)
     return provenance
 
 

@@ -40,19 +40,21 @@ def _decode_float(t: EncodedTensor) -> torch.Tensor:
     return torch.from_numpy(np.array(t.parts["data"])).float().reshape(t.shape)
 
 
+def _scaled_rows(q: torch.Tensor, t: EncodedTensor) -> torch.Tensor:
+    """Integers (rows, …) times their row's scale, in the tensor's shape."""
+    scale = torch.from_numpy(np.array(t.parts["scale"])).float()
+    return (q.float().view(scale.numel(), -1) * scale[:, None]).reshape(t.shape)
+
+
 @DECODERS.register("int_per_row")
 def _decode_per_row(t: EncodedTensor) -> torch.Tensor:
-    q = torch.from_numpy(np.array(t.parts["q"])).float()
-    scale = torch.from_numpy(np.array(t.parts["scale"])).float()
-    return (q * scale[:, None]).reshape(t.shape)
+    return _scaled_rows(torch.from_numpy(np.array(t.parts["q"])), t)
 
 
 @DECODERS.register("int_per_row_t")
 def _decode_per_row_columns(t: EncodedTensor) -> torch.Tensor:
     """Per-row integers stored column by column (pgolf.quant.layout, `columns`)."""
-    q = torch.from_numpy(np.array(t.parts["q"])).float().T
-    scale = torch.from_numpy(np.array(t.parts["scale"])).float()
-    return (q * scale[:, None]).reshape(t.shape)
+    return _scaled_rows(torch.from_numpy(np.array(t.parts["q"])).T.contiguous(), t)
 
 
 @DECODERS.register("int_per_tensor")
@@ -67,10 +69,8 @@ def _decode_per_row_packed(t: EncodedTensor) -> torch.Tensor:
     from pgolf.quant.packing import unpack_signed
 
     bits = int(np.array(t.parts["bits"]).reshape(-1)[0])
-    scale = torch.from_numpy(np.array(t.parts["scale"])).float()
     count = int(np.prod(t.shape))
-    q = torch.from_numpy(unpack_signed(t.parts["q"], bits, count).astype(np.float32))
-    return (q.view(scale.numel(), -1) * scale[:, None]).reshape(t.shape)
+    return _scaled_rows(torch.from_numpy(unpack_signed(t.parts["q"], bits, count).astype(np.float32)), t)
 
 
 def decode(t: EncodedTensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from pgolf.errors import PgolfError
 
@@ -41,6 +41,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def atomic_write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Tensors (and string metadata) as one safetensors file, written like every other file here."""
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
+
+
 def write_json(path: Path, obj: dict) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
@@ -48,9 +53,7 @@ def write_json(path: Path, obj: dict) -> None:
 def save_checkpoint(run_dir: str | os.PathLike, model: torch.nn.Module, state: dict) -> None:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / (WEIGHTS_NAME + ".tmp")
-    save_file(plain_state_dict(model), str(tmp))
-    os.replace(tmp, run_dir / WEIGHTS_NAME)
+    atomic_write_safetensors(run_dir / WEIGHTS_NAME, plain_state_dict(model))
     write_json(run_dir / STATE_NAME, state)
 
 

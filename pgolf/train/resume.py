@@ -7,16 +7,15 @@ file intact (temp file + rename)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from pgolf.errors import PgolfError
-from pgolf.train.checkpoint import plain_state_dict
+from pgolf.train.checkpoint import atomic_write_safetensors, plain_state_dict
 
 RESUME_NAME = "resume.safetensors"
 
@@ -61,10 +60,7 @@ def save_resume(run_dir: Path, step: int, model, optimizers, averager, loader, c
     }
     if torch.cuda.is_available() and next(model.parameters()).is_cuda:
         meta["cuda_rng"] = _split(torch.cuda.get_rng_state(), "rng/cuda", tensors)
-    path = Path(run_dir) / RESUME_NAME
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"pgolf_resume": json.dumps(meta)})
-    os.replace(tmp, path)
+    atomic_write_safetensors(Path(run_dir) / RESUME_NAME, tensors, {"pgolf_resume": json.dumps(meta)})
 
 
 def load_resume(run_dir: Path) -> tuple[dict, dict]:
