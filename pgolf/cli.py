@@ -115,11 +115,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.data is None or args.out is None:
             raise PgolfError("pgolf train needs --data and --out (or --resume RUN)")
         preset, data, tokenizer, out = _preset(args), args.data, args.tokenizer, args.out
+        if int(os.environ.get("RANK", "0")) == 0:
+            from pgolf.run import check_projected_fit
+
+            check_projected_fit(preset, args.strict_budget)
+    from pgolf.train.faults import fault_hook_from_env
+
     runtime = init_runtime(args.device)
     fresh = not Path(out).exists()
     try:
-        summary = train(preset, data, out, runtime, tokenizer=tokenizer,
-                        progress=False if args.json else None, resume=bool(args.resume))
+        summary = train(preset, data, out, runtime, tokenizer=tokenizer, progress=False if args.json else None,
+                        resume=bool(args.resume), after_step=fault_hook_from_env())
     except PgolfError:
         if fresh and runtime.is_main and not (Path(out) / "model.safetensors").exists():
             import shutil
@@ -154,26 +160,35 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from pgolf.artifact.export import export_script, lzma_wrap, minify
+    from pgolf.artifact.export import export_script, lzma_wrap, minify, preset_requirements, wrap
     from pgolf.config import load_preset
     from pgolf.train.checkpoint import atomic_write_bytes
 
-    source = export_script(load_preset(args.preset, args.set))
+    preset = load_preset(args.preset, args.set)
+    source = export_script(preset)
     sizes = {"plain": len(source.encode("utf-8"))}
-    final = source
-    if args.minify:
-        small = minify(source)
-        if small is None:
-            raise PgolfError("--minify needs python-minifier: pip install python-minifier")
-        sizes["minified"] = len(small.encode("utf-8"))
-        final = small
-    if args.lzma:
-        final = lzma_wrap(final)
-        sizes["lzma_wrapped"] = len(final.encode("utf-8"))
+    if args.minify or args.lzma:  # the explicit flags, as before
+        final = source
+        if args.minify:
+            final = minify(source)
+            if final is None:
+                raise PgolfError("--minify needs python-minifier: pip install python-minifier")
+            sizes["minified"] = len(final.encode("utf-8"))
+        if args.lzma:
+            final = lzma_wrap(final)
+            sizes["lzma_wrapped"] = len(final.encode("utf-8"))
+        wrapper = "+".join(w for w, on in (("minified", args.minify), ("lzma", args.lzma)) if on)
+    else:
+        wrapper = args.wrapper or preset.pack.code_wrapper
+        final = wrap(source, wrapper)
+        sizes[wrapper] = len(final.encode("utf-8"))
     atomic_write_bytes(args.out, final.encode("utf-8"))
-    r = {"out": str(args.out), "preset": args.preset, "code_bytes": len(final.encode("utf-8")), "sizes": sizes}
+    r = {"out": str(args.out), "preset": args.preset, "code_bytes": len(final.encode("utf-8")), "sizes": sizes,
+         "wrapper": wrapper, "requirements": preset_requirements(preset)}
     _emit(args, r, lambda r: table([("out", r["out"]), *[(f"bytes ({k})", v) for k, v in sizes.items()],
-                                    ("code bytes counted", r["code_bytes"])]))
+                                    ("code bytes counted", r["code_bytes"]), ("wrapper", r["wrapper"]),
+                                    ("requirements beyond torch/numpy/sentencepiece",
+                                     ", ".join(r["requirements"]) or "-")]))
     return 0
 
 
@@ -239,28 +254,64 @@ def _val_scope(r: dict) -> str:
     return f"first {limit:,} val tokens" if limit and limit < r["eval"]["tokens"] else "all val tokens"
 
 
+def _run_rows(r: dict) -> list[tuple[str, Any]]:
+    rows = [("preset", r["preset"]), ("data", r["data"]["dir"]), ("split", r["data"]["split"]),
+            ("train steps", r["train"]["steps"]), ("train time (s)", r["train"]["train_time_ms"] / 1000),
+            ("tokens/s", r["train"]["tokens_per_second"]),
+            ("train loss (last step) / val loss (pre-quant)", f"{r['train']['train_loss']:.4f} / {r['train']['val_loss']:.4f}"),
+            (f"val_bpb (pre-quant, {_val_scope(r)})", r["train"]["val_bpb"])]
+    for e in r["evals"]:
+        verdict = e.get("audit", "not audited")
+        if e.get("flagged"):
+            verdict += f" ({', '.join(e['flagged'])})"
+        label = f" {e['label']}" if e["label"] else ""
+        rows.append((f"val_bpb [{e['methods']}] (roundtrip, {r['pack']['quant']})",
+                     f"{e['val_bpb']:.4f}  audit: {verdict}{label}"))
+    p = r["pack"]
+    rows += [("code bytes", f"{p['code_bytes']:,} ({p['code_counted']})"), ("model bytes", p["model_bytes"]),
+             ("total bytes", p["total_bytes"]), ("headroom", p["headroom_bytes"])]
+    if r.get("export"):
+        rows.append(("exported", f"{r['export']['path']} (requires: {', '.join(r['export']['requirements']) or '-'})"))
+    rows += [(f"  stage: {s['stage']}", f"{s['seconds']:.1f} s  {s['produced']}") for s in r["stages"]]
+    rows += [("total time (s)", r["total_seconds"]),
+             ("run dir", r["run_dir"] or "(temporary; pass --out DIR to keep it)")]
+    return rows
+
+
+def _dry_run_rows(r: dict) -> list[tuple[str, Any]]:
+    d, proj = r["dry_run"], r["projection"]
+    rows = [("preset (dry run, full shape)", f"{r['preset']}: {d['params']:,} params")]
+    rows += [(f"  stage: {s['stage']}", f"{s['seconds']:.1f} s  {s['produced']}") for s in r["stages"]]
+    rows += [("bytes measured (dry-run weights)",
+              f"{d['measured_total_bytes']:,} = {r['pack']['model_bytes']:,} model + {d['code_bytes']:,} code "
+              f"({d['code_wrapper']}); {'fits' if d['measured_fits'] else 'does NOT fit'}, "
+              f"headroom {d['measured_headroom_bytes']:+,}")]
+    rows += [(f"  projected {g}", f"{x['params']:,} params x {x['bytes_per_param']:.4f} B = {x['projected_bytes']:,} B "
+              f"[{x['source']}]") for g, x in proj["groups"].items()]
+    rows += [("bytes projected (trained weights)",
+              f"{d['projected_total_bytes']:,}; {'fits' if d['projected_fits'] else 'does NOT fit'}, "
+              f"headroom {d['projected_headroom_bytes']:+,}"),
+             ("dry run seconds", d["seconds"])]
+    return rows
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        from pgolf.dryrun import dry_run
+
+        r = dry_run(_preset(args), data=args.data, tokenizer=args.tokenizer, out=args.out,
+                    eval_tokens=args.dry_run_tokens, include_illegal=args.include_illegal,
+                    strict_budget=args.strict_budget, progress=False if args.json else None)
+        _emit(args, r, lambda r: table(_dry_run_rows(r)))
+        return 0 if r["dry_run"]["projected_fits"] else 1
     from pgolf.run import run_main_job
 
     r = run_main_job(preset=_preset(args), data=args.data, tokenizer=args.tokenizer, out=args.out,
                      device=args.device, progress=False if args.json else None,
-                     limit_val_tokens=args.limit_val_tokens)
-
-    def human(r: dict) -> str:
-        return table([
-            ("preset", r["preset"]), ("data", r["data"]["dir"]), ("split", r["data"]["split"]),
-            ("train steps", r["train"]["steps"]), ("train time (s)", r["train"]["train_time_ms"] / 1000),
-            ("tokens/s", r["train"]["tokens_per_second"]),
-            (f"val_bpb (pre-quant, {_val_scope(r)})", r["train"]["val_bpb"]),
-            ("val_bpb (int8+zlib roundtrip)", r["eval"]["val_bpb"]),
-            ("val_loss (roundtrip)", r["eval"]["val_loss"]),
-            ("code bytes", r["pack"]["code_bytes"]), ("model bytes", r["pack"]["model_bytes"]),
-            ("total bytes", r["pack"]["total_bytes"]), ("headroom", r["pack"]["headroom_bytes"]),
-            ("eval time (s)", r["eval"]["eval_seconds"]), ("total time (s)", r["total_seconds"]),
-            ("run dir", r["run_dir"] or "(temporary; pass --out DIR to keep it)"),
-        ])
-
-    _emit(args, r, human)
+                     limit_val_tokens=args.limit_val_tokens, include_illegal=args.include_illegal,
+                     strict_budget=args.strict_budget, audit_tokens=args.audit_tokens)
+    if int(os.environ.get("RANK", "0")) == 0:
+        _emit(args, r, lambda r: table(_run_rows(r)))
     return 0
 
 
@@ -268,7 +319,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from pgolf.artifact.estimate import preset_info
     from pgolf.config import load_preset
 
-    r = preset_info(load_preset(args.preset, args.set), matrix_bits=args.bits)
+    r = preset_info(load_preset(args.preset, args.set))
 
     def human(r: dict) -> str:
         rows = [("preset", r["preset"]), ("add-ons", ", ".join(r["addons"]) or "-")]
@@ -277,9 +328,17 @@ def cmd_info(args: argparse.Namespace) -> int:
         if r["reported_params"]:
             rows.append(("reported by the seed", f"{int(r['reported_params']):,} ({r['reference_source']})"))
             rows.append(("difference", f"{r['params_difference']:+,}"))
-        rows += [(f"est. bytes @int{args.bits} (uncompressed)", r["estimated_model_bytes"]),
-                 ("code bytes", r["code_bytes"]), ("est. total", r["estimated_total_bytes"]),
-                 ("est. headroom", r["estimated_headroom_bytes"])]
+        pk = r["pack"]
+        rows.append(("pack", f"{pk['quant']}, embedding int{pk['embedding_bits']}, {'/'.join(pk['compressors'])}, "
+                             f"code {pk['code_wrapper']}"))
+        proj = r["projection"]
+        rows += [(f"  projected {g}", f"{x['projected_bytes']:,} B ({x['bytes_per_param']:.4f} B/param)")
+                 for g, x in proj["groups"].items()]
+        rows += [("B/param source", proj["source"]),
+                 ("projected model bytes (trained)", r["estimated_model_bytes"]),
+                 ("code bytes", f"{r['code_bytes']:,} ({proj['code_counted']})"),
+                 ("projected total", r["estimated_total_bytes"]),
+                 ("projected headroom", r["estimated_headroom_bytes"])]
         return table(rows)
 
     _emit(args, r, human)
@@ -442,6 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", type=Path, help="shard directory (required unless --resume)")
     t.add_argument("--tokenizer", help="SentencePiece .model (default DATA/tokenizer.model)")
     t.add_argument("--out", type=Path, help="run directory (checkpoint, logs)")
+    t.add_argument("--strict-budget", action="store_true",
+                   help="stop before training when the projected bytes exceed the budget (default: warn)")
     t.add_argument("--resume", type=Path, metavar="RUN",
                    help="continue RUN from its last resume state (preset and data as recorded there)")
     t.set_defaults(func=cmd_train)
@@ -460,6 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("preset", help="built-in preset name or TOML path")
     x.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a preset value")
     x.add_argument("--out", type=Path, default=Path("train_gpt.py"))
+    x.add_argument("--wrapper", choices=["plain", "minified", "minified-lzma"],
+                   help="how the file is shipped (default: the preset's pack.code_wrapper)")
     x.add_argument("--minify", action="store_true", help="shrink with python-minifier")
     x.add_argument("--lzma", action="store_true", help="wrap in a self-extracting lzma stub")
     x.set_defaults(func=cmd_export)
@@ -496,7 +559,6 @@ def build_parser() -> argparse.ArgumentParser:
     i = with_json(sub.add_parser("info", help="parameters per group and estimated artifact bytes of a preset"))
     i.add_argument("preset", help="built-in preset name or TOML path")
     i.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a preset value")
-    i.add_argument("--bits", type=int, default=6, help="bits per matrix weight for the estimate (default 6)")
     i.set_defaults(func=cmd_info)
 
     sd = with_json(sub.add_parser("seeds", help="train + pack + eval one preset for several seeds (resumable)"))
@@ -565,6 +627,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, help="keep the run directory here")
     r.add_argument("--limit-val-tokens", type=int, default=0,
                    help="score only the first N validation tokens after packing (0 = all)")
+    r.add_argument("--dry-run", action="store_true",
+                   help="drive every stage with the full-shape model on a tiny token budget (CPU) and report "
+                        "seconds per stage, measured and projected bytes")
+    r.add_argument("--dry-run-tokens", type=int, default=2048, help="validation tokens the dry run scores (default 2048)")
+    r.add_argument("--include-illegal", action="store_true",
+                   help="also run the preset's methods that are illegal by design (labelled ILLEGAL)")
+    r.add_argument("--strict-budget", action="store_true",
+                   help="stop before training when the projected bytes exceed the budget (default: warn)")
+    r.add_argument("--audit-tokens", type=int, default=8192,
+                   help="validation tokens each eval composition is audited on (0 = no audit; default 8192)")
     r.set_defaults(func=cmd_run)
     return p
 

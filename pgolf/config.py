@@ -99,20 +99,37 @@ class TrainConfig:
     # sequences are collected with the clock running. 0 sequences = no in-training calibration.
     gptq_calibration_sequences: int = 0
     gptq_reserve_seconds: float = 0.0
+    # Where the calibration sequences come from: "train" (the training stream, #700/#1150
+    # lineage) or "self" (sequences the model samples itself, #1019/#1207); both on the clock.
+    gptq_calibration_source: str = "train"
+    gptq_calibration_seq_len: int = 0  # 0 = train.seq_len
 
 
 @dataclass
 class PackConfig:
+    """The system's own export: how its weights become the counted bytes (pgolf.artifact.pack)."""
+
+    # Registered quantizer; its name carries the bits of the block matrices (rtn-int6, gptq-int5).
     quant: str = "int8-rtn"
+    # Bits per group besides the matrices: the token embedding (also the output head), and the
+    # float formats of small tensors (<= 65,536 elements) and of control tensors (scales, gates).
+    embedding_bits: int = 8
+    small_float: str = "fp16"
+    control_float: str = "fp32"
+    clip_search: str = "matrix"  # gptq-lite / gptq scales: one clip quantile per matrix or per row
+    gptq_act_order: str = "descending"  # none | descending (#1019/#1207) | ascending (#700)
+    gptq_block_size: int = 128
+    gptq_damping: float = 0.01
+    # Zero this fraction of the smallest |w| of every quantized matrix before quantizing (#700: 0.03).
+    magnitude_prune: float = 0.0
     compressor: str = "zlib"
     # When non-empty, pack tries each of these and keeps the smallest artifact.
     compressors: list[str] = field(default_factory=list)
-    budget_bytes: int = 16_000_000
     # Integer layouts pack tries with every compressor (pgolf.quant.layout); the smallest wins.
     layouts: list[str] = field(default_factory=lambda: ["packed", "bytes", "columns"])
-    embedding_bits: int = 8
-    clip_search: str = "matrix"  # gptq-lite: one clip quantile per matrix or per row
-    gptq_act_order: str = "descending"  # none | descending (#1019/#1207) | ascending (#700)
+    # How the counted train_gpt.py is shipped: plain | minified | minified-lzma (self-extracting).
+    code_wrapper: str = "plain"
+    budget_bytes: int = 16_000_000
 
 
 @dataclass
@@ -129,9 +146,8 @@ class Preset:
     train: TrainConfig = field(default_factory=TrainConfig)
     pack: PackConfig = field(default_factory=PackConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    # Declared now, read by the compression and evaluation-method stages as they land: a seed's
-    # own settings (GPTQ, int5/int6 groups, QAT, TTT, SLOT, Hedge, ...).
-    compression: dict = field(default_factory=dict)
+    # Evaluation methods and their options: `methods = [...]` plus one `[evaluation.<section>]`
+    # table per method; checked against the methods' own option dataclasses when the preset loads.
     evaluation: dict = field(default_factory=dict)
     # What the system's authors reported (params, bpb, source), for `pgolf info` comparisons.
     reference: dict = field(default_factory=dict)
@@ -262,36 +278,56 @@ def _load_tree(name_or_path: str, seen: tuple[str, ...] = ()) -> tuple[dict[str,
 
 
 def _read_preset_text(name_or_path: str) -> tuple[str, str]:
+    """A built-in name wins over a directory of the same name in the working directory (a run
+    directory written with `--out cpu-mini` must not shadow the `cpu-mini` preset)."""
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise ConfigError(f"{path}: preset file not found")
+    if path.is_file():
         return path.read_text(encoding="utf-8"), str(path)
     res = resources.files("pgolf") / "presets" / f"{name_or_path}.toml"
-    if not res.is_file():
-        close = difflib.get_close_matches(name_or_path, preset_names(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(
-            f"unknown preset {name_or_path!r}{hint} (known: {', '.join(preset_names())})"
-        )
-    return res.read_text(encoding="utf-8"), f"preset {name_or_path}"
+    if res.is_file():
+        return res.read_text(encoding="utf-8"), f"preset {name_or_path}"
+    looks_like_path = path.suffix == ".toml" or len(path.parts) > 1
+    if looks_like_path or path.exists():
+        what = "a directory, not a TOML file" if path.is_dir() else "not found"
+        raise ConfigError(f"preset {name_or_path!r}: {path.resolve()} is {what}, and no built-in preset "
+                          f"has that name (built-in: {', '.join(preset_names())})")
+    close = difflib.get_close_matches(name_or_path, preset_names(), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"unknown preset {name_or_path!r}{hint} (no file of that name here; built-in: "
+                      f"{', '.join(preset_names())})")
 
 
 def load_preset(name_or_path: str, overrides: list[str] | None = None) -> Preset:
-    """Load a built-in preset by name, or a TOML file by path, then apply dotted overrides."""
+    """Load a built-in preset by name, or a TOML file by path, then apply dotted overrides. The
+    result is checked as a whole (pack settings the quantizer can honour, eval methods and their
+    options) so a mistake surfaces here, not when a stage happens to read it."""
     data, origin = _load_tree(name_or_path)
     data["name"] = Path(name_or_path).stem
     apply_overrides(data, overrides or [])
     try:
-        return from_dict(Preset, data)
+        preset = from_dict(Preset, data)
+        _check(preset)
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc}") from None
+    return preset
+
+
+def _check(preset: Preset) -> None:
+    # The checks need the quantizer and eval-method registries, which live above this module.
+    from pgolf.preset_check import check_preset
+
+    check_preset(preset)
 
 
 def preset_from_dict(data: dict[str, Any]) -> Preset:
+    """A preset recorded in a run or an artifact. `compression` was a declared-only table before
+    `[pack]` held the export; artifacts written then still carry it, and it is dropped."""
+    data = {k: v for k, v in data.items() if k != "compression"}
     return from_dict(Preset, data)
 
 
 def with_overrides(preset: Preset, overrides: list[str]) -> Preset:
     """A copy of `preset` with dotted overrides applied (checked like a loaded preset)."""
-    return preset_from_dict(apply_overrides(preset.to_dict(), overrides))
+    out = preset_from_dict(apply_overrides(preset.to_dict(), overrides))
+    _check(out)
+    return out

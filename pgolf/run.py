@@ -1,47 +1,157 @@
-"""`pgolf run`: the whole pipeline in one command — data → train → pack → eval.
+"""`pgolf run`: the whole pipeline in one command — data → train → pack → eval → audit → export.
 
 With no `--data` it needs no network and no files: it builds a corpus from the documentation
 text that ships with CPython, trains a tokenizer of the preset's vocab on it, and uses the last
 10% of documents as validation.
+
+After packing it scores the round-tripped model with `standard` and with the preset's own legal
+evaluation methods (`[evaluation].methods`), audits each composition and reports the verdict
+beside its bpb. Methods illegal by design run only with `include_illegal`, and are labelled so.
+Every stage is timed. `pgolf run --dry-run` (pgolf.dryrun) drives this same function with a
+full-shape model and a tiny token budget.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+from pgolf.artifact.estimate import projection
 from pgolf.artifact.pack import pack_run
 from pgolf.config import Preset
 from pgolf.data.build import resolve_tokenizer
 from pgolf.data.corpus import DEFAULT_VAL_FRACTION, build_default_shards
+from pgolf.errors import BudgetError
 from pgolf.evaluate.artifact_eval import evaluate_artifact
-from pgolf.train.checkpoint import write_json
-from pgolf.train.distributed import init_runtime, share_from_main
+from pgolf.train.checkpoint import atomic_write_bytes, write_json
+from pgolf.train.distributed import Runtime, init_runtime, share_from_main
 from pgolf.train.loop import train
+
+
+class StageTimer:
+    """Seconds and a one-line product for each stage, in order."""
+
+    def __init__(self) -> None:
+        self.stages: list[dict] = []
+
+    @contextlib.contextmanager
+    def stage(self, name: str):
+        row = {"stage": name, "seconds": 0.0, "produced": ""}
+        t0 = time.perf_counter()
+        try:
+            yield row
+        finally:
+            row["seconds"] = time.perf_counter() - t0
+            self.stages.append(row)
+
+
+def check_projected_fit(preset: Preset, strict: bool) -> dict:
+    """Warn before training when the preset's projected bytes exceed its budget (stop when strict)."""
+    proj = projection(preset)
+    if not proj["fits"]:
+        msg = (f"preset {preset.name}: projected {proj['total_bytes']:,} bytes for trained weights are over the "
+               f"{proj['budget_bytes']:,}-byte budget by {-proj['headroom_bytes']:,} ({proj['source']})")
+        if strict:
+            raise BudgetError(msg + " (stopped by --strict-budget)")
+        print(f"pgolf: warning: {msg}", file=sys.stderr)
+    return proj
+
+
+def eval_compositions(preset: Preset, include_illegal: bool) -> list[list[str]]:
+    """`standard`, the preset's legal methods, and (when asked) its full list with the illegal ones."""
+    from pgolf.artifact.export import legal_methods
+
+    names = list(preset.evaluation.get("methods") or ["standard"])
+    legal = legal_methods(preset)
+    out = [["standard"]]
+    if legal != ["standard"]:
+        out.append(legal)
+    if include_illegal and names != legal:
+        out.append(names)
+    return out
+
+
+def evaluate_and_audit(artifact: Path, data: Path, tok: Path, preset: Preset, runtime: Runtime, timer: StageTimer,
+                       include_illegal: bool, limit: int, audit_tokens: int) -> list[dict]:
+    from pgolf.audit.run import audit_artifact
+
+    rows = []
+    for methods in eval_compositions(preset, include_illegal):
+        label = ",".join(methods)
+        with timer.stage(f"eval {label}") as st:
+            r = evaluate_artifact(artifact, data, runtime, tokenizer=tok, limit=limit, methods=methods)
+            st["produced"] = f"val_bpb {r['val_bpb']:.4f} on {r['tokens']:,} tokens"
+        legal = all(m["legal_by_design"] for m in r["methods"])
+        row = {"methods": label, "val_bpb": r["val_bpb"], "val_loss": r["val_loss"], "tokens": r["tokens"],
+               "eval_seconds": r["eval_seconds"], "legal_by_design": legal,
+               "label": "" if legal else "ILLEGAL (by design; study only)", "result": r}
+        if runtime.is_main and audit_tokens > 0:
+            with timer.stage(f"audit {label}") as st:
+                # one process audits; the audit reruns the pipeline and needs no other rank
+                a = audit_artifact(artifact, data, Runtime(device=runtime.device), methods, tokenizer=tok,
+                                   limit=audit_tokens)
+                st["produced"] = a["verdict"] + (f" ({', '.join(a['flagged'])})" if a["flagged"] else "")
+            row.update(audit=a["verdict"], flagged=a["flagged"], audit_tokens=a["tokens"])
+        rows.append(row)
+    return rows
 
 
 def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None = None,
                  out: Path | None = None, device: str = "auto", progress: bool | None = None,
-                 limit_val_tokens: int = 0) -> dict:
+                 limit_val_tokens: int = 0, include_illegal: bool = False, strict_budget: bool = False,
+                 audit_tokens: int = 8192, export: bool = True, fit_preset: Preset | None = None) -> dict:
+    """`fit_preset`: the preset whose projected bytes are checked before training (the dry run
+    trains a shrunk copy of it)."""
     t0 = time.perf_counter()
+    timer = StageTimer()
     with tempfile.TemporaryDirectory(prefix="pgolf-run-") as tmp:
         work = Path(out) if out else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        if data is None:
-            data = build_default_shards(work, preset.model.vocab_size, progress)
-            split = f"pydoc_data.topics, val = last {DEFAULT_VAL_FRACTION:.0%} of documents"
-        else:
-            split = "given shards (fineweb_val_* = validation)"
-        tok = resolve_tokenizer(data, tokenizer)
-        run_dir = work / "run"
         runtime = init_runtime(device)
-        summary = train(preset, data, run_dir, runtime, tokenizer=tok, progress=progress)
+        with timer.stage("projected bytes") as st:
+            proj = check_projected_fit(fit_preset or preset, strict_budget)
+            st["produced"] = f"{proj['total_bytes']:,} B projected, headroom {proj['headroom_bytes']:+,}"
+        with timer.stage("data") as st:
+            if data is None:
+                data = build_default_shards(work, preset.model.vocab_size, progress)
+                split = f"pydoc_data.topics, val = last {DEFAULT_VAL_FRACTION:.0%} of documents"
+            else:
+                split = "given shards (fineweb_val_* = validation)"
+            tok = resolve_tokenizer(data, tokenizer)
+            st["produced"] = str(data)
+        run_dir = work / "run"
+        with timer.stage("train") as st:
+            summary = train(preset, data, run_dir, runtime, tokenizer=tok, progress=progress)
+            st["produced"] = (f"{summary['steps']} steps, {summary['model_params']:,} params, "
+                              f"train loss {summary.get('train_loss', float('nan')):.4f}")
+            if summary.get("calibration"):
+                cal = summary["calibration"]
+                st["produced"] += (f"; in-cap GPTQ calibration {cal['source']} {cal['sequences']} seqs "
+                                   f"{cal['seconds']:.1f} s within_cap={cal.get('within_cap')}")
         # Under torchrun: rank 0 writes the checkpoint and packs; every rank then scores its share.
-        packed = pack_run(run_dir, allow_over_budget=True) if runtime.is_main else None
-        packed = share_from_main(packed, runtime)
-        evaluated = evaluate_artifact(packed["artifact"], data, runtime, tokenizer=tok, limit=limit_val_tokens)
+        with timer.stage("pack") as st:
+            packed = pack_run(run_dir, allow_over_budget=True) if runtime.is_main else None
+            packed = share_from_main(packed, runtime)
+            st["produced"] = (f"{packed['quant']} / {packed['compressor']} / {packed['layout']}: "
+                              f"{packed['model_bytes']:,} B model + {packed['code_bytes']:,} B code")
+        rows = evaluate_and_audit(Path(packed["artifact"]), data, tok, preset, runtime, timer, include_illegal,
+                                  limit_val_tokens, audit_tokens)
+        exported = None
+        if export and runtime.is_main:
+            from pgolf.artifact.export import preset_requirements, submission_script
+
+            with timer.stage("export") as st:
+                script, wrapper = submission_script(preset)
+                atomic_write_bytes(run_dir / "train_gpt.py", script.encode("utf-8"))
+                compile(script, "train_gpt.py", "exec")  # the shipped file must at least be valid Python
+                exported = {"path": str(run_dir / "train_gpt.py"), "bytes": len(script.encode("utf-8")),
+                            "wrapper": wrapper, "requirements": preset_requirements(preset)}
+                st["produced"] = f"train_gpt.py {exported['bytes']:,} B ({wrapper})"
+        primary = next((r for r in reversed(rows) if r["legal_by_design"]), rows[0])
         summary["tokens_per_second"] = summary["tokens_seen"] / max(summary["train_time_ms"] / 1000, 1e-9)
         result = {
             "preset": preset.name,
@@ -49,7 +159,11 @@ def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None
             "data": {"dir": str(data), "tokenizer": str(tok), "split": split},
             "train": summary,
             "pack": packed,
-            "eval": evaluated,
+            "eval": primary["result"],
+            "evals": [{k: v for k, v in r.items() if k != "result"} for r in rows],
+            "projection": proj,
+            "export": exported,
+            "stages": timer.stages,
             "total_seconds": time.perf_counter() - t0,
             "run_dir": str(run_dir) if out else None,
         }

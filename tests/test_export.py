@@ -1,6 +1,7 @@
 """The single-file export: self-contained, and the same numbers as pgolf."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -18,7 +19,8 @@ def _sets(extra=()):
 @pytest.mark.parametrize("preset, shrink", [("cpu-mini", []), ("record-549-mini", []),
                                             ("record-549-mini", ["--minify", "--lzma"])])
 def test_exported_script_reproduces_pgolf_val_bpb(tmp_path, tiny_data, capsys, preset, shrink):
-    extra = ["train.iterations=4"]
+    extra = ["train.iterations=4", "evaluation.sliding.seq_len=64", "evaluation.sliding.stride=32",
+             "evaluation.ttt.chunk_tokens=512"]
     script = tmp_path / "train_gpt.py"
     assert main(["export", preset, "--out", str(script), "--json", *shrink, *_sets(extra)]) == 0
     exported = json.loads(capsys.readouterr().out)
@@ -32,16 +34,62 @@ def test_exported_script_reproduces_pgolf_val_bpb(tmp_path, tiny_data, capsys, p
     assert main(["train", "--preset", preset, "--data", str(tiny_data), "--out", str(run), *_sets(extra)]) == 0
     assert main(["pack", str(run), "--allow-over-budget"]) in (0, 1)
     capsys.readouterr()
-    assert main(["eval", str(run / "model.pgolf"), "--data", str(tiny_data), "--json"]) == 0
+    assert main(["eval", str(run / "model.pgolf"), "--data", str(tiny_data), "--methods", "preset", "--json"]) == 0
     ours = json.loads(capsys.readouterr().out)
-    # the exported script, in a fresh interpreter that cannot import pgolf
-    env = {"PYTHONPATH": "", "PATH": "/usr/bin:/bin", "PYTHONNOUSERSITE": "1"}
-    proc = subprocess.run([sys.executable, "-I", str(script), "--data", str(tiny_data),
-                           "--tokenizer", str(tiny_data / "tokenizer.model"), "--out", str(tmp_path / "exp-run"),
-                           "--device", "cpu"], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    # the exported script as the contest runs a record: no flags, the contest's default data and
+    # tokenizer paths, in an interpreter where pgolf cannot be imported
+    datasets = tmp_path / "data" / "datasets"
+    datasets.mkdir(parents=True)
+    (datasets / "fineweb10B_sp256").symlink_to(tiny_data)
+    (tmp_path / "data" / "tokenizers").mkdir()
+    (tmp_path / "data" / "tokenizers" / "fineweb_256_bpe.model").symlink_to(tiny_data / "tokenizer.model")
+    proc = run_without_pgolf(script, tmp_path, env={})
     assert proc.returncode == 0, proc.stderr[-3000:]
     theirs = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"parity pgolf={ours['val_bpb']!r} exported={theirs['val_bpb']!r}")
     assert theirs["val_bpb"] == pytest.approx(ours["val_bpb"], abs=1e-6)
     assert "roundtrip_exact val_loss:" in proc.stdout
+    assert theirs["bytes_code"] == script.stat().st_size
+
+
+BLOCK_PGOLF = ("import runpy, sys; sys.modules['pgolf'] = None; sys.argv = [sys.argv[1]]; "
+               "runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+def run_without_pgolf(script, cwd, env):
+    """Run `script` with no arguments in a fresh interpreter in which `import pgolf` fails."""
+    import os
+
+    full_env = {k: v for k, v in os.environ.items() if k not in ("DATA_PATH", "TOKENIZER_PATH", "PGOLF_TEST_FAULT")}
+    full_env.update({"PYTHONPATH": "", **env})
+    return subprocess.run([sys.executable, "-c", BLOCK_PGOLF, str(script)], capture_output=True, text=True,
+                          timeout=300, cwd=cwd, env=full_env)
+
+
+@pytest.mark.slow
+def test_exported_file_reads_the_contest_env_vars_scores_the_legal_methods_and_lists_its_requirements(
+        tmp_path, tiny_data, capsys):
+    from pgolf.artifact.export import export_script, preset_requirements
+    from pgolf.config import load_preset
+
+    sets = ["train.iterations=3", "evaluation.ttt.chunk_tokens=512", "evaluation.sliding.seq_len=64",
+            "evaluation.sliding.stride=32"]
+    script = tmp_path / "train_gpt.py"
+    assert main(["export", "record-549-mini", "--out", str(script), "--json", *_sets(sets)]) == 0
+    exported = json.loads(capsys.readouterr().out)
+    assert exported["wrapper"] == "minified-lzma"  # the preset's own pack.code_wrapper
+    plain = export_script(load_preset("record-549-mini", TINY_OVERRIDES + sets))
+    assert "PGOLF_TEST_FAULT" not in plain and "fault_hook" not in plain  # no test hooks shipped
+    imported = {(a or b).split(".")[0]
+                for a, b in re.findall(r"^\s*(?:import\s+([\w.]+)|from\s+([\w.]+)\s+import\b)", plain, re.M)}
+    needs = preset_requirements(load_preset("record-549-mini", TINY_OVERRIDES + sets))
+    assert set(needs) == imported - set(sys.stdlib_module_names) - {"torch", "numpy", "sentencepiece", "__future__"}
+    assert exported["requirements"] == needs and "safetensors" in needs  # record-549 packs with lzma (stdlib)
+    zstd = preset_requirements(load_preset("seed-700-hedge-crownq"))
+    assert "zstandard" in zstd and "brotli" not in zstd  # a compressor's library only where the preset uses it
+    proc = run_without_pgolf(script, tmp_path, env={"DATA_PATH": str(tiny_data),
+                                                    "TOKENIZER_PATH": str(tiny_data / "tokenizer.model")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    theirs = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert theirs["methods"] == "sliding,ttt"  # the preset's legal composition, not standard alone
     assert theirs["bytes_code"] == script.stat().st_size

@@ -113,6 +113,23 @@ def test_in_training_calibration_runs_inside_the_cap(tmp_path, tiny_data, tiny_p
     assert "within_cap:True" in (tmp_path / "run" / "train.log").read_text()
 
 
+def test_self_generated_calibration_runs_on_the_training_clock_and_packs_with_the_presets_gptq(
+        tmp_path, tiny_data, tiny_preset):
+    from pgolf.artifact.pack import pack_run
+    from pgolf.train.distributed import Runtime
+    from pgolf.train.loop import train
+
+    preset = tiny_preset(["model.model_dim=256", "train.iterations=3", "train.max_wallclock_seconds=600",
+                          "train.gptq_reserve_seconds=30", "train.gptq_calibration_sequences=2",
+                          'train.gptq_calibration_source="self"', "train.gptq_calibration_seq_len=8",
+                          'pack.quant="gptq-int5"', 'pack.gptq_act_order="ascending"', "pack.gptq_block_size=32"])
+    s = train(preset, tiny_data, tmp_path / "run", Runtime(), progress=False)
+    cal = s["calibration"]
+    assert cal["source"] == "self-generated" and cal["seq_len"] == 8 and cal["within_cap"] is True
+    packed = pack_run(tmp_path / "run")  # the preset's own quantizer, no --quant
+    assert packed["quant"] == "gptq-int5" and packed["calibration"]["source"] == "self-generated"
+
+
 def test_calibration_past_the_cap_is_flagged(tmp_path, tiny_data, tiny_preset):
     from pgolf.train.distributed import Runtime
     from pgolf.train.loop import train

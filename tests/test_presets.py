@@ -19,10 +19,11 @@ def test_every_seed_has_a_contest_and_a_mini_preset():
 
 
 @pytest.mark.parametrize("name", SEEDS)
-def test_seed_presets_declare_their_eval_and_compression_sections(name):
+def test_seed_presets_declare_their_eval_methods_and_own_pack_settings(name):
     p = load_preset(name)
-    assert p.evaluation.get("methods") and p.compression.get("compressor")
+    assert p.evaluation.get("methods") and p.pack.quant != "int8-rtn" and p.pack.compressor in ("lzma", "zstd")
     mini = load_preset(f"{name}-mini")
+    assert mini.pack == p.pack  # a mini packs as its seed does
     assert (mini.model.num_layers, mini.model.model_dim, mini.train.tokens_per_step) == (4, 256, 16384)
     assert mini.model.addons.keys() == p.model.addons.keys()
     assert mini.reference == {}

@@ -101,7 +101,8 @@ def two_seeds(tmp_path_factory, tiny_data):
     from tests.conftest import TINY_OVERRIDES
 
     out = tmp_path_factory.mktemp("seeds")
-    run_seeds(load_preset("cpu-mini", TINY_OVERRIDES), [3, 4], tiny_data, out, limit_val_tokens=512, progress=False)
+    run_seeds(load_preset("cpu-mini", TINY_OVERRIDES), [3, 4], tiny_data, out, limit_val_tokens=512, progress=False,
+              audit_tokens=0)  # left unaudited: the submit test audits them itself
     return out, tiny_data
 
 
@@ -137,6 +138,11 @@ def test_submit_refuses_unaudited_record_then_writes_non_record_and_audited_reco
     for run in runs:  # audit each seed's eval, then the record track is accepted
         assert main(["audit", f"{run}/run/model.pgolf", "--data", str(data), "--limit-tokens", "512"]) == 0
     capsys.readouterr()
+    assert main(base + ["--against-loss", "0.5"]) == 2  # audited and in budget, but not significant
+    assert "not significant" in capsys.readouterr().err
+    assert main(base + ["--against-loss", "0.5", "--track", "non_record_16mb", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert any("not significant" in p for p in r["problems"])
     assert main(base + ["--against-loss", "9.0"]) == 0
     readme = next((tmp_path / "records" / "track_10min_16mb").iterdir()) / "README.md"
     text = readme.read_text()

@@ -1,46 +1,128 @@
-"""`pgolf info`: parameters per group and the artifact size a preset implies, before training.
+"""`pgolf info` and the fit check before training: parameters per group, and the bytes a preset's
+own pack settings imply for *trained* weights.
 
-The int6 estimate is the packed size before compression, by the mixed-precision policy the
-seeds use (techniques.md §5.2): tensors of ≤ 65,536 elements kept as fp16 (fp32 for control
-tensors); the token embedding int8 per row; every other matrix int6 per row, bit-packed
-(6 bits per weight); one fp16 scale per row. Compression usually shrinks it further, by an
-amount that depends on the trained weights, so it is not guessed here.
+The projection is per tensor group, each figure with its source:
+- small float tensors (<= 65,536 elements) and the fp16 per-row scales: exact, from the format,
+  counted uncompressed;
+- integer weights (the embedding and the block matrices): bytes per parameter after compression,
+  taken from one published artifact: the preset's own `[reference] artifact_bytes` when it has
+  one, else that of the built-in preset with the same matrix bits (int8: the naive baseline,
+  int6: #549, int5: #700; the nearest, scaled by bits, for other widths). The source's integer
+  B/param is (its artifact bytes - its small tensors - its scales) / its integer parameters,
+  embedding and matrices together as it packed them, with its code bytes left inside:
+  conservative by their size. A group at other bits than the source's is scaled by bits;
+- code: the preset's exported `train_gpt.py` in its wrapper, measured.
+Trained weights compress far better than freshly initialised ones, so the bytes a dry run
+measures on its untrained weights are shown beside this, not instead of it.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 
 from pgolf.artifact.code_size import code_bytes
 from pgolf.artifact.pack import parameter_group
-from pgolf.config import Preset
+from pgolf.config import Preset, load_preset
 from pgolf.model.gpt import GPT, is_control
 from pgolf.quant.mixed import KEEP_FLOAT_MAX_NUMEL
+from pgolf.quant.registry import matrix_bits
+
+# Presets whose published artifact sizes are the B/param sources, by matrix bits.
+SOURCE_PRESETS = {8: "naive-baseline", 6: "record-549", 5: "seed-700-hedge-crownq"}
+FLOAT_BYTES = {"fp16": 2, "fp32": 4}
 
 
-
-def tensor_bytes(name: str, t: torch.Tensor, matrix_bits: int = 6, embed_bits: int = 8) -> float:
-    n = t.numel()
-    if n <= KEEP_FLOAT_MAX_NUMEL:
-        return n * (4 if is_control(name) else 2)
-    rows = t.shape[0] if t.ndim == 2 else 1
-    bits = embed_bits if name.startswith("tok_emb") else matrix_bits
-    return n * bits / 8 + rows * 2
-
-
-def preset_info(preset: Preset, matrix_bits: int = 6) -> dict:
+def _meta_model(preset: Preset) -> torch.nn.Module:
     with torch.device("meta"):
-        model = GPT(preset.model)
+        return GPT(preset.model)
+
+
+def byte_groups(preset: Preset) -> dict[str, dict]:
+    """Per group: parameters, bits (0 = stored as float) and the exact bytes of what is not
+    compressed-integer (floats and per-row scales)."""
+    bits = matrix_bits(preset.pack.quant)
+    out: dict[str, dict] = {}
+
+    def add(group: str, params: int, b: int, exact: int) -> None:
+        g = out.setdefault(group, {"params": 0, "bits": b, "exact_bytes": 0})
+        g["params"] += params
+        g["exact_bytes"] += exact
+
+    for name, p in _meta_model(preset).named_parameters():
+        n = p.numel()
+        if n <= KEEP_FLOAT_MAX_NUMEL:
+            fmt = preset.pack.control_float if is_control(name) else preset.pack.small_float
+            add(f"small floats ({fmt})" if not is_control(name) else f"control floats ({fmt})", n, 0,
+                n * FLOAT_BYTES[fmt])
+            continue
+        rows = p.shape[0]
+        if name.startswith(("tok_emb", "lm_head")):
+            add(f"embedding int{preset.pack.embedding_bits}", n, preset.pack.embedding_bits, 2 * rows)
+        else:
+            add(f"matrices int{bits}", n, bits, 2 * rows)
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _source_ratio(source_name: str | None, preset_json: str | None = None) -> tuple[float, int, str]:
+    """(compressed bytes per integer weight, matrix bits, description) of a published artifact."""
+    import json
+
+    from pgolf.config import preset_from_dict
+
+    source = preset_from_dict(json.loads(preset_json)) if preset_json else load_preset(source_name)
+    artifact_bytes = int(source.reference["artifact_bytes"])
+    groups = byte_groups(source)
+    integer = sum(g["params"] for g in groups.values() if g["bits"])
+    exact = sum(g["exact_bytes"] for g in groups.values())
+    what = source.reference.get("artifact_source", source.name)
+    note = f"{what}: ({artifact_bytes:,} B - {exact:,} B floats/scales) / {integer:,} integer params"
+    return (artifact_bytes - exact) / integer, matrix_bits(source.pack.quant), note
+
+
+def source_ratio(preset: Preset) -> tuple[float, int, str]:
+    if preset.reference.get("artifact_bytes"):
+        return _source_ratio(None, preset.to_json())
+    bits = matrix_bits(preset.pack.quant)
+    nearest = bits if bits in SOURCE_PRESETS else min(SOURCE_PRESETS, key=lambda b: abs(b - bits))
+    return _source_ratio(SOURCE_PRESETS[nearest])
+
+
+def projection(preset: Preset) -> dict:
+    """Projected artifact bytes for trained weights under the preset's own pack settings."""
+    ratio, src_bits, source = source_ratio(preset)
+    rows = {}
+    for name, g in byte_groups(preset).items():
+        if g["bits"]:
+            scale = 1.0
+            if name.startswith("matrices") and g["bits"] != src_bits:
+                scale = g["bits"] / src_bits
+            per_param = ratio * scale
+            note = source + (f"; scaled by {g['bits']}/{src_bits} bits" if scale != 1.0 else "")
+            projected = g["exact_bytes"] + g["params"] * per_param
+        else:
+            per_param, note = g["exact_bytes"] / max(g["params"], 1), "exact (stored as floats, uncompressed)"
+            projected = g["exact_bytes"]
+        rows[name] = {"params": g["params"], "bits": g["bits"], "bytes_per_param": per_param,
+                      "projected_bytes": int(round(projected)), "source": note}
+    model = sum(r["projected_bytes"] for r in rows.values())
+    code, code_what = code_bytes(preset)
+    budget = preset.pack.budget_bytes
+    return {"groups": rows, "model_bytes": model, "code_bytes": code, "code_counted": code_what,
+            "total_bytes": model + code, "budget_bytes": budget, "headroom_bytes": budget - model - code,
+            "fits": model + code <= budget, "integer_bytes_per_param": ratio, "source": source}
+
+
+def preset_info(preset: Preset) -> dict:
     groups: dict[str, int] = {}
-    est: dict[str, float] = {}
-    for name, p in model.named_parameters():
+    for name, p in _meta_model(preset).named_parameters():
         g = parameter_group(name)
         groups[g] = groups.get(g, 0) + p.numel()
-        est[g] = est.get(g, 0.0) + tensor_bytes(name, p, matrix_bits)
     total = sum(groups.values())
-    code, _ = code_bytes()
-    model_bytes = int(round(sum(est.values())))
     ref = preset.reference.get("params")
+    proj = projection(preset)
     return {
         "preset": preset.name,
         "description": preset.description,
@@ -49,12 +131,14 @@ def preset_info(preset: Preset, matrix_bits: int = 6) -> dict:
         "reported_params": ref,
         "params_difference": (total - int(ref)) if ref else None,
         "reference_source": preset.reference.get("source"),
-        "estimate_bits": {"matrices": matrix_bits, "embedding": 8, "small": "fp16/fp32"},
-        "estimated_model_bytes": model_bytes,
-        "estimated_bytes_per_group": {g: int(round(b)) for g, b in est.items()},
-        "code_bytes": code,
-        "estimated_total_bytes": model_bytes + code,
-        "budget_bytes": preset.pack.budget_bytes,
-        "estimated_headroom_bytes": preset.pack.budget_bytes - model_bytes - code,
+        "pack": {"quant": preset.pack.quant, "embedding_bits": preset.pack.embedding_bits,
+                 "compressors": preset.pack.compressors or [preset.pack.compressor],
+                 "code_wrapper": preset.pack.code_wrapper},
+        "projection": proj,
+        "estimated_model_bytes": proj["model_bytes"],
+        "code_bytes": proj["code_bytes"],
+        "estimated_total_bytes": proj["total_bytes"],
+        "budget_bytes": proj["budget_bytes"],
+        "estimated_headroom_bytes": proj["headroom_bytes"],
         "addons": sorted(preset.model.addons),
     }

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import functools
 import json
 import lzma
 from pathlib import Path
@@ -36,13 +37,18 @@ EXCLUDED = {"cli.py", "run.py", "__main__.py", "data/fetch.py", "data/stats.py",
 MAIN = '''
 # ---------------------------------------------------------------------------- entry point
 PRESET = json.loads(PRESET_JSON)
+VOCAB = PRESET["model"]["vocab_size"]
+# The contest runs a record as `torchrun --standalone --nproc_per_node=8 train_gpt.py` with these
+# environment variables and defaults; flags still win.
+DEFAULT_DATA = os.environ.get("DATA_PATH", f"./data/datasets/fineweb10B_sp{VOCAB}")
+DEFAULT_TOKENIZER = os.environ.get("TOKENIZER_PATH", f"./data/tokenizers/fineweb_{VOCAB}_bpe.model")
 
 
 def load_all():  # every add-on this preset uses is defined above
     return None
 
 
-def code_bytes():
+def code_bytes(preset=None):
     return len(Path(__file__).read_bytes()), "this file"
 
 
@@ -50,8 +56,8 @@ def main(argv=None):
     import argparse
 
     ap = argparse.ArgumentParser(description="pgolf export of preset " + PRESET["name"])
-    ap.add_argument("--data", required=True, help="shard directory (fineweb_{train,val}_*.bin)")
-    ap.add_argument("--tokenizer", required=True, help="SentencePiece .model")
+    ap.add_argument("--data", default=DEFAULT_DATA, help="shard directory (env DATA_PATH)")
+    ap.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help="SentencePiece .model (env TOKENIZER_PATH)")
     ap.add_argument("--out", default="run", help="run directory")
     ap.add_argument("--device", default="auto")
     args = ap.parse_args(argv)
@@ -63,12 +69,14 @@ def main(argv=None):
     if not runtime.is_main:
         return 0
     packed = pack_run(args.out, allow_over_budget=True)
-    result = evaluate_artifact(packed["artifact"], args.data, Runtime(device=runtime.device), tokenizer=args.tokenizer)
+    result = evaluate_artifact(packed["artifact"], args.data, Runtime(device=runtime.device), tokenizer=args.tokenizer,
+                               methods=EVAL_METHODS)
     print(f"final_{packed['quant']}_{packed['compressor']}_roundtrip_exact val_loss:{result['val_loss']:.8f} "
-          f"val_bpb:{result['val_bpb']:.8f}")
+          f"val_bpb:{result['val_bpb']:.8f} eval_methods:{result['method']}")
     print(f"bytes_total:{packed['total_bytes']} bytes_code:{packed['code_bytes']} bytes_model:{packed['model_bytes']}")
     print(json.dumps({"val_loss": result["val_loss"], "val_bpb": result["val_bpb"], "steps": summary["steps"],
-                      "bytes_total": packed["total_bytes"], "bytes_code": packed["code_bytes"]}))
+                      "methods": result["method"], "bytes_total": packed["total_bytes"],
+                      "bytes_code": packed["code_bytes"]}))
     return 0
 
 
@@ -156,8 +164,19 @@ def _strip(source: str, module: str) -> tuple[str, dict[str, str]]:
     return code, defs
 
 
+def legal_methods(preset: Preset) -> list[str]:
+    """The preset's eval methods that are legal by design; the exported file scores with these
+    (the illegal ones are study fixtures and never enter a submission)."""
+    from pgolf.evaluate.methods.base import load_methods
+
+    names = list(preset.evaluation.get("methods") or ["standard"])
+    registry = load_methods(names)
+    return [n for n in names if registry.get(n).legal] or ["standard"]
+
+
 def export_script(preset: Preset) -> str:
-    modules = module_closure(set(preset.model.addons), list(preset.evaluation.get("methods") or []))
+    methods = legal_methods(preset)
+    modules = module_closure(set(preset.model.addons), methods)
     seen: dict[str, tuple[str, str]] = {}
     parts = []
     for mod in modules:
@@ -168,10 +187,12 @@ def export_script(preset: Preset) -> str:
             seen[name] = (mod, text)
         parts.append(f"# ---------------------------------------------------------------------------- pgolf/{mod}\n{code}")
     header = (f'"""{preset.name}: exported by pgolf {pgolf.__version__}. Train under torchrun, pack, score the '
-              'round-tripped artifact.\n\n    torchrun --standalone --nproc_per_node=8 train_gpt.py --data DIR '
-              '--tokenizer M\n"""\nfrom __future__ import annotations\n\nimport json\nfrom pathlib import Path\n')
+              'round-tripped artifact with the preset\'s legal eval methods.\n\n    torchrun --standalone '
+              '--nproc_per_node=8 train_gpt.py   # DATA_PATH / TOKENIZER_PATH, or --data / --tokenizer\n"""\n'
+              'from __future__ import annotations\n\nimport json\nimport os\nfrom pathlib import Path\n')
     preset_json = json.dumps(preset.to_dict(), sort_keys=True, separators=(",", ":"))
-    body = header + "\n\n".join(parts) + f"\n\nPRESET_JSON = {preset_json!r}\n" + MAIN
+    body = (header + "\n\n".join(parts) + f"\n\nPRESET_JSON = {preset_json!r}\nEVAL_METHODS = {methods!r}\n"
+            + MAIN)
     ast.parse(body)  # the export must at least be valid Python
     return body
 
@@ -183,6 +204,59 @@ def minify(source: str) -> str | None:
     except ImportError:
         return None
     return python_minifier.minify(source, remove_literal_statements=True, rename_globals=False)
+
+
+def wrap(source: str, wrapper: str) -> str:
+    """The script as shipped: plain, minified, or minified + LZMA + base85 (self-extracting)."""
+    if wrapper == "plain":
+        return source
+    small = minify(source)
+    if small is None:
+        raise PgolfError(f"code wrapper {wrapper!r} needs python-minifier: pip install python-minifier")
+    return lzma_wrap(small) if wrapper == "minified-lzma" else small
+
+
+@functools.lru_cache(maxsize=8)
+def _submission_script(preset_json: str, wrapper: str) -> str:
+    from pgolf.config import preset_from_dict
+
+    return wrap(export_script(preset_from_dict(json.loads(preset_json))), wrapper)
+
+
+def submission_script(preset: Preset, wrapper: str | None = None) -> tuple[str, str]:
+    """(the counted train_gpt.py, its wrapper): the preset's export in `pack.code_wrapper`."""
+    wrapper = wrapper or preset.pack.code_wrapper
+    return _submission_script(preset.to_json(), wrapper), wrapper
+
+
+# Import names whose pip package differs; torch, numpy and sentencepiece are the contest's own.
+PIP_NAMES = {"zstandard": "zstandard", "brotli": "brotli", "safetensors": "safetensors", "tqdm": "tqdm",
+             "sentencepiece": "sentencepiece", "yaml": "pyyaml"}
+CONTEST_PACKAGES = {"torch", "numpy", "sentencepiece"}
+
+
+def requirements(source: str, compressors: list[str] = ()) -> list[str]:
+    """Packages the exported (plain) script imports beyond the standard library and the contest's
+    torch / numpy / sentencepiece: those of its import statements, plus the libraries of the
+    compressors it packs with (imported by name when first used, so no statement shows them)."""
+    import sys
+
+    from pgolf.quant.compress import PACKAGE_OF
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    found.update(PACKAGE_OF[c] for c in compressors if c in PACKAGE_OF)
+    third_party = found - set(sys.stdlib_module_names) - CONTEST_PACKAGES - {"__future__", "pgolf"}
+    return sorted(PIP_NAMES.get(name, name) for name in third_party)
+
+
+def preset_requirements(preset: Preset) -> list[str]:
+    """What a submission of `preset` lists in requirements.txt beyond torch / numpy / sentencepiece."""
+    return requirements(export_script(preset), preset.pack.compressors or [preset.pack.compressor])
 
 
 def lzma_wrap(source: str) -> str:

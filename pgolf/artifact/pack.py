@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pgolf.artifact.code_size import code_bytes
 from pgolf.artifact.format import Artifact, encode_artifact
-from pgolf.config import PackConfig, from_dict
+from pgolf.config import preset_from_dict
 from pgolf.quant.compress import COMPRESSORS, available
 from pgolf.errors import BudgetError, ConfigError
 from pgolf.quant.layout import LAYOUTS, relayout
@@ -35,7 +35,8 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
     run_dir = Path(run_dir)
     weights, state = load_checkpoint(run_dir)
     preset = state["preset"]
-    pack_cfg = from_dict(PackConfig, preset["pack"], "pack")
+    preset_obj = preset_from_dict(preset)
+    pack_cfg = preset_obj.pack
     quant = quant or pack_cfg.quant
     if compressor == "best":
         candidates = [c for c in COMPRESSORS.names() if available(c)]  # "best" of what is installed
@@ -70,7 +71,7 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
     out = Path(out) if out else run_dir / ARTIFACT_NAME
     atomic_write_bytes(out, best)
     model_bytes = len(best)
-    code, code_what = code_bytes()
+    code, code_what = code_bytes(preset_obj)
     groups: dict[str, int] = {}
     for t in tensors:
         g = parameter_group(t.name)
@@ -85,6 +86,7 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
         "layout_sizes": layout_sizes,
         "code_bytes": code,
         "code_counted": code_what,
+        "code_wrapper": pack_cfg.code_wrapper,
         "model_bytes": model_bytes,
         "total_bytes": total,
         "budget_bytes": budget,

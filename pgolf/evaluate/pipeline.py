@@ -158,7 +158,7 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
     model.train(was_training)
     for p, flag in zip(model.parameters(), requires_grad):
         p.requires_grad_(flag)
-    all_reduce_sum_(sums)
+    all_reduce_sum_(sums, runtime)
     totals = BpbTotals(nats=float(sums[0]), tokens=int(sums[1]), bytes=int(sums[2]))
     described = [by_role[r].describe() for r in ROLE_ORDER if r in by_role]
     described[[d["role"] for d in described].index("windows")]["seq_len"] = ctx.seq_len

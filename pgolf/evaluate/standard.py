@@ -57,5 +57,5 @@ def evaluate_standard(model: torch.nn.Module, val_tokens: np.ndarray, tables: To
         sums[1] += y.numel()
         sums[2] += tables.count(x, y).sum().double()
     model.train(was_training)
-    all_reduce_sum_(sums)
+    all_reduce_sum_(sums, runtime)
     return BpbTotals(nats=float(sums[0]), tokens=int(sums[1]), bytes=int(sums[2]))

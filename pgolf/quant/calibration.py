@@ -78,6 +78,16 @@ def self_generated_batches(model: nn.Module, sequences: int, seq_len: int, vocab
     return gen(), provenance
 
 
+def calibration_batches(model: nn.Module, train_cfg, data_dir: str | Path,
+                        vocab_size: int) -> tuple[Iterator[torch.Tensor], dict]:
+    """The in-cap calibration a preset asks for (`train.gptq_calibration_*`)."""
+    seq_len = train_cfg.gptq_calibration_seq_len or train_cfg.seq_len
+    if train_cfg.gptq_calibration_source == "self":
+        return self_generated_batches(model, train_cfg.gptq_calibration_sequences, seq_len, vocab_size,
+                                      seed=train_cfg.seed)
+    return train_calibration_batches(data_dir, train_cfg.gptq_calibration_sequences, seq_len)
+
+
 def quantizable_linears(model: nn.Module) -> dict[str, nn.Linear]:
     """Linear layers whose weights the mixed-precision policy quantizes as matrices."""
     return {f"{name}.weight": m for name, m in model.named_modules()

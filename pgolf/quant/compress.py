@@ -36,8 +36,12 @@ def _optional(module: str, package: str):
                           "or choose zlib or lzma") from None
 
 
+# Compressors whose library is a separate package (imported when first used): name -> module.
+PACKAGE_OF = {"zstd": "zstandard", "brotli": "brotli"}
+
+
 def available(name: str) -> bool:
-    module = {"zstd": "zstandard", "brotli": "brotli"}.get(name)
+    module = PACKAGE_OF.get(name)
     return module is None or importlib.util.find_spec(module) is not None
 
 

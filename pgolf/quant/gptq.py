@@ -94,7 +94,8 @@ def _gptq_quantizer(bits: int):
             g = hessians.get(name)
             if g is None or g.hessian.size(0) != w.size(1):
                 return q, scale
-            return g.quantize(w, scale.float(), b, act_order=cfg.gptq_act_order), scale
+            return g.quantize(w, scale.float(), b, block_size=cfg.gptq_block_size, damp=cfg.gptq_damping,
+                              act_order=cfg.gptq_act_order), scale
 
         return encode_mixed(state, cfg, bits, matrix)
 

@@ -51,7 +51,7 @@ def quantize_int8_rtn(state: dict[str, torch.Tensor], cfg=None, hessians=None) -
     for name, t in state.items():
         t = t.detach().cpu()
         shape = tuple(t.shape)
-        kept = passthrough(name, t)
+        kept = passthrough(name, t, cfg)
         if kept is not None:
             out.append(kept)
         elif t.ndim == 2:

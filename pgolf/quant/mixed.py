@@ -39,16 +39,32 @@ def quantize_rows_with_clip(w: torch.Tensor, clip: torch.Tensor, bits: int) -> t
     return q.to(torch.int16), scale
 
 
-def passthrough(name: str, t: torch.Tensor) -> EncodedTensor | None:
-    """Tensors every policy stores unquantized: non-float ones raw; small floats as fp16
-    (control tensors fp32). None for a tensor the quantizer must handle."""
+FLOAT_DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
+
+
+def passthrough(name: str, t: torch.Tensor, cfg: PackConfig | None = None) -> EncodedTensor | None:
+    """Tensors every policy stores unquantized: non-float ones raw; small floats in
+    `pack.small_float` (control tensors in `pack.control_float`; fp16 / fp32 by default).
+    None for a tensor the quantizer must handle."""
     shape = tuple(t.shape)
     if not t.is_floating_point():
         return EncodedTensor(name, shape, "raw", {"data": t.numpy()}, dtype=str(t.dtype).removeprefix("torch."))
     if t.numel() <= KEEP_FLOAT_MAX_NUMEL:
-        keep = torch.float32 if is_control(name) else torch.float16
+        cfg = cfg or PackConfig()
+        keep = FLOAT_DTYPES[cfg.control_float if is_control(name) else cfg.small_float]
         return EncodedTensor(name, shape, "float", {"data": t.to(keep).numpy()})
     return None
+
+
+def magnitude_prune(w: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Zero the `fraction` smallest |w| of a matrix (#700 prunes 3% before quantizing)."""
+    if fraction <= 0:
+        return w
+    k = int(fraction * w.numel())
+    if k == 0:
+        return w
+    threshold = w.abs().flatten().kthvalue(k).values
+    return torch.where(w.abs() <= threshold, torch.zeros_like(w), w)
 
 
 def encode_mixed(state: dict[str, torch.Tensor], cfg: PackConfig, matrix_bits: int,
@@ -57,12 +73,12 @@ def encode_mixed(state: dict[str, torch.Tensor], cfg: PackConfig, matrix_bits: i
     for name, t in state.items():
         t = t.detach().cpu()
         shape = tuple(t.shape)
-        kept = passthrough(name, t)
+        kept = passthrough(name, t, cfg)
         if kept is not None:
             out.append(kept)
             continue
         bits = cfg.embedding_bits if name.startswith(("tok_emb", "lm_head")) else matrix_bits
-        w = t.float().reshape(t.shape[0], -1)
+        w = magnitude_prune(t.float().reshape(t.shape[0], -1), cfg.magnitude_prune)
         q, scale = quantize_matrix(w, bits, name)
         if bits == 8:
             out.append(EncodedTensor(name, shape, "int_per_row",

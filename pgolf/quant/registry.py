@@ -21,3 +21,13 @@ def get_quantizer(name: str) -> Quantizer:
     import pgolf.quant.rtn  # noqa: F401
 
     return QUANTIZERS.get(name)
+
+
+def matrix_bits(quant: str) -> int:
+    """Bits of the block matrices a registered quantizer writes (its name ends in -intN; the
+    baseline's int8-rtn is 8)."""
+    return 8 if quant == "int8-rtn" else int(quant.rsplit("-int", 1)[1])
+
+
+def needs_hessians(quant: str) -> bool:
+    return quant.startswith("gptq-int")

@@ -23,7 +23,7 @@ from pgolf.submit.schema import SUBMISSION_SCHEMA, validate
 from pgolf.train.checkpoint import atomic_write_bytes, write_json
 
 TRACKS = ("10min_16mb", "non_record_16mb")
-REQUIREMENTS = "torch\nnumpy\nsentencepiece\nzstandard\nbrotli\n"
+CONTEST_REQUIREMENTS = ["torch", "numpy", "sentencepiece"]
 
 
 def seed_run(path: Path) -> tuple[Path, dict]:
@@ -74,6 +74,8 @@ def submit(runs: list[Path], name: str, author: str, github_id: str, track: str,
                       "bytes_total": res["pack"]["total_bytes"], "bytes_code": res["pack"]["code_bytes"],
                       "bytes_model": res["pack"]["model_bytes"], "audit": verdict, "methods": methods,
                       "train_steps": res["train"]["steps"], "train_time_ms": res["train"]["train_time_ms"]})
+    if significance is not None and not significance.get("significant"):
+        problems.append(f"not significant under the contest's rule: {significance.get('verdict', '')}")
     if problems and track == "10min_16mb":
         raise BudgetError("refusing a record submission: " + "; ".join(problems)
                           + " (use --track non_record_16mb to write it as a non-record submission)")
@@ -84,11 +86,12 @@ def submit(runs: list[Path], name: str, author: str, github_id: str, track: str,
     preset = preset_from_dict(json.loads((first_run / "state.json").read_text())["preset"]) \
         if (first_run / "state.json").is_file() else None
 
-    from pgolf.artifact.export import export_script  # the counted code of a submission
+    from pgolf.artifact.export import preset_requirements, submission_script  # the counted code
 
-    code = export_script(preset).encode("utf-8") if preset is not None else b""
+    code = submission_script(preset)[0].encode("utf-8") if preset is not None else b""
+    needs = CONTEST_REQUIREMENTS + (preset_requirements(preset) if preset is not None else [])
     atomic_write_bytes(folder / "train_gpt.py", code)
-    atomic_write_bytes(folder / "requirements.txt", REQUIREMENTS.encode())
+    atomic_write_bytes(folder / "requirements.txt", ("\n".join(needs) + "\n").encode())
     for (run, res), s in zip(loaded, seeds):
         log = run / "train.log"
         if log.is_file():
@@ -139,6 +142,6 @@ def readme(sub: dict, first: dict, preset, problems: list[str]) -> str:
     lines += [f"| model, compressed | {first['pack']['model_bytes']:,} |", "",
               "![loss](loss.png) ![bytes](bytes.png)", "", "## Reproduce", "", "```bash",
               "pip install -r requirements.txt",
-              "torchrun --standalone --nproc_per_node=8 train_gpt.py --data DATA --tokenizer TOKENIZER.model",
+              "torchrun --standalone --nproc_per_node=8 train_gpt.py   # DATA_PATH / TOKENIZER_PATH or the contest's defaults",
               "```", ""]
     return "\n".join(lines)

@@ -23,7 +23,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def run_seeds(preset, seeds: list[int], data: Path, out: Path, tokenizer=None, device: str = "auto",
-              limit_val_tokens: int = 0, progress: bool | None = None) -> list[dict]:
+              limit_val_tokens: int = 0, progress: bool | None = None, audit_tokens: int = 8192) -> list[dict]:
     from pgolf.run import run_main_job
 
     out.mkdir(parents=True, exist_ok=True)
@@ -37,6 +37,7 @@ def run_seeds(preset, seeds: list[int], data: Path, out: Path, tokenizer=None, d
             continue
         print(f"seeds: seed {seed} -> {seed_dir}", file=sys.stderr, flush=True)
         r = run_main_job(with_overrides(preset, [f"train.seed={seed}"]), data=data, tokenizer=tokenizer,
-                         out=seed_dir, device=device, progress=progress, limit_val_tokens=limit_val_tokens)
+                         out=seed_dir, device=device, progress=progress, limit_val_tokens=limit_val_tokens,
+                         audit_tokens=audit_tokens)
         results.append(r)
     return results

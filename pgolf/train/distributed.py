@@ -73,8 +73,10 @@ def compile_module(module: torch.nn.Module) -> torch.nn.Module:
     return torch.compile(module, dynamic=False)
 
 
-def all_reduce_sum_(tensor: torch.Tensor) -> torch.Tensor:
-    if dist.is_available() and dist.is_initialized():
+def all_reduce_sum_(tensor: torch.Tensor, runtime: Runtime) -> torch.Tensor:
+    """Sum over the ranks of `runtime`; a one-process runtime (e.g. rank 0 auditing alone under
+    torchrun) reduces nothing, whatever process group exists."""
+    if runtime.distributed:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
 

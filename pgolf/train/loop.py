@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -40,12 +40,8 @@ from pgolf.train.optim.groups import build_optimizers
 from pgolf.train.optim.muon import Muon
 from pgolf.train.runlog import RunLog
 from pgolf.train.qat import crown_q_penalty, disable_qat, enable_qat
-from pgolf.quant.calibration import PROVENANCE_NAME, calibrate, train_calibration_batches
+from pgolf.quant.calibration import PROVENANCE_NAME, calibrate, calibration_batches
 from pgolf.train.schedule import lr_multiplier, muon_momentum, training_cap_ms
-
-
-# Fault injection for the distributed-fault test only: PGOLF_TEST_FAULT="RANK:STEP".
-FAULT = tuple(int(x) for x in os.environ["PGOLF_TEST_FAULT"].split(":")) if os.environ.get("PGOLF_TEST_FAULT") else None
 
 
 def seed_everything(seed: int) -> None:
@@ -76,12 +72,15 @@ def want_compile(mode: str, runtime: Runtime) -> bool:
 
 def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runtime: Runtime,
           tokenizer: str | Path | None = None, progress: bool | None = None,
-          emulate_world_size: int = 1, resume: bool = False) -> dict:
+          emulate_world_size: int = 1, resume: bool = False,
+          after_step: Callable[[int, int], None] | None = None) -> dict:
     """Train `preset` on the shards in `data_dir`; write checkpoint and logs to `run_dir`.
 
     `emulate_world_size` is for the budget planner: one process does one rank's Muon share of an
     N-rank run (with the preset already cut to one rank's batch), to time it; the weights it
     produces are not a valid training run.
+
+    `after_step(rank, step)` is called after every optimizer step (the CLI's test fault hook).
 
     `resume` continues from `run_dir/resume.safetensors` (written every `checkpoint_every` steps
     and/or `checkpoint_minutes` of wallclock).
@@ -182,17 +181,18 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
     calibration: dict | None = None
 
     def calibrate_in_cap() -> dict:
-        """Collect GPTQ Hessians on training data with the training clock running (rank 0)."""
+        """Collect GPTQ Hessians (training data or self-generated) with the training clock running (rank 0)."""
         clock.pause()
         prov: dict = {}
         if runtime.is_main and run_dir is not None:
-            batches, prov = train_calibration_batches(data_dir, cfg.gptq_calibration_sequences, cfg.seq_len)
+            batches, prov = calibration_batches(model, cfg, data_dir, mcfg.vocab_size)
             prov = calibrate(model, batches, prov, run_dir)
             clock.add(1000 * prov["seconds"])
             prov["train_time_ms_at_end"] = clock.elapsed_ms
             prov["within_cap"] = clock.elapsed_ms <= 1000 * cfg.max_wallclock_seconds or cfg.max_wallclock_seconds <= 0
             write_json(Path(run_dir) / PROVENANCE_NAME, prov)  # the artifact will carry this record
-            log.line(f"gptq_calibration sequences:{cfg.gptq_calibration_sequences} seconds:{prov['seconds']:.2f} "
+            log.line(f"gptq_calibration source:{prov['source']} sequences:{cfg.gptq_calibration_sequences} "
+                     f"seconds:{prov['seconds']:.2f} "
                      f"train_time:{clock.elapsed_ms:.0f}ms within_cap:{prov['within_cap']}")
             if not prov["within_cap"]:
                 log.line("warning: GPTQ calibration ended after the training cap; raise train.gptq_reserve_seconds")
@@ -214,7 +214,7 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
             enable_qat(model, cfg.qat_bits)
             qat_on = True
         log.line(f"resumed at step {step} (train_time {meta['clock_ms']:.0f}ms)")
-    val_loss = val_bpb = float("nan")
+    val_loss = val_bpb = train_loss = float("nan")
     clock.resume()
     while True:
         last = step == cfg.iterations or (stop_after is not None and step >= stop_after)
@@ -239,7 +239,7 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
         approx_ms = clock.step_launched()
         if cfg.train_log_every > 0 and (step <= 10 or step % cfg.train_log_every == 0):
             if runtime.distributed:  # log the global batch's loss, not rank 0's share
-                loss = all_reduce_sum_(loss.clone()) / runtime.world_size
+                loss = all_reduce_sum_(loss.clone(), runtime) / runtime.world_size
             train_loss = float(loss)
             if not math.isfinite(train_loss):
                 raise FloatingPointError(f"train_loss became {train_loss} at step {step}; lower the learning rates")
@@ -250,8 +250,8 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
         if stop_after is None and cfg.max_wallclock_seconds > 0:
             if clock.agree(approx_ms >= training_cap_ms(cfg)):
                 stop_after = step
-        if FAULT is not None and FAULT == (runtime.rank, step):
-            os._exit(17)  # test hook (PGOLF_TEST_FAULT=rank:step): a rank dies abruptly mid-run
+        if after_step is not None:
+            after_step(runtime.rank, step)
         due = (cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0) or (
             cfg.checkpoint_minutes > 0 and time.monotonic() - last_checkpoint >= 60 * cfg.checkpoint_minutes)
         if due and run_dir and runtime.is_main:
@@ -271,6 +271,7 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
         "step_avg_ms": training_ms / max(step, 1),
         "tokens_seen": step * cfg.tokens_per_step,
         "model_params": n_params,
+        "train_loss": train_loss,  # the last logged step's
         "val_loss": val_loss,
         "val_bpb": val_bpb,
         "val_tokens_scored_limit": cfg.val_tokens_limit,

@@ -134,7 +134,7 @@ class NormalizedHedge(EvalMethod):
             p_nn = p_ng = torch.zeros(0, dtype=torch.float64)
         self.pending = []
         count = torch.tensor([float(p_nn.numel())], dtype=torch.float64, device=self.ctx.runtime.device)
-        all_reduce_sum_(count)
+        all_reduce_sum_(count, self.ctx.runtime)
         if count.item() == 0:
             return
         for _ in range(self.cfg.gate_steps):
@@ -142,7 +142,7 @@ class NormalizedHedge(EvalMethod):
             loss = -torch.log(lam * p_nn + (1 - lam) * p_ng).sum()
             grad, = torch.autograd.grad(loss, self.w)
             grad = grad.to(self.ctx.runtime.device)
-            all_reduce_sum_(grad)  # every rank takes the same step
+            all_reduce_sum_(grad, self.ctx.runtime)  # every rank takes the same step
             self.w.grad = (grad / count).cpu()
             self.opt.step()
         self.ctx.notify("on_update", method=self.name, state="mixer-gate", spans=[(lo, hi)], used_from=hi)

@@ -1,0 +1,74 @@
+"""`pgolf run --preset P --dry-run`: the whole contest pipeline of a preset, on CPU in about a
+minute, before paying for 8 GPUs.
+
+The model keeps its full shape; only the token budget shrinks: a few training steps on one
+short sequence per step (no compile, no clock cap), in-cap GPTQ calibration on a few sequences
+when the preset calibrates, pack with the preset's own settings, its own legal evaluation
+methods on a few thousand validation tokens (windows and TTT chunks shrunk so every adaptive
+method updates several times), the audit, and the export in the preset's code wrapper. Bytes are
+reported twice: measured on the dry-run weights (untrained weights compress worse than trained
+ones), and projected for trained weights (pgolf.artifact.estimate).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from pgolf.config import Preset, with_overrides
+from pgolf.evaluate.methods.base import load_methods
+
+TRAIN_SEQ_LEN = 128
+TRAIN_STEPS = 2
+EVAL_SEQ_LEN = 256
+CALIBRATION_SEQUENCES = 4
+CALIBRATION_SEQ_LEN_SELF = 32  # self-generated sampling is one forward per token
+
+
+def dry_run_overrides(preset: Preset, eval_tokens: int) -> list[str]:
+    t = preset.train
+    sets = [f"train.iterations={TRAIN_STEPS}", "train.warmup_steps=0", "train.max_wallclock_seconds=0",
+            f"train.seq_len={TRAIN_SEQ_LEN}", "train.grad_accum=1", f"train.tokens_per_step={TRAIN_SEQ_LEN}",
+            "train.val_every=0", f"train.val_tokens_limit={eval_tokens}", 'train.compile="off"',
+            "train.checkpoint_every=0", "train.checkpoint_minutes=0", "train.train_log_every=1",
+            f"eval.seq_len={EVAL_SEQ_LEN}", f"eval.batch_tokens={EVAL_SEQ_LEN * 8}"]
+    if t.gptq_calibration_sequences > 0:
+        seq = CALIBRATION_SEQ_LEN_SELF if t.gptq_calibration_source == "self" else TRAIN_SEQ_LEN
+        sets += [f"train.gptq_calibration_sequences={CALIBRATION_SEQUENCES}", f"train.gptq_calibration_seq_len={seq}"]
+    names = list(preset.evaluation.get("methods") or [])
+    registry = load_methods(names)
+    for section in dict.fromkeys(registry.get(n).section for n in names):
+        fields = {f.name for cls in (registry.get(n) for n in names) if cls.section == section
+                  for f in dataclasses.fields(cls.options)}
+        if "seq_len" in fields:
+            sets.append(f"evaluation.{section}.seq_len={EVAL_SEQ_LEN}")
+        if "chunk_tokens" in fields:  # several chunks, so TTT and the mixers adapt more than once
+            sets.append(f"evaluation.{section}.chunk_tokens={max(eval_tokens // 4, EVAL_SEQ_LEN)}")
+    return sets
+
+
+def dry_run(preset: Preset, data: Path | None = None, tokenizer: str | None = None, out: Path | None = None,
+            eval_tokens: int = 2048, include_illegal: bool = False, strict_budget: bool = False,
+            progress: bool | None = None) -> dict:
+    from pgolf.run import run_main_job
+
+    small = with_overrides(preset, dry_run_overrides(preset, eval_tokens))
+    small.name = preset.name
+    r = run_main_job(small, data=data, tokenizer=tokenizer, out=out, device="cpu", progress=progress,
+                     limit_val_tokens=eval_tokens, include_illegal=include_illegal, strict_budget=strict_budget,
+                     audit_tokens=eval_tokens, fit_preset=preset)
+    proj = r["projection"]
+    code = proj["code_bytes"]  # the real preset's export (the dry run's differs only in its embedded settings)
+    measured = r["pack"]["model_bytes"] + code
+    budget = proj["budget_bytes"]
+    r["dry_run"] = {
+        "overrides": dry_run_overrides(preset, eval_tokens),
+        "params": r["train"]["model_params"],
+        "measured_total_bytes": measured, "measured_fits": measured <= budget,
+        "measured_headroom_bytes": budget - measured,
+        "projected_total_bytes": proj["total_bytes"], "projected_fits": proj["fits"],
+        "projected_headroom_bytes": proj["headroom_bytes"],
+        "code_bytes": code, "code_wrapper": preset.pack.code_wrapper,
+        "seconds": sum(s["seconds"] for s in r["stages"]),
+    }
+    return r
