@@ -237,6 +237,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if runtime.is_main:
         def human(r: dict) -> str:
             rows = [(k, r[k]) for k in ("method", "val_loss", "val_bpb", "tokens", "bytes", "eval_seconds")]
+            if r["illegal_methods"]:
+                rows.insert(3, ("ILLEGAL (by design)", f"{', '.join(r['illegal_methods'])}: this val_bpb is for "
+                                                      "study only, never a contest score"))
             audit = r["audit"]
             rows.append(("audit", audit if isinstance(audit, str) else
                          audit["verdict"] + (f" ({', '.join(audit['flagged'])})" if audit["flagged"] else "")))

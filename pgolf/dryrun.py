@@ -52,8 +52,7 @@ def dry_run(preset: Preset, data: Path | None = None, tokenizer: str | None = No
             progress: bool | None = None) -> dict:
     from pgolf.run import run_main_job
 
-    small = with_overrides(preset, dry_run_overrides(preset, eval_tokens))
-    small.name = preset.name
+    small = with_overrides(preset, dry_run_overrides(preset, eval_tokens))  # keeps the preset's name
     r = run_main_job(small, data=data, tokenizer=tokenizer, out=out, device="cpu", progress=progress,
                      limit_val_tokens=eval_tokens, include_illegal=include_illegal, strict_budget=strict_budget,
                      audit_tokens=eval_tokens, fit_preset=preset)

@@ -63,7 +63,7 @@ def check_projected_fit(preset: Preset, strict: bool) -> dict:
 
 def eval_compositions(preset: Preset, include_illegal: bool) -> list[list[str]]:
     """`standard`, the preset's legal methods, and (when asked) its full list with the illegal ones."""
-    from pgolf.artifact.export import legal_methods
+    from pgolf.evaluate.artifact_eval import legal_methods
 
     names = list(preset.evaluation.get("methods") or ["standard"])
     legal = legal_methods(preset)

@@ -48,7 +48,8 @@ def test_dry_run_of_contest_preset(name, data_1024, tmp_path, capsys):
     legal = [e for e in r["evals"] if e["legal_by_design"]]
     assert len(legal) == len(r["evals"]) and all(e["audit"] == "pass" for e in r["evals"])
     assert r["evals"][0]["methods"] == "standard"
-    wanted = [m for m in preset.evaluation["methods"] if not m.startswith("illegal-") and m not in ("slot", "hedge")]
+    wanted = [m for m in preset.evaluation.get("methods", []) if not m.startswith("illegal-")
+              and m not in ("slot", "hedge")]
     assert r["eval"]["method"] == ",".join(wanted or ["standard"])
     print(f"{name}: params {d['params']:,} measured {d['measured_total_bytes']:,} projected "
           f"{d['projected_total_bytes']:,} code {d['code_bytes']:,} seconds {d['seconds']:.0f}")

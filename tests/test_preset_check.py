@@ -94,3 +94,18 @@ def test_pack_honours_float_formats_and_magnitude_pruning():
     smallest = state["blocks.0.attn.c_q.weight"].abs() <= state["blocks.0.attn.c_q.weight"].abs().flatten().kthvalue(
         int(0.25 * 300 * 256)).values
     assert (w[smallest] == 0).all()
+
+
+def test_a_preset_projected_over_budget_warns_before_training_and_strict_budget_stops_it(tmp_path, tiny_data, capsys):
+    from pgolf.cli import main
+    from tests.conftest import TINY_OVERRIDES
+
+    sets = [a for o in TINY_OVERRIDES + ["pack.budget_bytes=100000"] for a in ("--set", o)]
+    argv = ["train", "--preset", "cpu-mini", *sets, "--data", str(tiny_data)]
+    assert main(argv + ["--out", str(tmp_path / "strict"), "--strict-budget"]) == 2
+    err = capsys.readouterr().err
+    assert "over the 100,000-byte budget" in err and "--strict-budget" in err and err.count("\n") == 1
+    assert not (tmp_path / "strict").exists()  # stopped before anything was trained or written
+    assert main(argv + ["--out", str(tmp_path / "warned"), "--json"]) == 0
+    assert "warning: preset cpu-mini: projected" in capsys.readouterr().err
+    assert (tmp_path / "warned" / "model.safetensors").is_file()

@@ -47,6 +47,7 @@ def test_a_short_cpu_training_run_works_for_every_mini(tmp_path, tiny_data, name
         "model.vocab_size=256", "train.seq_len=64", "train.tokens_per_step=512", "train.iterations=2",
         "train.max_wallclock_seconds=0", "train.warmup_steps=0", 'train.compile="off"',
         "train.val_tokens_limit=1024", "eval.seq_len=64", "eval.batch_tokens=1024",
+        "train.gptq_calibration_seq_len=16",  # the GPTQ minis calibrate too, on short sequences here
     ])
     s = train(p, tiny_data, tmp_path / "run", Runtime(), progress=False)
     assert s["steps"] == 2 and s["val_bpb"] == s["val_bpb"]  # finite, not NaN

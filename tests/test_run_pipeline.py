@@ -47,7 +47,16 @@ def test_illegal_methods_run_only_with_the_flag_and_are_labelled(tmp_path, tiny_
     assert main(argv + ["--json"]) == 0
     plain = json.loads(capsys.readouterr().out)
     assert [e["methods"] for e in plain["evals"]] == ["standard", "sliding"]
-    assert main(argv + ["--include-illegal"]) == 0
+    assert main(argv + ["--include-illegal", "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if "illegal-prequant-ttt,sliding,slot" in line)
     assert "ILLEGAL" in row and "audit:" in row
+    saved = json.loads((tmp_path / "r" / "run" / "results.json").read_text())
+    assert saved["evals"][-1]["label"].startswith("ILLEGAL") and saved["eval"]["method"] == "sliding"
+    artifact = str(tmp_path / "r" / "run" / "model.pgolf")
+    assert main(["eval", artifact, "--data", str(tiny_data), "--methods", "slot", *sets, "--limit-tokens", "256"]) == 0
+    assert "ILLEGAL (by design)" in capsys.readouterr().out
+    assert main(["eval", artifact, "--data", str(tiny_data), "--methods", "slot", *sets, "--limit-tokens", "256",
+                 "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["illegal_methods"] == ["slot"] and r["legal_by_design"] is False

@@ -19,12 +19,13 @@ measures on its untrained weights are shown beside this, not instead of it.
 from __future__ import annotations
 
 import functools
+import json
 
 import torch
 
 from pgolf.artifact.code_size import code_bytes
 from pgolf.artifact.pack import parameter_group
-from pgolf.config import Preset, load_preset
+from pgolf.config import Preset, load_preset, preset_from_dict
 from pgolf.model.gpt import GPT, is_control
 from pgolf.quant.mixed import KEEP_FLOAT_MAX_NUMEL
 from pgolf.quant.registry import matrix_bits
@@ -68,10 +69,6 @@ def byte_groups(preset: Preset) -> dict[str, dict]:
 @functools.lru_cache(maxsize=16)
 def _source_ratio(source_name: str | None, preset_json: str | None = None) -> tuple[float, int, str]:
     """(compressed bytes per integer weight, matrix bits, description) of a published artifact."""
-    import json
-
-    from pgolf.config import preset_from_dict
-
     source = preset_from_dict(json.loads(preset_json)) if preset_json else load_preset(source_name)
     artifact_bytes = int(source.reference["artifact_bytes"])
     groups = byte_groups(source)

@@ -26,6 +26,7 @@ from pathlib import Path
 import pgolf
 from pgolf.config import Preset
 from pgolf.errors import PgolfError
+from pgolf.evaluate.artifact_eval import legal_methods
 
 ROOT = Path(pgolf.__file__).parent
 # Entry modules of the exported program; everything they import from pgolf comes along.
@@ -162,16 +163,6 @@ def _strip(source: str, module: str) -> tuple[str, dict[str, str]]:
         for t in targets:
             defs[t] = ast.unparse(node)
     return code, defs
-
-
-def legal_methods(preset: Preset) -> list[str]:
-    """The preset's eval methods that are legal by design; the exported file scores with these
-    (the illegal ones are study fixtures and never enter a submission)."""
-    from pgolf.evaluate.methods.base import load_methods
-
-    names = list(preset.evaluation.get("methods") or ["standard"])
-    registry = load_methods(names)
-    return [n for n in names if registry.get(n).legal] or ["standard"]
 
 
 def export_script(preset: Preset) -> str:

@@ -25,6 +25,14 @@ def resolve_methods(spec: str | list[str] | None, preset) -> list[str]:
     return [n.strip() for n in names if n.strip()]
 
 
+def legal_methods(preset) -> list[str]:
+    """The preset's own methods that are legal by design (`standard` when none is): what a
+    submission scores with; the illegal ones are study fixtures and never enter a submission."""
+    names = resolve_methods("preset", preset)
+    registry = load_methods(names)
+    return [n for n in names if registry.get(n).legal] or ["standard"]
+
+
 def evaluate_artifact(path: str | Path, data_dir: str | Path, runtime: Runtime,
                       tokenizer: str | Path | None = None, seq_len: int | None = None,
                       limit: int = 0, methods: str | list[str] | None = None,
@@ -55,6 +63,8 @@ def evaluate_artifact(path: str | Path, data_dir: str | Path, runtime: Runtime,
     return {
         "artifact": str(path),
         "method": ",".join(names),
+        "legal_by_design": not illegal,
+        "illegal_methods": illegal,
         **out,
         "config": {"seq_len": preset.eval.seq_len, "limit": limit, "tokenizer": str(tok_path),
                    "data_dir": str(data_dir), "quant": artifact.quant, "overrides": extra},
