@@ -115,10 +115,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.data is None or args.out is None:
             raise PgolfError("pgolf train needs --data and --out (or --resume RUN)")
         preset, data, tokenizer, out = _preset(args), args.data, args.tokenizer, args.out
-        if int(os.environ.get("RANK", "0")) == 0:
-            from pgolf.run import check_projected_fit
+        from pgolf.run import check_projected_fit
 
-            check_projected_fit(preset, args.strict_budget)
+        check_projected_fit(preset, args.strict_budget, warn=int(os.environ.get("RANK", "0")) == 0)
     from pgolf.train.faults import fault_hook_from_env
 
     runtime = init_runtime(args.device)

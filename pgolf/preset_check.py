@@ -11,7 +11,6 @@ import difflib
 from pgolf.config import Preset, from_dict
 from pgolf.errors import ConfigError
 
-FLOAT_FORMATS = ("fp16", "fp32")
 CODE_WRAPPERS = ("plain", "minified", "minified-lzma")
 CALIBRATION_SOURCES = ("train", "self")
 # The contest accepted an 8 s reserve as enough to finish GPTQ Hessians inside the cap (after #1868).
@@ -30,6 +29,7 @@ def _one_of(value: str, valid: tuple[str, ...] | list[str], where: str) -> None:
 def check_pack(preset: Preset) -> None:
     from pgolf.quant.compress import COMPRESSORS
     from pgolf.quant.layout import LAYOUTS
+    from pgolf.quant.mixed import FLOAT_DTYPES
     from pgolf.quant.registry import get_quantizer, matrix_bits, needs_hessians
 
     pack, train = preset.pack, preset.train
@@ -38,8 +38,8 @@ def check_pack(preset: Preset) -> None:
         COMPRESSORS.get(name)
     for layout in pack.layouts:
         _one_of(layout, LAYOUTS, "pack.layouts")
-    _one_of(pack.small_float, FLOAT_FORMATS, "pack.small_float")
-    _one_of(pack.control_float, FLOAT_FORMATS, "pack.control_float")
+    _one_of(pack.small_float, tuple(FLOAT_DTYPES), "pack.small_float")
+    _one_of(pack.control_float, tuple(FLOAT_DTYPES), "pack.control_float")
     _one_of(pack.code_wrapper, CODE_WRAPPERS, "pack.code_wrapper")
     _one_of(pack.clip_search, ("matrix", "row"), "pack.clip_search")
     _one_of(pack.gptq_act_order, ("none", "descending", "ascending"), "pack.gptq_act_order")

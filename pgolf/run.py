@@ -49,15 +49,17 @@ class StageTimer:
             self.stages.append(row)
 
 
-def check_projected_fit(preset: Preset, strict: bool) -> dict:
-    """Warn before training when the preset's projected bytes exceed its budget (stop when strict)."""
+def check_projected_fit(preset: Preset, strict: bool, warn: bool = True) -> dict:
+    """Warn before training when the preset's projected bytes exceed its budget (stop when strict;
+    every rank stops, only the one with `warn` says so)."""
     proj = projection(preset)
     if not proj["fits"]:
         msg = (f"preset {preset.name}: projected {proj['total_bytes']:,} bytes for trained weights are over the "
                f"{proj['budget_bytes']:,}-byte budget by {-proj['headroom_bytes']:,} ({proj['source']})")
         if strict:
             raise BudgetError(msg + " (stopped by --strict-budget)")
-        print(f"pgolf: warning: {msg}", file=sys.stderr)
+        if warn:
+            print(f"pgolf: warning: {msg}", file=sys.stderr)
     return proj
 
 
@@ -113,11 +115,12 @@ def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None
         work.mkdir(parents=True, exist_ok=True)
         runtime = init_runtime(device)
         with timer.stage("projected bytes") as st:
-            proj = check_projected_fit(fit_preset or preset, strict_budget)
+            proj = check_projected_fit(fit_preset or preset, strict_budget, warn=runtime.is_main)
             st["produced"] = f"{proj['total_bytes']:,} B projected, headroom {proj['headroom_bytes']:+,}"
         with timer.stage("data") as st:
-            if data is None:
-                data = build_default_shards(work, preset.model.vocab_size, progress)
+            if data is None:  # rank 0 builds the embedded corpus, the others read it (one node; give --data on several)
+                built = build_default_shards(work, preset.model.vocab_size, progress) if runtime.is_main else None
+                data = Path(share_from_main(str(built) if built else None, runtime))
                 split = f"pydoc_data.topics, val = last {DEFAULT_VAL_FRACTION:.0%} of documents"
             else:
                 split = "given shards (fineweb_val_* = validation)"
@@ -138,6 +141,10 @@ def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None
             packed = share_from_main(packed, runtime)
             st["produced"] = (f"{packed['quant']} / {packed['compressor']} / {packed['layout']}: "
                               f"{packed['model_bytes']:,} B model + {packed['code_bytes']:,} B code")
+            if not packed["fits"] and runtime.is_main:
+                print(f"pgolf: warning: the artifact is {packed['total_bytes']:,} bytes, over the "
+                      f"{packed['budget_bytes']:,}-byte budget by {-packed['headroom_bytes']:,}: not submittable "
+                      "(a lower pack bit width, pruning or a smaller model are the ways back)", file=sys.stderr)
         rows = evaluate_and_audit(Path(packed["artifact"]), data, tok, preset, runtime, timer, include_illegal,
                                   limit_val_tokens, audit_tokens)
         exported = None

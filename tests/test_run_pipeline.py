@@ -60,3 +60,11 @@ def test_illegal_methods_run_only_with_the_flag_and_are_labelled(tmp_path, tiny_
                  "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["illegal_methods"] == ["slot"] and r["legal_by_design"] is False
+
+
+@pytest.mark.slow
+def test_an_artifact_over_budget_is_reported_as_not_submittable(tmp_path, tiny_data, capsys):
+    preset = load_preset("cpu-mini", TINY_OVERRIDES + ["pack.budget_bytes=200000"])
+    r = run_main_job(preset, data=tiny_data, device="cpu", progress=False, limit_val_tokens=512, audit_tokens=0)
+    err = capsys.readouterr().err
+    assert not r["pack"]["fits"] and "not submittable" in err and "projected" in err  # warned before and after

@@ -27,12 +27,11 @@ from pgolf.artifact.code_size import code_bytes
 from pgolf.artifact.pack import parameter_group
 from pgolf.config import Preset, load_preset, preset_from_dict
 from pgolf.model.gpt import GPT, is_control
-from pgolf.quant.mixed import KEEP_FLOAT_MAX_NUMEL
+from pgolf.quant.mixed import FLOAT_DTYPES, KEEP_FLOAT_MAX_NUMEL
 from pgolf.quant.registry import matrix_bits
 
 # Presets whose published artifact sizes are the B/param sources, by matrix bits.
 SOURCE_PRESETS = {8: "naive-baseline", 6: "record-549", 5: "seed-700-hedge-crownq"}
-FLOAT_BYTES = {"fp16": 2, "fp32": 4}
 
 
 def _meta_model(preset: Preset) -> torch.nn.Module:
@@ -56,7 +55,7 @@ def byte_groups(preset: Preset) -> dict[str, dict]:
         if n <= KEEP_FLOAT_MAX_NUMEL:
             fmt = preset.pack.control_float if is_control(name) else preset.pack.small_float
             add(f"small floats ({fmt})" if not is_control(name) else f"control floats ({fmt})", n, 0,
-                n * FLOAT_BYTES[fmt])
+                n * FLOAT_DTYPES[fmt].itemsize)
             continue
         rows = p.shape[0]
         if name.startswith(("tok_emb", "lm_head")):

@@ -21,12 +21,14 @@ import base64
 import functools
 import json
 import lzma
+import sys
 from pathlib import Path
 
 import pgolf
-from pgolf.config import Preset
+from pgolf.config import Preset, preset_from_dict
 from pgolf.errors import PgolfError
 from pgolf.evaluate.artifact_eval import legal_methods
+from pgolf.quant.compress import PACKAGE_OF
 
 ROOT = Path(pgolf.__file__).parent
 # Entry modules of the exported program; everything they import from pgolf comes along.
@@ -209,8 +211,6 @@ def wrap(source: str, wrapper: str) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _submission_script(preset_json: str, wrapper: str) -> str:
-    from pgolf.config import preset_from_dict
-
     return wrap(export_script(preset_from_dict(json.loads(preset_json))), wrapper)
 
 
@@ -220,9 +220,8 @@ def submission_script(preset: Preset, wrapper: str | None = None) -> tuple[str, 
     return _submission_script(preset.to_json(), wrapper), wrapper
 
 
-# Import names whose pip package differs; torch, numpy and sentencepiece are the contest's own.
-PIP_NAMES = {"zstandard": "zstandard", "brotli": "brotli", "safetensors": "safetensors", "tqdm": "tqdm",
-             "sentencepiece": "sentencepiece", "yaml": "pyyaml"}
+# The contest's own environment has these; every other package pgolf imports is named on PyPI as
+# it is imported.
 CONTEST_PACKAGES = {"torch", "numpy", "sentencepiece"}
 
 
@@ -230,10 +229,6 @@ def requirements(source: str, compressors: list[str] = ()) -> list[str]:
     """Packages the exported (plain) script imports beyond the standard library and the contest's
     torch / numpy / sentencepiece: those of its import statements, plus the libraries of the
     compressors it packs with (imported by name when first used, so no statement shows them)."""
-    import sys
-
-    from pgolf.quant.compress import PACKAGE_OF
-
     found: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -242,7 +237,7 @@ def requirements(source: str, compressors: list[str] = ()) -> list[str]:
             found.add(node.module.split(".")[0])
     found.update(PACKAGE_OF[c] for c in compressors if c in PACKAGE_OF)
     third_party = found - set(sys.stdlib_module_names) - CONTEST_PACKAGES - {"__future__", "pgolf"}
-    return sorted(PIP_NAMES.get(name, name) for name in third_party)
+    return sorted(third_party)
 
 
 def preset_requirements(preset: Preset) -> list[str]:
