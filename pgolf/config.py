@@ -9,7 +9,6 @@ Command-line overrides use dotted keys: `--set train.seq_len=512`.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import tomllib
 import types
@@ -19,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pgolf.errors import ConfigError
+from pgolf.errors import ConfigError, did_you_mean
 
 
 @dataclass
@@ -210,9 +209,7 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
     for key, value in data.items():
         path = f"{where}.{key}" if where else key
         if key not in hints:
-            close = difflib.get_close_matches(key, names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown key {path!r}{hint} (valid: {', '.join(names)})")
+            raise ConfigError(f"unknown key {path!r}{did_you_mean(key, names)} (valid: {', '.join(names)})")
         kwargs[key] = _check_value(value, hints[key], path)
     return cls(**kwargs)
 
@@ -291,8 +288,7 @@ def _read_preset_text(name_or_path: str) -> tuple[str, str]:
         what = "a directory, not a TOML file" if path.is_dir() else "not found"
         raise ConfigError(f"preset {name_or_path!r}: {path.resolve()} is {what}, and no built-in preset "
                           f"has that name (built-in: {', '.join(preset_names())})")
-    close = difflib.get_close_matches(name_or_path, preset_names(), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name_or_path, preset_names())
     raise ConfigError(f"unknown preset {name_or_path!r}{hint} (no file of that name here; built-in: "
                       f"{', '.join(preset_names())})")
 

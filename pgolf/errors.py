@@ -37,3 +37,12 @@ class ArtifactError(PgolfError):
 
 class BudgetError(PgolfError):
     """An artifact does not fit its byte budget."""
+
+
+def did_you_mean(name: object, valid) -> str:
+    """"; did you mean 'x'?" naming the closest valid name, or "" when none is close: the one hint
+    every unknown-name error carries."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""

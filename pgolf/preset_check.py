@@ -6,10 +6,9 @@ table, exists. Each failure is one ConfigError line with the closest valid name 
 
 from __future__ import annotations
 
-import difflib
 
 from pgolf.config import Preset, from_dict
-from pgolf.errors import ConfigError
+from pgolf.errors import ConfigError, did_you_mean
 
 CODE_WRAPPERS = ("plain", "minified", "minified-lzma")
 CALIBRATION_SOURCES = ("train", "self")
@@ -21,9 +20,7 @@ EVALUATION_KEYS = ("methods", "temperature")
 
 def _one_of(value: str, valid: tuple[str, ...] | list[str], where: str) -> None:
     if value not in valid:
-        close = difflib.get_close_matches(str(value), valid, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"{where} = {value!r} is not valid{hint} (valid: {', '.join(valid)})")
+        raise ConfigError(f"{where} = {value!r} is not valid{did_you_mean(value, valid)} (valid: {', '.join(valid)})")
 
 
 def check_pack(preset: Preset) -> None:
@@ -84,9 +81,7 @@ def check_evaluation(preset: Preset) -> None:
         if key in EVALUATION_KEYS:
             continue
         if key not in options_of:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown key 'evaluation.{key}'{hint} (valid: {', '.join(valid)})")
+            raise ConfigError(f"unknown key 'evaluation.{key}'{did_you_mean(key, valid)} (valid: {', '.join(valid)})")
         if not isinstance(table, dict):
             raise ConfigError(f"evaluation.{key} must be a table of options, got {table!r}")
         errors = []

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Callable, Generic, Iterator, TypeVar
 
-from pgolf.errors import ConfigError
+from pgolf.errors import ConfigError, did_you_mean
 
 T = TypeVar("T")
 
@@ -28,11 +27,8 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            close = difflib.get_close_matches(name, self._entries, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(
-                f"unknown {self.kind} {name!r}{hint}; known: {', '.join(sorted(self._entries))}"
-            ) from None
+            raise ConfigError(f"unknown {self.kind} {name!r}{did_you_mean(name, self._entries)} "
+                              f"(known: {', '.join(sorted(self._entries))})") from None
 
     def names(self) -> list[str]:
         return sorted(self._entries)

@@ -76,19 +76,17 @@ def register(cls: type[EvalMethod]) -> type[EvalMethod]:
 def load_methods(names: list[str] | None = None) -> Registry[type[EvalMethod]]:
     """Import the modules defining `names` (all methods when None); already-defined ones (e.g. in
     an exported single file) are used as they are."""
-    import difflib
     import importlib
 
-    from pgolf.errors import ConfigError
+    from pgolf.errors import ConfigError, did_you_mean
     from pgolf.evaluate.methods import MODULE_OF
 
     for name in MODULE_OF if names is None else names:
         if name in METHODS:
             continue
         if name not in MODULE_OF:
-            close = difflib.get_close_matches(name, MODULE_OF, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"unknown evaluation method {name!r}{hint}; known: {', '.join(sorted(MODULE_OF))}")
+            raise ConfigError(f"unknown evaluation method {name!r}{did_you_mean(name, MODULE_OF)} "
+                              f"(known: {', '.join(sorted(MODULE_OF))})")
         importlib.import_module(f"pgolf.evaluate.methods.{MODULE_OF[name]}")
     return METHODS
 
