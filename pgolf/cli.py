@@ -273,7 +273,8 @@ def _run_rows(r: dict) -> list[tuple[str, Any]]:
     rows += [("code bytes", f"{p['code_bytes']:,} ({p['code_counted']})"), ("model bytes", p["model_bytes"]),
              ("total bytes", p["total_bytes"]), ("headroom", p["headroom_bytes"])]
     if r.get("export"):
-        rows.append(("exported", f"{r['export']['path']} (requires: {', '.join(r['export']['requirements']) or '-'})"))
+        where = r["export"]["path"] if r["run_dir"] else "train_gpt.py in the temporary run dir"
+        rows.append(("exported", f"{where} (requires: {', '.join(r['export']['requirements']) or '-'})"))
     rows += [(f"  stage: {s['stage']}", f"{s['seconds']:.1f} s  {s['produced']}") for s in r["stages"]]
     rows += [("total time (s)", r["total_seconds"]),
              ("run dir", r["run_dir"] or "(temporary; pass --out DIR to keep it)")]
