@@ -159,7 +159,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from pgolf.artifact.export import export_script, lzma_wrap, minify, preset_requirements, wrap
+    from pgolf.artifact.export import export_script, lzma_wrap, preset_requirements, wrap
     from pgolf.config import load_preset
     from pgolf.train.checkpoint import atomic_write_bytes
 
@@ -169,9 +169,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.minify or args.lzma:  # the explicit flags, as before
         final = source
         if args.minify:
-            final = minify(source)
-            if final is None:
-                raise PgolfError("--minify needs python-minifier: pip install python-minifier")
+            final = wrap(source, "minified")
             sizes["minified"] = len(final.encode("utf-8"))
         if args.lzma:
             final = lzma_wrap(final)

@@ -52,7 +52,8 @@ def dry_run(preset: Preset, data: Path | None = None, tokenizer: str | None = No
             progress: bool | None = None) -> dict:
     from pgolf.run import run_main_job
 
-    small = with_overrides(preset, dry_run_overrides(preset, eval_tokens))  # keeps the preset's name
+    overrides = dry_run_overrides(preset, eval_tokens)
+    small = with_overrides(preset, overrides)  # keeps the preset's name
     r = run_main_job(small, data=data, tokenizer=tokenizer, out=out, device="cpu", progress=progress,
                      limit_val_tokens=eval_tokens, include_illegal=include_illegal, strict_budget=strict_budget,
                      audit_tokens=eval_tokens, fit_preset=preset)
@@ -61,7 +62,7 @@ def dry_run(preset: Preset, data: Path | None = None, tokenizer: str | None = No
     measured = r["pack"]["model_bytes"] + code
     budget = proj["budget_bytes"]
     r["dry_run"] = {
-        "overrides": dry_run_overrides(preset, eval_tokens),
+        "overrides": overrides,
         "params": r["train"]["model_params"],
         "measured_total_bytes": measured, "measured_fits": measured <= budget,
         "measured_headroom_bytes": budget - measured,

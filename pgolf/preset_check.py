@@ -27,7 +27,7 @@ def check_pack(preset: Preset) -> None:
     from pgolf.quant.compress import COMPRESSORS
     from pgolf.quant.layout import LAYOUTS
     from pgolf.quant.mixed import FLOAT_DTYPES
-    from pgolf.quant.registry import get_quantizer, matrix_bits, needs_hessians
+    from pgolf.quant.registry import get_quantizer, needs_hessians
 
     pack, train = preset.pack, preset.train
     get_quantizer(pack.quant)  # unknown names fail here with "did you mean"
@@ -59,7 +59,6 @@ def check_pack(preset: Preset) -> None:
             raise ConfigError(
                 f"train.gptq_reserve_seconds = {train.gptq_reserve_seconds:g}: GPTQ calibration on the training "
                 f"clock needs a reserve of at least {MIN_GPTQ_RESERVE_SECONDS:g} s")
-    matrix_bits(pack.quant)
 
 
 def check_evaluation(preset: Preset) -> None:
