@@ -240,6 +240,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
             audit = r["audit"]
             rows.append(("audit", audit if isinstance(audit, str) else
                          audit["verdict"] + (f" ({', '.join(audit['flagged'])})" if audit["flagged"] else "")))
+            if "stream_audit" in r:
+                from pgolf.audit.stream import describe
+
+                st = r["stream_audit"]
+                rows.append(("whole-evaluation checks", f"{describe(st)}: {st['samples']} sampled positions, "
+                                                        f"{st['updates']:,} state updates over {st['targets']:,} targets"))
             for m in r["methods"]:
                 opts = ", ".join(f"{k}={v}" for k, v in m.items() if k not in ("method", "role", "why_illegal"))
                 rows.append((f"  {m['method']}", opts))
@@ -264,6 +270,8 @@ def _run_rows(r: dict) -> list[tuple[str, Any]]:
         verdict = e.get("audit", "not audited")
         if e.get("flagged"):
             verdict += f" ({', '.join(e['flagged'])})"
+        elif e.get("stream_flagged"):  # not audited on a window, but the scoring pass's own record flagged
+            verdict += f"; whole evaluation flagged ({', '.join(e['stream_flagged'])})"
         label = f" {e['label']}" if e["label"] else ""
         rows.append((f"val_bpb [{e['methods']}] (roundtrip, {r['pack']['quant']})",
                      f"{e['val_bpb']:.4f}  audit: {verdict}{label}"))
@@ -352,11 +360,18 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     runtime = init_runtime(args.device)
     r = audit_artifact(args.artifact, args.data, runtime, args.methods, args.set, args.tokenizer,
-                       limit=args.limit_tokens, cuts=args.cuts)
+                       limit=args.limit_tokens, cuts=args.cuts, probe_positions=args.probe_positions,
+                       stream_tokens=args.stream_tokens)
 
     def human(r: dict) -> str:
-        rows = [("methods", ",".join(r["methods"])), ("tokens audited", r["tokens"]), ("seconds", r["seconds"])]
+        rows = [("methods", ",".join(r["methods"])), ("window (targets)", r["tokens"]), ("seconds", r["seconds"])]
         rows += [(f"{'PASS' if c['passed'] else 'FLAG'}  {c['name']}", c["detail"]) for c in r["checks"]]
+        if r.get("stream"):
+            st = r["stream"]
+            rows.append(("whole evaluation", f"{st['targets']:,} targets, {st['samples']} sampled positions, "
+                                             f"{st['updates']:,} updates, {st.get('seconds', 0):.1f} s"))
+            rows += [(f"{'PASS' if c['passed'] else 'FLAG'}  {c['name']} (whole evaluation)", c["detail"])
+                     for c in st["checks"]]
         rows.append(("verdict", r["verdict"] + (f" ({', '.join(r['flagged'])})" if r["flagged"] else "")))
         return table(rows)
 
@@ -602,8 +617,15 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--tokenizer", help="SentencePiece .model (default DATA/tokenizer.model)")
     au.add_argument("--methods", default="standard", help="comma-separated methods, or 'preset' (default standard)")
     au.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a method option")
-    au.add_argument("--limit-tokens", type=int, default=8192, help="audit the first N validation tokens (default 8192)")
-    au.add_argument("--cuts", type=int, default=2, help="positions t sampled for the future-invariance check")
+    au.add_argument("--limit-tokens", type=int, default=None,
+                    help="window of the rerun checks, in validation tokens (default: the smallest >= 8192 that "
+                         "sees every method adapt past its warm-up)")
+    au.add_argument("--cuts", type=int, default=3,
+                    help="cut points of the future-invariance check (one of them after the last state update)")
+    au.add_argument("--probe-positions", type=int, default=2,
+                    help="positions of the black-box normalization probe (every token id scored; 0 = skip)")
+    au.add_argument("--stream-tokens", type=int, default=0,
+                    help="validation tokens the whole-evaluation record covers (0 = all; -1 = skip)")
     au.add_argument("--device", default="auto", help="auto, cpu or cuda")
     au.set_defaults(func=cmd_audit)
 
@@ -636,8 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run the preset's methods that are illegal by design (labelled ILLEGAL)")
     r.add_argument("--strict-budget", action="store_true",
                    help="stop before training when the projected bytes exceed the budget (default: warn)")
-    r.add_argument("--audit-tokens", type=int, default=8192,
-                   help="validation tokens each eval composition is audited on (0 = no audit; default 8192)")
+    r.add_argument("--audit-tokens", type=int, default=None,
+                   help="window of each eval composition's audit, in validation tokens (0 = no audit; default: "
+                        "the smallest >= 8192 that sees every method adapt)")
     r.set_defaults(func=cmd_run)
     return p
 

@@ -77,8 +77,19 @@ def eval_compositions(preset: Preset, include_illegal: bool) -> list[list[str]]:
     return out
 
 
+CPU_PROBE_MAX_PARAMS = 10_000_000
+
+
+def default_probe_positions(model_params: int, runtime: Runtime) -> int:
+    """The black-box probe scores every token id at each position (for SLOT, one fit per id): on a
+    CPU that is affordable for CPU-sized models only; contest shapes on CPU (dry runs) skip it."""
+    return 2 if runtime.device.type == "cuda" or model_params <= CPU_PROBE_MAX_PARAMS else 0
+
+
 def evaluate_and_audit(artifact: Path, data: Path, tok: Path, preset: Preset, runtime: Runtime, timer: StageTimer,
-                       include_illegal: bool, limit: int, audit_tokens: int) -> list[dict]:
+                       include_illegal: bool, limit: int, audit_tokens: int | None,
+                       probe_positions: int = 2) -> list[dict]:
+    """`audit_tokens`: the audit's window (None: the smallest that sees every method adapt; 0: no audit)."""
     from pgolf.audit.run import audit_artifact
 
     rows = []
@@ -90,12 +101,14 @@ def evaluate_and_audit(artifact: Path, data: Path, tok: Path, preset: Preset, ru
         legal = all(m["legal_by_design"] for m in r["methods"])
         row = {"methods": label, "val_bpb": r["val_bpb"], "val_loss": r["val_loss"], "tokens": r["tokens"],
                "eval_seconds": r["eval_seconds"], "legal_by_design": legal,
-               "label": "" if legal else "ILLEGAL (by design; study only)", "result": r}
-        if runtime.is_main and audit_tokens > 0:
+               "label": "" if legal else "ILLEGAL (by design; study only)", "result": r,
+               "stream_audit": r["stream_audit"]["verdict"], "stream_flagged": r["stream_audit"]["flagged"]}
+        if runtime.is_main and audit_tokens != 0:
             with timer.stage(f"audit {label}") as st:
-                # one process audits; the audit reruns the pipeline and needs no other rank
+                # one process audits; the audit reruns the pipeline on a window and needs no other rank;
+                # the whole-evaluation record is the scoring pass's own, just made
                 a = audit_artifact(artifact, data, Runtime(device=runtime.device), methods, tokenizer=tok,
-                                   limit=audit_tokens)
+                                   limit=audit_tokens, stream=r["stream_audit"], probe_positions=probe_positions)
                 st["produced"] = a["verdict"] + (f" ({', '.join(a['flagged'])})" if a["flagged"] else "")
             row.update(audit=a["verdict"], flagged=a["flagged"], audit_tokens=a["tokens"])
         rows.append(row)
@@ -105,9 +118,12 @@ def evaluate_and_audit(artifact: Path, data: Path, tok: Path, preset: Preset, ru
 def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None = None,
                  out: Path | None = None, device: str = "auto", progress: bool | None = None,
                  limit_val_tokens: int = 0, include_illegal: bool = False, strict_budget: bool = False,
-                 audit_tokens: int = 8192, export: bool = True, fit_preset: Preset | None = None) -> dict:
+                 audit_tokens: int | None = None, export: bool = True, fit_preset: Preset | None = None,
+                 probe_positions: int | None = None) -> dict:
     """`fit_preset`: the preset whose projected bytes are checked before training (the dry run
-    trains a shrunk copy of it)."""
+    trains a shrunk copy of it). `audit_tokens`: the audit's window (None: the smallest that sees
+    every method adapt; 0: no audit). `probe_positions`: positions of the black-box normalization
+    probe (None: 2 on a GPU or for a CPU-sized model, else 0 — see `default_probe_positions`)."""
     t0 = time.perf_counter()
     timer = StageTimer()
     with tempfile.TemporaryDirectory(prefix="pgolf-run-") as tmp:
@@ -145,8 +161,10 @@ def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None
                 print(f"pgolf: warning: the artifact is {packed['total_bytes']:,} bytes, over the "
                       f"{packed['budget_bytes']:,}-byte budget by {-packed['headroom_bytes']:,}: not submittable "
                       "(a lower pack bit width, pruning or a smaller model are the ways back)", file=sys.stderr)
+        if probe_positions is None:
+            probe_positions = default_probe_positions(summary["model_params"], runtime)
         rows = evaluate_and_audit(Path(packed["artifact"]), data, tok, preset, runtime, timer, include_illegal,
-                                  limit_val_tokens, audit_tokens)
+                                  limit_val_tokens, audit_tokens, probe_positions)
         exported = None
         if export and runtime.is_main:
             from pgolf.artifact.export import preset_requirements, submission_script

@@ -85,7 +85,13 @@ def test_audit_cli_records_verdict_and_eval_shows_it(capsys, tmp_path, tiny_data
     assert code == 0 and r["verdict"] == "pass"
     assert main(["eval", str(art), "--data", str(tiny_data), "--methods", "sliding", "--limit-tokens", "1024",
                  "--json", "--set", "evaluation.sliding.stride=16"]) == 0
-    assert json.loads(capsys.readouterr().out)["audit"]["verdict"] == "pass"
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["audit"]["verdict"] == "pass"
+    # the scoring pass recorded its own checks over every scored target
+    assert ev["stream_audit"]["verdict"] == "pass" and ev["stream_audit"]["targets"] == 1024
+    assert {c["name"] for c in ev["stream_audit"]["checks"]} == {"score before adapt", "normalization",
+                                                                  "scored = reported"}
+    assert r["stream"]["verdict"] == "pass" and "window coverage" in {c["name"] for c in r["checks"]}
     code = main(["audit", str(art), "--data", str(tiny_data), "--methods", "sliding,slot", "--limit-tokens", "1024",
                  "--set", 'evaluation.slot.variant="C"', "--set", "evaluation.slot.lr_max=0.05"])
     assert code == 1 and "FLAG  future invariance" in capsys.readouterr().out

@@ -83,7 +83,7 @@ class MassRecorder:
     def sample_rows(self, positions):
         return np.arange(0, len(positions), 7)
 
-    def on_distribution(self, positions, mass):
+    def on_distribution(self, positions, mass, **_):
         self.masses.extend(mass.tolist())
 
     def on_scored(self, **_):

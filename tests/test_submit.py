@@ -147,6 +147,8 @@ def test_submit_refuses_unaudited_record_then_writes_non_record_and_audited_reco
     readme = next((tmp_path / "records" / "track_10min_16mb").iterdir()) / "README.md"
     text = readme.read_text()
     assert "| 3 |" in text and "| pass |" in text and "Significance" in text
+    # the whole-evaluation record of each seed's scoring pass is its own column
+    assert "whole-evaluation checks |" in text and "| pass | pass |" in text
 
 
 def test_submission_schema_rejects_missing_fields():

@@ -7,11 +7,18 @@
 - score before adapt: every state update the methods report (weights, deltas, n-gram tables,
   mixer weights) used only targets before every position that state scores;
 - single pass: every target scored exactly once, in increasing order;
-- normalization: at sampled positions the scored distribution sums to 1 (±1e-6) over the full
-  vocabulary;
+- normalization: at sampled positions the distribution the method reports sums to 1 (±1e-6) over
+  the full vocabulary;
+- scored = reported: what it scored there is −log of that distribution at the target (±1e-4);
+- normalization (black box): at a few positions the pipeline scores every vocabulary id as the
+  target and the probabilities must sum to 1 — nothing the method reports is used (probe.py);
+- window coverage: the window saw every adaptive method update at least twice and score past
+  its warm-up (window.py), else "window too short to see METHOD adapt";
 - data provenance: the artifact's record shows training read only train shards and GPTQ
   calibration read train shards or self-generated text — never validation.
 Each flag carries evidence (positions, the two values, the update that saw the token).
+
+Normalization and score-before-adapt are also recorded over a whole evaluation (stream.py).
 """
 
 from __future__ import annotations
@@ -23,11 +30,15 @@ from typing import Any
 
 import numpy as np
 
+from pgolf.audit.probe import normalization_probe
 from pgolf.audit.recorder import AuditRecorder
+from pgolf.audit.window import audit_settings
 from pgolf.evaluate.pipeline import run_pipeline
 
 TOLERANCE = 1e-6
 MASS_TOLERANCE = 1e-6
+CONSISTENCY_TOLERANCE = 1e-4  # nats; the reported distribution is float64, scores may be float32
+ADAPTIVE_ROLES = ("prepare", "adapt", "fit", "mix")
 
 
 @dataclass
@@ -51,12 +62,23 @@ def perturbations(tokens: np.ndarray, t: int, vocab: int, seed: int) -> dict[str
     return out
 
 
-def future_invariance(model, tokens, tables, preset, runtime, methods, overrides, base_scores, cuts: int,
-                      seed: int = 0) -> Check:
-    n = tokens.size - 1
+def cut_points(n: int, cuts: int, last_update: int, seed: int = 0) -> list[int]:
+    """Positions t spread over the window (early ones perturb most of the stream, so even a weak
+    dependence on the future shows), and one after the last state update."""
     rng = np.random.default_rng(seed)
-    # early cut points perturb most of the stream, so even a weak dependence on the future shows
-    points = sorted(set(int(x) for x in rng.integers(max(n // 8, 1), max(n // 2, 2), cuts)))
+    spread = max(cuts - 1, 1) if last_update >= 0 else cuts
+    lo, hi = max(n // 8, 1), max(n * 3 // 4, 2)
+    edges = np.linspace(lo, hi, spread + 1)
+    points = {int(rng.integers(int(a), max(int(b), int(a) + 1))) for a, b in zip(edges[:-1], edges[1:])}
+    if last_update >= 0 and cuts > 1:
+        points.add(min(last_update + max((n - 1 - last_update) // 2, 0), n - 2))
+    return sorted(p for p in points if 0 <= p <= n - 2)
+
+
+def future_invariance(model, tokens, tables, preset, runtime, methods, overrides, base_scores, cuts: int,
+                      seed: int = 0, last_update: int = -1) -> Check:
+    n = tokens.size - 1
+    points = cut_points(n, cuts, last_update, seed)
     evidence = []
     for t in points:
         for label, stream in perturbations(tokens, t, preset.model.vocab_size, seed + t).items():
@@ -70,7 +92,7 @@ def future_invariance(model, tokens, tables, preset, runtime, methods, overrides
                 evidence.append({"perturbed_after": t + 1, "perturbation": label, "changed_positions": int(bad.size),
                                  "first_position": int(where), "p_before": float(np.exp(-a[bad[0]])),
                                  "p_after": float(np.exp(-b[bad[0]]))})
-    detail = (f"{len(points)} cut points x 2 perturbations; scores at positions <= t unchanged"
+    detail = (f"cut points {', '.join(map(str, points))} x 2 perturbations; scores at positions <= t unchanged"
               if not evidence else f"{len(evidence)} perturbation(s) changed earlier scores; first: "
               f"position {evidence[0]['first_position']} p {evidence[0]['p_before']:.6g} -> {evidence[0]['p_after']:.6g} "
               f"({evidence[0]['perturbation']} after {evidence[0]['perturbed_after']})")
@@ -97,18 +119,81 @@ def provenance(meta: dict) -> Check:
     return Check("data provenance", not evidence, detail, evidence)
 
 
-def audit_pipeline(model, tokens, tables, preset, runtime, methods: list[str], overrides=None,
-                   cuts: int = 2, meta: dict | None = None) -> dict:
-    t0 = time.perf_counter()
-    rec = AuditRecorder(tokens.size - 1)
-    base = run_pipeline(model, tokens, tables, preset, runtime, methods, overrides=overrides, observer=rec,
-                        keep_scores=True)
-    checks = [future_invariance(model, tokens, tables, preset, runtime, methods, overrides, base.scores, cuts)]
+def recorded_checks(rec: AuditRecorder) -> list[Check]:
+    """Score before adapt, normalization and scored = reported, from what a recorder saw (a window or
+    a whole run)."""
     v = rec.violations
-    checks.append(Check("score before adapt", not v,
-                        f"{rec.updates} state updates, all on targets before the positions they score" if not v
-                        else f"{len(v)} update(s) used targets they then score; first: {v[0].describe()}",
-                        [asdict(x) for x in v[:5]]))
+    checks = [Check("score before adapt", not v,
+                    f"{rec.updates:,} state updates, all on targets before the positions they score" if not v
+                    else f"{rec.violation_count:,} update(s) used targets they then score; first: {v[0].describe()}",
+                    [asdict(x) for x in v[:5]])]
+    off = [(p, m) for p, m in rec.masses if abs(m - 1) > MASS_TOLERANCE]
+    span = (f"positions {min(p for p, _ in rec.masses):,}..{max(p for p, _ in rec.masses):,}" if rec.masses
+            else "no positions")
+    masses = np.array([m for _, m in rec.masses]) if rec.masses else np.ones(1)
+    checks.append(Check("normalization", not off,
+                        f"{len(rec.masses):,} sampled positions ({span}), reported distribution sums to 1 within 1e-6"
+                        if not off else
+                        f"{len(off)} of {len(rec.masses)} sampled positions do not sum to 1 (max {masses.max():.4g}); "
+                        f"first: position {off[0][0]} sums to {off[0][1]:.6g}",
+                        [{"position": int(p), "sum": float(m)} for p, m in off[:5]]))
+    bad = [(p, a, b) for p, a, b in rec.consistency
+           if not np.isclose(a, b, rtol=CONSISTENCY_TOLERANCE, atol=CONSISTENCY_TOLERANCE)]
+    checks.append(Check("scored = reported", not bad,
+                        f"at {len(rec.consistency):,} sampled positions the scored nats equal −log of the reported "
+                        "distribution at the target" if not bad else
+                        f"{len(bad)} of {len(rec.consistency)} sampled positions scored a value other than the "
+                        f"reported distribution's; first: position {bad[0][0]} scored {bad[0][1]:.6g} nats, the "
+                        f"distribution gives {bad[0][2]:.6g}",
+                        [{"position": int(p), "scored_nats": float(a), "distribution_nats": float(b)}
+                         for p, a, b in bad[:5]]))
+    return checks
+
+
+def coverage(rec: AuditRecorder, settings, described: list[dict]) -> Check:
+    """Every adaptive method updated at least twice and scored past its warm-up inside the window."""
+    rows, evidence = [], []
+    for m in described:
+        if m["role"] not in ADAPTIVE_ROLES:
+            continue
+        name = m["method"]
+        seen = rec.by_method.get(name)
+        count = seen.count if seen else 0
+        active = rec.active_from(name, settings.warmups.get(name, 0))
+        needed = settings.needed.get(name, 0)
+        if needed > settings.window or count < 2 or active is None:
+            why = (f"needs >= {needed:,} targets, the window has {settings.window:,}" if needed > settings.window
+                   else f"{count} update(s)" + ("" if active is not None else ", none past its warm-up "
+                                                f"({settings.warmups.get(name, 0):,} targets)"))
+            evidence.append({"method": name, "updates": count, "needed_targets": needed, "window": settings.window})
+            rows.append(f"window too short to see {name} adapt ({why})")
+        else:
+            rows.append(f"{name}: {count:,} updates, active from position {active:,}")
+    if not rows:
+        rows.append("no adaptive method")
+    if settings.notes:
+        rows.append("audit settings: " + "; ".join(settings.notes))
+    return Check("window coverage", not evidence, "; ".join(rows), evidence)
+
+
+def audit_pipeline(model, tokens, tables, preset, runtime, methods: list[str], overrides=None,
+                   cuts: int = 3, meta: dict | None = None, window: int | None = None,
+                   probe_positions: int = 2) -> dict:
+    """`window` None: the smallest window that shows every adaptive method active (≥ 8192 targets,
+    at most the stream); the reruns use `tokens[: window + 1]`."""
+    t0 = time.perf_counter()
+    available = tokens.size - 1
+    settings = audit_settings(preset, methods, overrides, window)
+    settings.window = min(settings.window, available)
+    tokens = tokens[: settings.window + 1]
+    over = settings.overrides
+    rec = AuditRecorder(tokens.size - 1)
+    base = run_pipeline(model, tokens, tables, preset, runtime, methods, overrides=over, observer=rec,
+                        keep_scores=True)
+    checks = [future_invariance(model, tokens, tables, preset, runtime, methods, over, base.scores, cuts,
+                                last_update=rec.last_update())]
+    recorded = recorded_checks(rec)
+    checks.append(recorded[0])
     windows = next(m for m in base.methods if m["role"] == "windows")
     seq_len = windows["seq_len"]
     # standard windows score the contest's usable prefix ⌊N/T⌋·T; sliding scores every target
@@ -120,16 +205,16 @@ def audit_pipeline(model, tokens, tables, preset, runtime, methods: list[str], o
                         f"{multi.size} target(s) scored {sorted(set(scored[multi].tolist()))} times; first position "
                         f"{int(multi[0]) if multi.size else -1}; in order: {rec.order_ok}",
                         [{"position": int(p), "times": int(scored[p])} for p in multi[:5]]))
-    masses = np.array([m for _, m in rec.masses]) if rec.masses else np.array([1.0])
-    off = [(p, m) for p, m in rec.masses if abs(m - 1) > MASS_TOLERANCE]
-    checks.append(Check("normalization", not off,
-                        f"{len(rec.masses)} sampled positions, sum over vocab within 1e-6 of 1" if not off else
-                        f"{len(off)} of {len(rec.masses)} sampled positions do not sum to 1 (max {masses.max():.4g}); "
-                        f"first: position {off[0][0]} sums to {off[0][1]:.6g}",
-                        [{"position": int(p), "sum": float(m)} for p, m in off[:5]]))
+    checks += recorded[1:]
+    if probe_positions > 0:
+        passed, detail, evidence, notes, secs = normalization_probe(model, tokens, tables, preset, runtime, methods,
+                                                                    overrides, count=probe_positions)
+        checks.append(Check("normalization (black box)", passed,
+                            f"{detail} ({secs:.1f} s; probe settings: {'; '.join(notes)})", evidence))
+    checks.append(coverage(rec, settings, base.methods))
     checks.append(provenance(meta or {}))
     flagged = [c.name for c in checks if not c.passed]
     return {"methods": methods, "verdict": "flagged" if flagged else "pass", "flagged": flagged,
             "checks": [asdict(c) for c in checks], "tokens": int(tokens.size - 1),
-            "bpb": base.totals.bpb, "seconds": time.perf_counter() - t0,
+            "bpb": base.totals.bpb, "seconds": time.perf_counter() - t0, "settings": settings.notes,
             "method_configs": base.methods}

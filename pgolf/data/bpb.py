@@ -33,6 +33,7 @@ class TorchByteTables:
         self.base_bytes = torch.as_tensor(tables.base_bytes, dtype=torch.int64, device=device)
         self.leading_space = torch.as_tensor(tables.leading_space, dtype=torch.bool, device=device)
         self.boundary = torch.as_tensor(tables.boundary, dtype=torch.bool, device=device)
+        self.spellings = tables.spellings
 
     def count(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         extra = self.leading_space[targets] & ~self.boundary[inputs]

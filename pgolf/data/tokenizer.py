@@ -28,6 +28,9 @@ class ByteTables:
     base_bytes: np.ndarray  # int64 [V]
     leading_space: np.ndarray  # bool [V]
     boundary: np.ndarray  # bool [V]
+    # UTF-8 bytes of each piece without its leading-space mark ("" for control/unknown ids);
+    # empty when the tables were not built from a tokenizer
+    spellings: tuple[bytes, ...] = ()
 
     @property
     def size(self) -> int:
@@ -116,19 +119,22 @@ def build_byte_tables(sp, table_size: int | None = None) -> ByteTables:
     base = np.zeros(size, dtype=np.int64)
     lead = np.zeros(size, dtype=bool)
     boundary = np.ones(size, dtype=bool)
+    spellings = [b""] * size
     for i in range(sp_vocab):
         if sp.is_control(i) or sp.is_unknown(i) or sp.is_unused(i):
             continue
         boundary[i] = False
-        if sp.is_byte(i):
-            base[i] = 1
-            continue
         piece = sp.id_to_piece(i)
+        if sp.is_byte(i):  # "<0xAB>"
+            base[i] = 1
+            spellings[i] = bytes([int(piece[3:5], 16)])
+            continue
         if piece.startswith(SPACE_MARK):
             lead[i] = True
             piece = piece[1:]
-        base[i] = len(piece.encode("utf-8"))
-    return ByteTables(base_bytes=base, leading_space=lead, boundary=boundary)
+        spellings[i] = piece.encode("utf-8")
+        base[i] = len(spellings[i])
+    return ByteTables(base_bytes=base, leading_space=lead, boundary=boundary, spellings=tuple(spellings))
 
 
 class Normalizer:

@@ -84,7 +84,8 @@ class OnlineNgram:
                  backoff: float) -> None:
         if order < 1:
             raise ValueError(f"n-gram order must be ≥ 1, got {order}")
-        self.stream = np.asarray(stream).astype(np.int64)
+        self.stream = np.asarray(stream)  # the evaluation's own stream, read in place (the audit's probe
+        # writes candidate targets into it); slices are widened to int64 where they are used
         self.V, self.order, self.a, self.beta = vocab, order, unigram_smoothing, backoff
         self.n_targets = self.stream.size - 1
         self.prob = np.zeros(self.n_targets)  # p(target) at each position, valid below `done`
@@ -96,10 +97,11 @@ class OnlineNgram:
 
     def _keys(self, lo: int, end: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(context keys, pair keys) of positions lo … end−1, order by order (order 1: no context)."""
-        inputs, targets = self.stream[:end], self.stream[lo + 1 : end + 1]
+        off = max(lo - self.order, 0)  # contexts reach back order−1 inputs; before `off` none is read
+        inputs, targets = self.stream[off:end].astype(np.int64), self.stream[lo + 1 : end + 1].astype(np.int64)
         out = [(np.zeros(end - lo, dtype=np.int64), targets)]
         for k in range(2, self.order + 1):
-            ctx = context_keys(inputs, lo, k, self.V)
+            ctx = context_keys(inputs, lo - off, k, self.V)
             out.append((ctx, ctx * self.V + targets))
         return out
 
@@ -133,7 +135,8 @@ class OnlineNgram:
 
     def full_distribution(self, t: int) -> np.ndarray:
         """p(·) at position t over the whole vocabulary, by brute force over the prefix."""
-        inputs, targets = self.stream[: t + 1], self.stream[1 : t + 1]  # targets of positions < t
+        inputs = self.stream[: t + 1].astype(np.int64)
+        targets = inputs[1:]  # targets of positions < t
         p = (np.bincount(targets, minlength=self.V) + self.a) / (t + self.a * self.V)
         for k in range(2, self.order + 1):
             keys = context_keys(inputs, 0, k, self.V)

@@ -9,6 +9,11 @@
 
 A window belongs to the chunk holding its first scored position. Sums are float64 and
 all-reduced across ranks at the end; per-position scores are kept when `keep_scores` (audit).
+
+An `observer` (the audit's recorder) is told what was scored and every state update, and may
+ask for the full distribution at sampled rows. One with a `counterfactual_position` t (the
+stream's last target) is handed, at t's batch, a function that scores t for any candidate
+target from copies of the methods' current state (the black-box normalization probe).
 """
 
 from __future__ import annotations
@@ -104,6 +109,65 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
     counts = np.zeros(n_targets, dtype=np.int32) if keep_scores else None
     batch = getattr(fit.cfg, "batch_windows", 0) if fit is not None else 0
     batch = batch or win.cfg.batch_windows
+    probe_at = getattr(observer, "counterfactual_position", None)
+
+    def score_group(group, fit_m, mix_m, watch: bool, logits=None):
+        """Score a batch of windows with the given fit/mix method states; `watch` lets the
+        observer sample the scored distribution. Returns (logits, inputs, targets, positions, nll)."""
+        x, y, flat, positions = batch_tensors(tokens, group, ctx.seq_len, runtime.device)
+        if fit_m is not None:
+            logits = fit_m.logits(model, x, y, flat, group)
+        elif logits is None:
+            with torch.no_grad(), autocast_context(runtime):
+                logits = model(x)
+        rows = logits.reshape(-1, logits.size(-1)).index_select(0, flat).float()
+        targets = y.reshape(-1).index_select(0, flat)
+        inputs = x.reshape(-1).index_select(0, flat)
+        sel, full = [], None
+        if watch and observer is not None and hasattr(observer, "sample_rows"):
+            sel = observer.sample_rows(positions)  # the full distribution at sampled rows, as reported
+            if len(sel):
+                idx = torch.as_tensor(sel, device=rows.device)
+                full = (mix_m.distribution(rows[idx], inputs[idx], positions[sel]) if mix_m is not None
+                        else torch.softmax(rows[idx].double(), dim=-1))
+        if mix_m is not None:
+            nll = mix_m.score(rows, inputs, targets, positions)
+        else:
+            nll = -torch.log_softmax(rows, dim=-1).gather(1, targets[:, None]).squeeze(1)
+        nll = nll.double()
+        if full is not None:
+            at_target = -torch.log(full.gather(1, targets[idx].long()[:, None]).squeeze(1).double())
+            observer.on_distribution(positions=positions[sel], mass=full.sum(-1).double().cpu().numpy(),
+                                     scored=nll[idx].cpu().numpy(), at_target=at_target.cpu().numpy())
+        return logits, inputs, targets, positions, nll
+
+    def counterfactual(group, logits):
+        """Scores of the stream's last target t for every candidate value, each from a copy of the
+        method states as they are now (the probe's stream ends at t, so no input depends on it)."""
+        t = n_targets - 1
+        true = int(tokens[t + 1])
+        keep = {id(ctx): ctx, id(tokens): tokens, id(model): model}
+        saved, ctx.observer = ctx.observer, None  # the candidates' updates are not the run's
+
+        def rescore(candidates) -> np.ndarray:
+            out = np.empty(len(candidates))
+            try:
+                for i, v in enumerate(candidates):
+                    tokens[t + 1] = v
+                    fit_c = copy.deepcopy(fit, dict(keep)) if fit is not None else None
+                    mix_c = copy.deepcopy(mix, dict(keep)) if mix is not None else None
+                    *_, positions, nll = score_group(group, fit_c, mix_c, watch=False,
+                                                     logits=None if fit is not None else logits)
+                    out[i] = float(nll[int(np.nonzero(positions == t)[0][0])])
+            finally:
+                tokens[t + 1] = true
+            return out
+
+        try:
+            observer.on_counterfactual(t, rescore)
+        finally:
+            ctx.observer = saved
+
     done = 0
     for k, chunk_windows in enumerate(chunks):
         lo = len(chunk_windows) * runtime.rank // runtime.world_size
@@ -113,34 +177,21 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
         with scoring:
             for b in range(0, len(mine), batch):
                 group = mine[b : b + batch]
-                x, y, flat, positions = batch_tensors(tokens, group, ctx.seq_len, runtime.device)
-                if fit is not None:
-                    logits = fit.logits(model, x, y, flat, group)
-                else:
-                    with torch.no_grad(), autocast_context(runtime):
-                        logits = model(x)
-                rows = logits.reshape(-1, logits.size(-1)).index_select(0, flat).float()
-                targets = y.reshape(-1).index_select(0, flat)
-                inputs = x.reshape(-1).index_select(0, flat)
-                if observer is not None and hasattr(observer, "sample_rows"):
-                    sel = observer.sample_rows(positions)  # the full distribution at sampled rows, as scored
-                    if len(sel):
-                        idx = torch.as_tensor(sel, device=rows.device)
-                        full = (mix.distribution(rows[idx], inputs[idx], positions[sel]) if mix is not None
-                                else torch.softmax(rows[idx].double(), dim=-1))
-                        observer.on_distribution(positions=positions[sel], mass=full.sum(-1).double().cpu().numpy())
-                if mix is not None:
-                    nll = mix.score(rows, inputs, targets, positions)
-                else:
-                    nll = -torch.log_softmax(rows, dim=-1).gather(1, targets[:, None]).squeeze(1)
-                nll = nll.double()
+                logits = None
+                if probe_at is not None and any(w.start + w.length - 1 == probe_at for w in group):
+                    if fit is None:
+                        x = batch_tensors(tokens, group, ctx.seq_len, runtime.device)[0]
+                        with torch.no_grad(), autocast_context(runtime):
+                            logits = model(x)
+                    counterfactual(group, logits)
+                _, inputs, targets, positions, nll = score_group(group, fit, mix, watch=True, logits=logits)
                 sums[0] += nll.sum()
                 sums[1] += nll.numel()
                 sums[2] += tables.count(inputs, targets).sum().double()
                 if keep_scores:
                     scores[positions] = nll.cpu().numpy()
                     np.add.at(counts, positions, 1)
-                ctx.notify("on_scored", positions=positions, rows=rows, targets=targets, nll=nll)
+                ctx.notify("on_scored", positions=positions, targets=targets, nll=nll)
         lo_pos, hi_pos = k * chunk, min((k + 1) * chunk, n_targets)
         done += len(chunk_windows)
         if time_budget > 0 and not warnings and k < n_chunks - 1:

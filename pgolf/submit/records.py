@@ -16,6 +16,7 @@ import re
 import shutil
 from pathlib import Path
 
+from pgolf.audit.stream import describe as describe_stream
 from pgolf.config import preset_from_dict
 from pgolf.errors import BudgetError, DataError
 from pgolf.submit.plots import plot_bytes, plot_losses
@@ -70,7 +71,11 @@ def submit(runs: list[Path], name: str, author: str, github_id: str, track: str,
                             f"{res['pack']['budget_bytes']:,}-byte budget")
         if verdict != "pass":
             problems.append(f"{run}: eval methods [{methods}] audit: {verdict}")
+        stream = res["eval"].get("stream_audit")
+        if stream and stream["flagged"]:
+            problems.append(f"{run}: the whole-evaluation checks flagged {', '.join(stream['flagged'])}")
         seeds.append({"seed": res.get("seed"), "val_loss": res["eval"]["val_loss"], "val_bpb": res["eval"]["val_bpb"],
+                      "whole_evaluation": describe_stream(stream) if stream else "not recorded",
                       "bytes_total": res["pack"]["total_bytes"], "bytes_code": res["pack"]["code_bytes"],
                       "bytes_model": res["pack"]["model_bytes"], "audit": verdict, "methods": methods,
                       "train_steps": res["train"]["steps"], "train_time_ms": res["train"]["train_time_ms"]})
@@ -121,10 +126,15 @@ def readme(sub: dict, first: dict, preset, problems: list[str]) -> str:
              f"{sub['bytes_total']:,} bytes total ({sub['bytes_code']:,} code + model). Track: `{sub['track']}`.", ""]
     if problems:
         lines += ["**Not a record submission:**", *[f"- {p}" for p in problems], ""]
-    lines += ["## Results per seed", "", "| seed | val_loss | val_bpb | bytes | steps | eval methods | audit |",
-              "|---|---:|---:|---:|---:|---|---|"]
+    lines += ["## Results per seed", "",
+              "| seed | val_loss | val_bpb | bytes | steps | eval methods | audit (window) | whole-evaluation checks |",
+              "|---|---:|---:|---:|---:|---|---|---|"]
     lines += [f"| {s['seed']} | {s['val_loss']:.5f} | {s['val_bpb']:.5f} | {s['bytes_total']:,} | {s['train_steps']} "
-              f"| {s['methods']} | {s['audit']} |" for s in sub["seeds"]]
+              f"| {s['methods']} | {s['audit']} | {s.get('whole_evaluation', 'not recorded')} |" for s in sub["seeds"]]
+    lines += ["", "The audit reruns the pipeline on a window (future invariance, single pass, a black-box "
+              "normalization probe); the whole-evaluation checks (normalization at positions sampled over the "
+              "entire stream, score before adapt for every state update) were recorded during the scoring pass "
+              "that produced val_bpb."]
     if "significance" in sub:
         lines += ["", f"Significance (contest rule, >= 0.005 nats at p < 0.01): {sub['significance']['verdict']}"]
     lines += ["", "## Method", ""]

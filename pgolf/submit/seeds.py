@@ -23,7 +23,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def run_seeds(preset, seeds: list[int], data: Path, out: Path, tokenizer=None, device: str = "auto",
-              limit_val_tokens: int = 0, progress: bool | None = None, audit_tokens: int = 8192) -> list[dict]:
+              limit_val_tokens: int = 0, progress: bool | None = None, audit_tokens: int | None = None) -> list[dict]:
     from pgolf.run import run_main_job
 
     out.mkdir(parents=True, exist_ok=True)

@@ -9,4 +9,7 @@ MODULE_OF = {
     "hedge": "hedge", "hedge-flattened": "hedge", "hedge-normalized": "hedge_normalized",
     "illegal-prequant-ttt": "illegal_ttt", "illegal-train-then-score-ttt": "illegal_ttt",
     "illegal-ngram-target-key": "illegal_mixers", "illegal-target-only-norm": "illegal_mixers",
+    "illegal-late-unnormalized": "illegal_evasive", "illegal-late-train-first-ttt": "illegal_evasive",
+    "illegal-late-peek": "illegal_evasive", "illegal-misreported-mixer": "illegal_evasive",
+    "illegal-byte-ppm": "illegal_evasive",
 }

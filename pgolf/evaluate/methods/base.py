@@ -59,6 +59,21 @@ class EvalMethod:
         self.cfg = from_dict(self.options, config, where=f"evaluation.{self.section}")
         self.ctx = ctx
 
+    @classmethod
+    def warmup_tokens(cls, cfg: Any) -> int:
+        """Targets the method counts before its adaptation changes any score (0: from its first update)."""
+        return 0
+
+    @classmethod
+    def window_settings(cls, cfg: Any, window: int, seq_len: int, probe: bool = False) -> dict[str, Any]:
+        """Option changes the audit makes so that the method updates its state at least twice inside
+        `window` targets (chunks of at most a quarter of it); `probe`: also past its warm-up, for the
+        black-box normalization probe's few hundred targets. Empty when nothing needs to shrink."""
+        chunk = getattr(cfg, "chunk_tokens", 0)
+        if chunk and chunk > window // 4:
+            return {"chunk_tokens": max(window // 4, 16)}
+        return {}
+
     def describe(self) -> dict[str, Any]:
         out = {"method": self.name, "role": self.role, "legal_by_design": self.legal, **asdict(self.cfg)}
         if not self.legal:

@@ -113,6 +113,19 @@ class HedgeBase(EvalMethod):
     def fifth_expert(self, logits, p0, tau) -> torch.Tensor:
         raise NotImplementedError
 
+    @classmethod
+    def warmup_tokens(cls, cfg) -> int:
+        return cfg.min_tokens  # neural expert alone until then
+
+    @classmethod
+    def window_settings(cls, cfg, window: int, seq_len: int, probe: bool = False) -> dict:
+        out = super().window_settings(cfg, window, seq_len, probe)
+        if probe:  # mixing must start inside a few hundred targets; fewer buckets only change collisions
+            chunk = out.get("chunk_tokens", cfg.chunk_tokens)
+            out["min_tokens"] = min(cfg.min_tokens, chunk)
+            out["trigram_buckets"] = min(cfg.trigram_buckets, 1024)
+        return out
+
     # -- pipeline hooks ---------------------------------------------------------------------
     def distribution(self, logits, inputs, positions) -> torch.Tensor:
         """The scored "distribution" over the vocabulary (n, V) — sums to 1 only if normalized."""

@@ -55,11 +55,15 @@ class CountingMixer(EvalMethod):
         full = self.distribution(logits, inputs, positions)
         return -torch.log(full.gather(1, targets.long()[:, None]).squeeze(1))
 
-    def after_chunk(self, lo: int, hi: int) -> None:
+    def count(self, lo: int, hi: int) -> None:
+        """Add the targets of positions lo…hi−1 to the tables."""
         tokens = torch.from_numpy(self.ctx.tokens[lo : hi + 1].astype(np.int64)).to(self.pair.device)
         c1, y = tokens[:-1], tokens[1:]
         self.pair.view(-1).index_add_(0, c1 * self.V + y, torch.ones_like(y, dtype=torch.float64))
         self.keyed.index_add_(0, (c1 * 1_000_003 + y) % self.cfg.buckets, torch.ones_like(y, dtype=torch.float64))
+
+    def after_chunk(self, lo: int, hi: int) -> None:
+        self.count(lo, hi)
         self.ctx.notify("on_update", method=self.name, state="ngram-tables", spans=[(lo, hi)], used_from=hi)
 
 

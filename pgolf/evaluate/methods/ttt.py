@@ -61,6 +61,14 @@ class ChunkTrainer(EvalMethod):
         self._polyak = [p.detach().clone() for p in self._params] if self.cfg.polyak_decay > 0 else None
         self.steps = 0
 
+    @classmethod
+    def window_settings(cls, cfg, window: int, seq_len: int, probe: bool = False) -> dict:
+        out = super().window_settings(cfg, window, seq_len, probe)
+        chunk = out.get("chunk_tokens", cfg.chunk_tokens)
+        if (cfg.seq_len or seq_len) > chunk // 2:  # TTT trains on whole sequences: two per chunk
+            out["seq_len"] = max(chunk // 2, 8)
+        return out
+
     def train_span(self, model, lo: int, hi: int, k: int, n_chunks: int, used_from: int | None = None,
                    epochs: int | None = None, lr_floor: float | None = None) -> None:
         """Train on targets lo..hi−1 (`epochs`, `lr_floor` default to the options); the adapted
