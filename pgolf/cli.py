@@ -214,7 +214,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from pgolf.evaluate.artifact_eval import evaluate_artifact
+    from pgolf.audit.stream import evaluate_recorded
     from pgolf.train.distributed import init_runtime, shutdown
 
     runtime = init_runtime(args.device)
@@ -222,9 +222,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from pgolf.audit.run import recorded_verdict
 
         sets = list(args.set or []) + (["evaluation.sliding.legacy_tail=true"] if args.legacy_tail else [])
-        r = evaluate_artifact(args.artifact, args.data, runtime, args.tokenizer, args.seq_len, args.limit_tokens,
-                              methods=args.methods, overrides=sets, time_budget=args.time_budget,
-                              strict_budget=args.strict_budget)
+        r = evaluate_recorded(args.artifact, args.data, runtime, tokenizer=args.tokenizer, seq_len=args.seq_len,
+                              limit=args.limit_tokens, methods=args.methods, overrides=sets,
+                              time_budget=args.time_budget, strict_budget=args.strict_budget)
         r["audit"] = (recorded_verdict(args.artifact, r["method"].split(","))
                       or "not audited (run pgolf audit with the same --methods)")
     finally:

@@ -5,7 +5,8 @@ The model keeps its full shape; only the token budget shrinks: a few training st
 short sequence per step (no compile, no clock cap), in-cap GPTQ calibration on a few sequences
 when the preset calibrates, pack with the preset's own settings, its own legal evaluation
 methods on a few thousand validation tokens (windows and TTT chunks shrunk so every adaptive
-method updates several times), the audit, and the export in the preset's code wrapper. Bytes are
+method updates several times), the audit (two cut points, one after the last state update; no
+black-box probe at full shape on a CPU), and the export in the preset's code wrapper. Bytes are
 reported twice: measured on the dry-run weights (untrained weights compress worse than trained
 ones), and projected for trained weights (pgolf.artifact.estimate).
 """
@@ -56,7 +57,7 @@ def dry_run(preset: Preset, data: Path | None = None, tokenizer: str | None = No
     small = with_overrides(preset, overrides)  # keeps the preset's name
     r = run_main_job(small, data=data, tokenizer=tokenizer, out=out, device="cpu", progress=progress,
                      limit_val_tokens=eval_tokens, include_illegal=include_illegal, strict_budget=strict_budget,
-                     audit_tokens=eval_tokens, fit_preset=preset)
+                     audit_tokens=eval_tokens, fit_preset=preset, audit_cuts=2)
     proj = r["projection"]
     code = proj["code_bytes"]  # the real preset's export (the dry run's differs only in its embedded settings)
     measured = r["pack"]["model_bytes"] + code

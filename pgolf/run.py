@@ -26,7 +26,7 @@ from pgolf.config import Preset
 from pgolf.data.build import resolve_tokenizer
 from pgolf.data.corpus import DEFAULT_VAL_FRACTION, build_default_shards
 from pgolf.errors import BudgetError
-from pgolf.evaluate.artifact_eval import evaluate_artifact
+from pgolf.audit.stream import evaluate_recorded
 from pgolf.train.checkpoint import atomic_write_bytes, write_json
 from pgolf.train.distributed import Runtime, init_runtime, share_from_main
 from pgolf.train.loop import train
@@ -88,7 +88,7 @@ def default_probe_positions(model_params: int, runtime: Runtime) -> int:
 
 def evaluate_and_audit(artifact: Path, data: Path, tok: Path, preset: Preset, runtime: Runtime, timer: StageTimer,
                        include_illegal: bool, limit: int, audit_tokens: int | None,
-                       probe_positions: int = 2) -> list[dict]:
+                       probe_positions: int = 2, cuts: int = 3) -> list[dict]:
     """`audit_tokens`: the audit's window (None: the smallest that sees every method adapt; 0: no audit)."""
     from pgolf.audit.run import audit_artifact
 
@@ -96,7 +96,7 @@ def evaluate_and_audit(artifact: Path, data: Path, tok: Path, preset: Preset, ru
     for methods in eval_compositions(preset, include_illegal):
         label = ",".join(methods)
         with timer.stage(f"eval {label}") as st:
-            r = evaluate_artifact(artifact, data, runtime, tokenizer=tok, limit=limit, methods=methods)
+            r = evaluate_recorded(artifact, data, runtime, tokenizer=tok, limit=limit, methods=methods)
             st["produced"] = f"val_bpb {r['val_bpb']:.4f} on {r['tokens']:,} tokens"
         legal = all(m["legal_by_design"] for m in r["methods"])
         row = {"methods": label, "val_bpb": r["val_bpb"], "val_loss": r["val_loss"], "tokens": r["tokens"],
@@ -108,7 +108,8 @@ def evaluate_and_audit(artifact: Path, data: Path, tok: Path, preset: Preset, ru
                 # one process audits; the audit reruns the pipeline on a window and needs no other rank;
                 # the whole-evaluation record is the scoring pass's own, just made
                 a = audit_artifact(artifact, data, Runtime(device=runtime.device), methods, tokenizer=tok,
-                                   limit=audit_tokens, stream=r["stream_audit"], probe_positions=probe_positions)
+                                   limit=audit_tokens, stream=r["stream_audit"], probe_positions=probe_positions,
+                                   cuts=cuts)
                 st["produced"] = a["verdict"] + (f" ({', '.join(a['flagged'])})" if a["flagged"] else "")
             row.update(audit=a["verdict"], flagged=a["flagged"], audit_tokens=a["tokens"])
         rows.append(row)
@@ -119,7 +120,7 @@ def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None
                  out: Path | None = None, device: str = "auto", progress: bool | None = None,
                  limit_val_tokens: int = 0, include_illegal: bool = False, strict_budget: bool = False,
                  audit_tokens: int | None = None, export: bool = True, fit_preset: Preset | None = None,
-                 probe_positions: int | None = None) -> dict:
+                 probe_positions: int | None = None, audit_cuts: int = 3) -> dict:
     """`fit_preset`: the preset whose projected bytes are checked before training (the dry run
     trains a shrunk copy of it). `audit_tokens`: the audit's window (None: the smallest that sees
     every method adapt; 0: no audit). `probe_positions`: positions of the black-box normalization
@@ -164,7 +165,7 @@ def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None
         if probe_positions is None:
             probe_positions = default_probe_positions(summary["model_params"], runtime)
         rows = evaluate_and_audit(Path(packed["artifact"]), data, tok, preset, runtime, timer, include_illegal,
-                                  limit_val_tokens, audit_tokens, probe_positions)
+                                  limit_val_tokens, audit_tokens, probe_positions, audit_cuts)
         exported = None
         if export and runtime.is_main:
             from pgolf.artifact.export import preset_requirements, submission_script

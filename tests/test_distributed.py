@@ -51,6 +51,9 @@ def test_seeds_under_torchrun_match_one_process(tmp_path, tiny_data):
     a, b = outs[1]["seeds"][0], outs[2]["seeds"][0]
     assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-4)
     assert b["total_bytes"] == pytest.approx(a["total_bytes"], rel=1e-3)  # compressed size of near-equal weights
+    # each rank recorded its own share of the scoring pass; the verdicts were merged
+    stream = json.loads((tmp_path / "n2" / "seed_5" / "run" / "results.json").read_text())["eval"]["stream_audit"]
+    assert stream["verdict"] == "pass" and "(rank 0 of 2)" in stream["checks"][1]["detail"]
 
 
 @pytest.mark.slow

@@ -62,10 +62,15 @@ class AuditRecorder:
     _last_post_sample: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.start(self.n_targets)
+
+    def start(self, n_targets: int) -> None:
+        """Size the record for a stream of `n_targets` (a caller that learns it late calls this)."""
+        self.n_targets = n_targets
         if self.samples > 0:
-            self.sample_every = max(1, self.n_targets // self.samples)
+            self.sample_every = max(1, n_targets // self.samples)
         # one byte per target: a full contest stream (62 M targets) costs 62 MB
-        self.counts = np.zeros(self.n_targets, dtype=np.uint8)
+        self.counts = np.zeros(n_targets, dtype=np.uint8)
 
     # pipeline events ---------------------------------------------------------------------
     def on_scored(self, positions, **_) -> None:

@@ -44,6 +44,19 @@ def stream_verdict(rec: AuditRecorder, runtime: Runtime) -> dict:
             "updates": rec.updates}
 
 
+def evaluate_recorded(path, data_dir, runtime: Runtime, **options) -> dict:
+    """`pgolf.evaluate.artifact_eval.evaluate_artifact` with the whole-evaluation record: its
+    verdict is the result's `stream_audit` (and a warning when it flags)."""
+    from pgolf.evaluate.artifact_eval import evaluate_artifact
+
+    rec = stream_recorder(0)
+    out = evaluate_artifact(path, data_dir, runtime, observer=rec, **options)
+    out["stream_audit"] = stream_verdict(rec, runtime)
+    if out["stream_audit"]["flagged"]:
+        out["warnings"].append("the whole-evaluation checks flagged: " + ", ".join(out["stream_audit"]["flagged"]))
+    return out
+
+
 def describe(stream: dict | None) -> str:
     """One line: 'pass' or 'flagged (check, check)' for a stream verdict, '-' when none."""
     if not stream:

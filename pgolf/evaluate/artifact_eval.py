@@ -37,9 +37,9 @@ def evaluate_artifact(path: str | Path, data_dir: str | Path, runtime: Runtime,
                       tokenizer: str | Path | None = None, seq_len: int | None = None,
                       limit: int = 0, methods: str | list[str] | None = None,
                       overrides: list[str] | None = None, time_budget: float = 0.0,
-                      strict_budget: bool = False, record: bool = True) -> dict:
-    """`record`: check normalization and score-before-adapt over the whole pass (pgolf.audit.stream);
-    the verdict is the result's `stream_audit`."""
+                      strict_budget: bool = False, observer=None) -> dict:
+    """`observer`: told what the pass scores and adapts (the audit's whole-evaluation recorder,
+    `pgolf.audit.stream.evaluate_recorded`)."""
     artifact = read_artifact(path)
     preset = preset_from_dict(artifact.preset)
     extra = list(overrides or []) + ([f"eval.seq_len={seq_len}"] if seq_len else [])
@@ -55,20 +55,11 @@ def evaluate_artifact(path: str | Path, data_dir: str | Path, runtime: Runtime,
     model = model_from_artifact(artifact, runtime.device)
     if runtime.device.type == "cuda" and all(registry.get(n).role in ("windows", "mix") for n in names):
         model = compile_module(model)  # weight-changing methods run eager (they deep-copy the model)
-    recorder = None
-    if record:
-        from pgolf.audit.stream import stream_recorder
-
-        recorder = stream_recorder((min(val.size - 1, limit) if limit > 0 else val.size - 1))
-    result = run_pipeline(model, val, tables, preset, runtime, names, limit=limit, observer=recorder,
+    if observer is not None and hasattr(observer, "start"):
+        observer.start(min(val.size - 1, limit) if limit > 0 else val.size - 1)
+    result = run_pipeline(model, val, tables, preset, runtime, names, limit=limit, observer=observer,
                           time_budget=time_budget, strict_budget=strict_budget)
     out = result.as_dict()
-    if recorder is not None:
-        from pgolf.audit.stream import stream_verdict
-
-        out["stream_audit"] = stream_verdict(recorder, runtime)
-        if out["stream_audit"]["flagged"]:
-            warnings.append("the whole-evaluation checks flagged: " + ", ".join(out["stream_audit"]["flagged"]))
     warnings += out.pop("warnings")
     illegal = [m["method"] for m in out["methods"] if not m["legal_by_design"]]
     if illegal:
