@@ -1,0 +1,47 @@
+"""A golden per-step loss file for a tiny CPU run (as torchtitan keeps tests/assets/losses/):
+refactors must reproduce it bit for bit.
+
+The run: `cpu-mini` with the suite's tiny overrides, 8 steps, one thread, on the suite's tiny
+shards. Regenerate only for an intended change of behaviour, and say so in the commit:
+
+    PGOLF_WRITE_GOLDEN=1 python -m pytest tests/test_golden_losses.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from pgolf.config import load_preset
+from pgolf.train.distributed import Runtime
+from pgolf.train.loop import train
+from tests.conftest import TINY_OVERRIDES
+
+GOLDEN = Path(__file__).parent / "assets" / "losses" / "cpu-mini-tiny.json"
+OVERRIDES = TINY_OVERRIDES + ["train.iterations=8", "train.warmdown_iters=4"]
+
+
+def _run(tmp_path: Path, data: Path) -> dict:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: the reduction order, and so every bit, is fixed
+    try:
+        summary = train(load_preset("cpu-mini", OVERRIDES), data, tmp_path / "run", Runtime(), progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    return {"train_loss": [r["train_loss"] for r in rows if r["kind"] == "train"],
+            "val_loss": summary["val_loss"], "val_bpb": summary["val_bpb"]}
+
+
+def test_tiny_run_reproduces_the_golden_losses_bit_for_bit(tmp_path, tiny_data):
+    got = _run(tmp_path, tiny_data)
+    if os.environ.get("PGOLF_WRITE_GOLDEN"):
+        GOLDEN.write_text(json.dumps({"preset": "cpu-mini", "overrides": OVERRIDES, "threads": 1,
+                                      "torch": torch.__version__, **got}, indent=1) + "\n")
+    golden = json.loads(GOLDEN.read_text())
+    assert len(got["train_loss"]) == 8
+    assert got["train_loss"] == golden["train_loss"]  # exact: floats survive JSON unchanged
+    assert (got["val_loss"], got["val_bpb"]) == (golden["val_loss"], golden["val_bpb"])
