@@ -220,6 +220,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     runtime = init_runtime(args.device)
     try:
         from pgolf.audit.run import recorded_verdict
+        from pgolf.audit.verdict import verdict_line
 
         sets = list(args.set or []) + (["evaluation.sliding.legacy_tail=true"] if args.legacy_tail else [])
         r = evaluate_recorded(args.artifact, args.data, runtime, tokenizer=args.tokenizer, seq_len=args.seq_len,
@@ -238,13 +239,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 rows.insert(3, ("ILLEGAL (by design)", f"{', '.join(r['illegal_methods'])}: this val_bpb is for "
                                                       "study only, never a contest score"))
             audit = r["audit"]
-            rows.append(("audit", audit if isinstance(audit, str) else
-                         audit["verdict"] + (f" ({', '.join(audit['flagged'])})" if audit["flagged"] else "")))
+            rows.append(("audit", audit if isinstance(audit, str) else verdict_line(audit)))
             if "stream_audit" in r:
-                from pgolf.audit.stream import describe
-
                 st = r["stream_audit"]
-                rows.append(("whole-evaluation checks", f"{describe(st)}: {st['samples']} sampled positions, "
+                rows.append(("whole-evaluation checks", f"{verdict_line(st)}: {st['samples']} sampled positions, "
                                                         f"{st['updates']:,} state updates over {st['targets']:,} targets"))
             for m in r["methods"]:
                 opts = ", ".join(f"{k}={v}" for k, v in m.items() if k not in ("method", "role", "why_illegal"))
@@ -356,6 +354,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from pgolf.audit.run import audit_artifact
+    from pgolf.audit.verdict import verdict_line
     from pgolf.train.distributed import init_runtime
 
     runtime = init_runtime(args.device)
@@ -372,7 +371,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                                              f"{st['updates']:,} updates, {st.get('seconds', 0):.1f} s"))
             rows += [(f"{'PASS' if c['passed'] else 'FLAG'}  {c['name']} (whole evaluation)", c["detail"])
                      for c in st["checks"]]
-        rows.append(("verdict", r["verdict"] + (f" ({', '.join(r['flagged'])})" if r["flagged"] else "")))
+        rows.append(("verdict", verdict_line(r)))
         return table(rows)
 
     _emit(args, r, human)

@@ -91,6 +91,7 @@ def evaluate_and_audit(artifact: Path, data: Path, tok: Path, preset: Preset, ru
                        probe_positions: int = 2, cuts: int = 3) -> list[dict]:
     """`audit_tokens`: the audit's window (None: the smallest that sees every method adapt; 0: no audit)."""
     from pgolf.audit.run import audit_artifact
+    from pgolf.audit.verdict import verdict_line
 
     rows = []
     for methods in eval_compositions(preset, include_illegal):
@@ -110,7 +111,7 @@ def evaluate_and_audit(artifact: Path, data: Path, tok: Path, preset: Preset, ru
                 a = audit_artifact(artifact, data, Runtime(device=runtime.device), methods, tokenizer=tok,
                                    limit=audit_tokens, stream=r["stream_audit"], probe_positions=probe_positions,
                                    cuts=cuts)
-                st["produced"] = a["verdict"] + (f" ({', '.join(a['flagged'])})" if a["flagged"] else "")
+                st["produced"] = verdict_line(a)
             row.update(audit=a["verdict"], flagged=a["flagged"], audit_tokens=a["tokens"])
         rows.append(row)
     return rows

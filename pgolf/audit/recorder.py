@@ -126,5 +126,4 @@ class AuditRecorder:
 
     def last_update(self) -> int:
         """The largest scored position from which an updated state was used (−1 when none)."""
-        ends = [u for m in self.by_method.values() for u in m.used_from[-2:] if u <= self.last_position]
-        return max(ends, default=-1)
+        return max((u for m in self.by_method.values() for u in m.used_from if u <= self.last_position), default=-1)

@@ -55,10 +55,3 @@ def evaluate_recorded(path, data_dir, runtime: Runtime, **options) -> dict:
     if out["stream_audit"]["flagged"]:
         out["warnings"].append("the whole-evaluation checks flagged: " + ", ".join(out["stream_audit"]["flagged"]))
     return out
-
-
-def describe(stream: dict | None) -> str:
-    """One line: 'pass' or 'flagged (check, check)' for a stream verdict, '-' when none."""
-    if not stream:
-        return "-"
-    return stream["verdict"] + (f" ({', '.join(stream['flagged'])})" if stream["flagged"] else "")

@@ -16,7 +16,7 @@ import re
 import shutil
 from pathlib import Path
 
-from pgolf.audit.stream import describe as describe_stream
+from pgolf.audit.verdict import verdict_line
 from pgolf.config import preset_from_dict
 from pgolf.errors import BudgetError, DataError
 from pgolf.submit.plots import plot_bytes, plot_losses
@@ -42,7 +42,7 @@ def audit_verdict(run: Path, methods: str) -> str:
     entry = json.loads(record.read_text()).get(methods)
     if entry is None:
         return "not audited"
-    return entry["verdict"] + (f" ({', '.join(entry['flagged'])})" if entry["flagged"] else "")
+    return verdict_line(entry)
 
 
 def slug(name: str) -> str:
@@ -75,7 +75,7 @@ def submit(runs: list[Path], name: str, author: str, github_id: str, track: str,
         if stream and stream["flagged"]:
             problems.append(f"{run}: the whole-evaluation checks flagged {', '.join(stream['flagged'])}")
         seeds.append({"seed": res.get("seed"), "val_loss": res["eval"]["val_loss"], "val_bpb": res["eval"]["val_bpb"],
-                      "whole_evaluation": describe_stream(stream) if stream else "not recorded",
+                      "whole_evaluation": verdict_line(stream) if stream else "not recorded",
                       "bytes_total": res["pack"]["total_bytes"], "bytes_code": res["pack"]["code_bytes"],
                       "bytes_model": res["pack"]["model_bytes"], "audit": verdict, "methods": methods,
                       "train_steps": res["train"]["steps"], "train_time_ms": res["train"]["train_time_ms"]})
