@@ -24,10 +24,10 @@ from pathlib import Path
 
 import torch
 
-from pgolf.config import load_preset
+from pgolf.preset_check import load_preset
 from pgolf.data.build import build_shards
 from pgolf.model.gpt import GPT, count_parameters
-from pgolf.train.distributed import init_runtime
+from pgolf.runtime import init_runtime
 from pgolf.train.loop import train
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -22,8 +22,8 @@ from pgolf.artifact.load import model_from_artifact
 from pgolf.audit.stream import stream_recorder, stream_verdict
 from pgolf.config import preset_from_dict
 from pgolf.evaluate.pipeline import run_pipeline
-from pgolf.train.distributed import init_runtime
-from pgolf.train.loop import load_eval_inputs
+from pgolf.runtime import init_runtime
+from pgolf.data.validation import load_eval_inputs
 
 PIPELINES = ["standard", "sliding", "sliding,ttt", "sliding,slot-causal", "sliding,hedge-normalized"]
 

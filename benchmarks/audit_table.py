@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from pgolf.audit.run import audit_artifact
-from pgolf.train.distributed import init_runtime
+from pgolf.runtime import init_runtime
 
 SETTINGS: list[str] = []
 # (pipeline, extra settings, expected verdict)

@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 from pgolf.artifact.pack import pack_run
-from pgolf.config import load_preset
+from pgolf.preset_check import load_preset
 from pgolf.evaluate.artifact_eval import evaluate_artifact
-from pgolf.train.distributed import init_runtime
+from pgolf.runtime import init_runtime
 from pgolf.train.loop import train
 
 ROWS: list[tuple[str, str, list[str]]] = [

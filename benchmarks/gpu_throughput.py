@@ -24,13 +24,13 @@ from pathlib import Path
 
 import torch
 
-from pgolf.config import load_preset
+from pgolf.preset_check import load_preset
 from pgolf.data.corpus import build_default_shards
 from pgolf.plan.hardware import parse_target
 from pgolf.plan.measure import device_name
 from pgolf.plan.planner import measure_preset, preset_pipeline
 from pgolf.plan.project import project
-from pgolf.train.distributed import init_runtime
+from pgolf.runtime import init_runtime
 
 PRESETS = ["naive-baseline", "record-549", "seed-1150-ttt-slot", "seed-1207-hydra", "seed-1488-slot24",
            "seed-731-hedge", "seed-700-hedge-crownq"]

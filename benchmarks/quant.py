@@ -33,10 +33,11 @@ import torch
 
 from pgolf.artifact.format import Artifact, encode_artifact
 from pgolf.artifact.pack import pack_run
-from pgolf.config import PackConfig, load_preset
+from pgolf.config import PackConfig
+from pgolf.preset_check import load_preset
 from pgolf.data.build import build_shards
 from pgolf.evaluate.artifact_eval import evaluate_artifact
-from pgolf.evaluate.standard import evaluate_standard
+from pgolf.scoring import evaluate_standard
 from pgolf.artifact.load import model_from_state
 from pgolf.quant.calibration import calibrate, load_hessians, train_calibration_batches
 from pgolf.quant.compress import COMPRESSORS
@@ -44,8 +45,9 @@ from pgolf.quant.encoding import decode_state_dict
 from pgolf.quant.layout import LAYOUTS, relayout
 from pgolf.quant.registry import get_quantizer
 from pgolf.train.checkpoint import load_checkpoint
-from pgolf.train.distributed import init_runtime
-from pgolf.train.loop import load_eval_inputs, train
+from pgolf.runtime import init_runtime
+from pgolf.data.validation import load_eval_inputs
+from pgolf.train.loop import train
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 VARIANTS = {

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import torch
 
-from pgolf.config import load_preset
+from pgolf.preset_check import load_preset
 from pgolf.data.build import build_shards
 from pgolf.data.corpus import write_pydoc_corpus
-from pgolf.train.distributed import init_runtime
+from pgolf.runtime import init_runtime
 from pgolf.train.loop import train
 
 CONTEST_SCRIPT_CPU_MINI_TOKENS_PER_S = 5200.0  # recorded reference (see module docstring)

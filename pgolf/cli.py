@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from pgolf.rundir import WEIGHTS_FILE
 from pgolf.errors import PgolfError
 
 
@@ -88,7 +89,7 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- train / pack / eval
 def _preset(args: argparse.Namespace):
-    from pgolf.config import load_preset
+    from pgolf.preset_check import load_preset
 
     overrides = list(args.set or [])
     if getattr(args, "budget_seconds", None) is not None:
@@ -97,7 +98,7 @@ def _preset(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from pgolf.train.distributed import init_runtime, shutdown
+    from pgolf.runtime import init_runtime, shutdown
     from pgolf.train.loop import train
 
     if args.resume:
@@ -118,15 +119,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         from pgolf.run import check_projected_fit
 
         check_projected_fit(preset, args.strict_budget, warn=int(os.environ.get("RANK", "0")) == 0)
-    from pgolf.train.faults import fault_hook_from_env
+    from pgolf.train.faults import install_fault_from_env
 
     runtime = init_runtime(args.device)
+    install_fault_from_env(runtime.rank)
     fresh = not Path(out).exists()
     try:
         summary = train(preset, data, out, runtime, tokenizer=tokenizer, progress=False if args.json else None,
-                        resume=bool(args.resume), after_step=fault_hook_from_env())
+                        resume=bool(args.resume))
     except PgolfError:
-        if fresh and runtime.is_main and not (Path(out) / "model.safetensors").exists():
+        if fresh and runtime.is_main and not (Path(out) / WEIGHTS_FILE).exists():
             import shutil
 
             shutil.rmtree(out, ignore_errors=True)  # leave nothing half-written behind a failed start
@@ -160,8 +162,8 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from pgolf.artifact.export import export_script, lzma_wrap, preset_requirements, wrap
-    from pgolf.config import load_preset
-    from pgolf.train.checkpoint import atomic_write_bytes
+    from pgolf.preset_check import load_preset
+    from pgolf.io import atomic_write_bytes
 
     preset = load_preset(args.preset, args.set)
     source = export_script(preset)
@@ -215,7 +217,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from pgolf.audit.stream import evaluate_recorded
-    from pgolf.train.distributed import init_runtime, shutdown
+    from pgolf.runtime import init_runtime, shutdown
 
     runtime = init_runtime(args.device)
     try:
@@ -324,7 +326,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from pgolf.artifact.estimate import preset_info
-    from pgolf.config import load_preset
+    from pgolf.preset_check import load_preset
 
     r = preset_info(load_preset(args.preset, args.set))
 
@@ -355,7 +357,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from pgolf.audit.run import audit_artifact
     from pgolf.audit.verdict import verdict_line
-    from pgolf.train.distributed import init_runtime
+    from pgolf.runtime import init_runtime
 
     runtime = init_runtime(args.device)
     r = audit_artifact(args.artifact, args.data, runtime, args.methods, args.set, args.tokenizer,
@@ -437,10 +439,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from pgolf.config import load_preset
+    from pgolf.preset_check import load_preset
     from pgolf.plan.hardware import parse_target
     from pgolf.plan.planner import plan_preset
-    from pgolf.train.distributed import init_runtime
+    from pgolf.runtime import init_runtime
 
     target = parse_target(args.gpus)
     preset = load_preset(args.preset, args.set)

@@ -151,6 +151,11 @@ class Preset:
     # What the system's authors reported (params, bpb, source), for `pgolf info` comparisons.
     reference: dict = field(default_factory=dict)
 
+    @property
+    def eval_methods(self) -> list[str]:
+        """The methods `[evaluation] methods` names (`standard` when none)."""
+        return list(self.evaluation.get("methods") or ["standard"])
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -293,26 +298,22 @@ def _read_preset_text(name_or_path: str) -> tuple[str, str]:
                       f"{', '.join(preset_names())})")
 
 
-def load_preset(name_or_path: str, overrides: list[str] | None = None) -> Preset:
-    """Load a built-in preset by name, or a TOML file by path, then apply dotted overrides. The
-    result is checked as a whole (pack settings the quantizer can honour, eval methods and their
-    options) so a mistake surfaces here, not when a stage happens to read it."""
+def preset_origin(name_or_path: str) -> str:
+    """How errors name a preset: its file's path, or `preset NAME` for a built-in one."""
+    return str(name_or_path) if Path(name_or_path).is_file() else f"preset {name_or_path}"
+
+
+def read_preset(name_or_path: str, overrides: list[str] | None = None) -> Preset:
+    """A built-in preset by name, or a TOML file by path, with dotted overrides applied; checked
+    for structure only (unknown keys, types). `pgolf.preset_check.load_preset` adds the checks
+    that need the registries (quantizers, compressors, eval methods)."""
     data, origin = _load_tree(name_or_path)
     data["name"] = Path(name_or_path).stem
     apply_overrides(data, overrides or [])
     try:
-        preset = from_dict(Preset, data)
-        _check(preset)
+        return from_dict(Preset, data)
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc}") from None
-    return preset
-
-
-def _check(preset: Preset) -> None:
-    # The checks need the quantizer and eval-method registries, which live above this module.
-    from pgolf.preset_check import check_preset
-
-    check_preset(preset)
 
 
 def preset_from_dict(data: dict[str, Any]) -> Preset:
@@ -322,8 +323,6 @@ def preset_from_dict(data: dict[str, Any]) -> Preset:
     return from_dict(Preset, data)
 
 
-def with_overrides(preset: Preset, overrides: list[str]) -> Preset:
-    """A copy of `preset` with dotted overrides applied (checked like a loaded preset)."""
-    out = preset_from_dict(apply_overrides(preset.to_dict(), overrides))
-    _check(out)
-    return out
+def override(preset: Preset, overrides: list[str]) -> Preset:
+    """A copy of `preset` with dotted overrides applied, checked for structure only (see `read_preset`)."""
+    return preset_from_dict(apply_overrides(preset.to_dict(), overrides))

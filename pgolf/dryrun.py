@@ -16,8 +16,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from pgolf.config import Preset, with_overrides
+from pgolf.config import Preset
 from pgolf.evaluate.methods.base import load_methods
+from pgolf.preset_check import with_overrides
 
 TRAIN_SEQ_LEN = 128
 TRAIN_STEPS = 2
@@ -40,7 +41,7 @@ def dry_run_overrides(preset: Preset, eval_tokens: int) -> list[str]:
     registry = load_methods(names)
     for section in dict.fromkeys(registry.get(n).section for n in names):
         fields = {f.name for cls in (registry.get(n) for n in names) if cls.section == section
-                  for f in dataclasses.fields(cls.options)}
+                  for f in dataclasses.fields(cls.Options)}
         if "seq_len" in fields:
             sets.append(f"evaluation.{section}.seq_len={EVAL_SEQ_LEN}")
         if "chunk_tokens" in fields:  # several chunks, so TTT and the mixers adapt more than once

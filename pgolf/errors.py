@@ -35,6 +35,10 @@ class ArtifactError(PgolfError):
     """An artifact file is malformed, truncated, tampered with or of an unknown version."""
 
 
+class TrainingDiverged(PgolfError):
+    """The training loss became NaN or infinite (learning rates too high, usually)."""
+
+
 class BudgetError(PgolfError):
     """An artifact does not fit its byte budget."""
 

@@ -1,99 +1,37 @@
-"""Whole-preset checks run when a preset loads (`pgolf.config.load_preset`): every `[pack]` setting
-is one the chosen quantizer, compressors and code wrapper can honour, GPTQ presets calibrate inside
-the training cap, and every eval method named in `[evaluation]`, and every key of its options
-table, exists. Each failure is one ConfigError line with the closest valid name where there is one.
+"""Loading a preset for a run: read it (`pgolf.config.read_preset`), apply overrides, and check it
+whole, so a mistake surfaces when it loads, not when a stage happens to read it.
+
+The whole-preset checks need the registries above the config floor: `[pack]` settings
+(`pgolf.quant.check`) and `[evaluation]` methods and options (`pgolf.evaluate.methods.check`).
+Each failure is one ConfigError line naming where the preset came from and, where there is one,
+the closest valid name.
 """
 
 from __future__ import annotations
 
-
-from pgolf.config import Preset, from_dict
-from pgolf.errors import ConfigError, did_you_mean
-
-CODE_WRAPPERS = ("plain", "minified", "minified-lzma")
-CALIBRATION_SOURCES = ("train", "self")
-# The contest accepted an 8 s reserve as enough to finish GPTQ Hessians inside the cap (after #1868).
-MIN_GPTQ_RESERVE_SECONDS = 8.0
-# Top-level `[evaluation]` keys that are not a method's options table.
-EVALUATION_KEYS = ("methods", "temperature")
-
-
-def _one_of(value: str, valid: tuple[str, ...] | list[str], where: str) -> None:
-    if value not in valid:
-        raise ConfigError(f"{where} = {value!r} is not valid{did_you_mean(value, valid)} (valid: {', '.join(valid)})")
-
-
-def check_pack(preset: Preset) -> None:
-    from pgolf.quant.compress import COMPRESSORS
-    from pgolf.quant.layout import LAYOUTS
-    from pgolf.quant.mixed import FLOAT_DTYPES
-    from pgolf.quant.registry import get_quantizer, needs_hessians
-
-    pack, train = preset.pack, preset.train
-    get_quantizer(pack.quant)  # unknown names fail here with "did you mean"
-    for name in pack.compressors or [pack.compressor]:
-        COMPRESSORS.get(name)
-    for layout in pack.layouts:
-        _one_of(layout, LAYOUTS, "pack.layouts")
-    _one_of(pack.small_float, tuple(FLOAT_DTYPES), "pack.small_float")
-    _one_of(pack.control_float, tuple(FLOAT_DTYPES), "pack.control_float")
-    _one_of(pack.code_wrapper, CODE_WRAPPERS, "pack.code_wrapper")
-    _one_of(pack.clip_search, ("matrix", "row"), "pack.clip_search")
-    _one_of(pack.gptq_act_order, ("none", "descending", "ascending"), "pack.gptq_act_order")
-    if pack.quant == "int8-rtn" and pack.embedding_bits != 8:
-        raise ConfigError(f"pack.embedding_bits = {pack.embedding_bits}: int8-rtn (the baseline's exporter) "
-                          "writes every matrix at 8 bits; choose rtn-/gptq-lite-/gptq-intN for other bits")
-    if not 5 <= pack.embedding_bits <= 8:
-        raise ConfigError(f"pack.embedding_bits = {pack.embedding_bits}: must be 5..8")
-    if not 0.0 <= pack.magnitude_prune < 1.0:
-        raise ConfigError(f"pack.magnitude_prune = {pack.magnitude_prune}: a fraction in [0, 1)")
-    if pack.budget_bytes <= 0:
-        raise ConfigError(f"pack.budget_bytes = {pack.budget_bytes}: must be positive")
-    _one_of(train.gptq_calibration_source, CALIBRATION_SOURCES, "train.gptq_calibration_source")
-    if needs_hessians(pack.quant):
-        if train.gptq_calibration_sequences <= 0:
-            raise ConfigError(
-                f"pack.quant = {pack.quant!r} needs calibration Hessians collected inside the training cap: "
-                "set train.gptq_calibration_sequences (and train.gptq_reserve_seconds)")
-        if train.max_wallclock_seconds > 0 and train.gptq_reserve_seconds < MIN_GPTQ_RESERVE_SECONDS:
-            raise ConfigError(
-                f"train.gptq_reserve_seconds = {train.gptq_reserve_seconds:g}: GPTQ calibration on the training "
-                f"clock needs a reserve of at least {MIN_GPTQ_RESERVE_SECONDS:g} s")
-
-
-def check_evaluation(preset: Preset) -> None:
-    from pgolf.evaluate.methods.base import load_methods
-
-    ev = preset.evaluation
-    methods = ev.get("methods", [])
-    if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
-        raise ConfigError(f"evaluation.methods must be a list of method names, got {methods!r}")
-    registry = load_methods(None)  # every method, so every options table can be checked
-    for name in methods:
-        registry.get(name)
-    options_of: dict[str, list[type]] = {}
-    for name in registry:
-        cls = registry.get(name)
-        options_of.setdefault(cls.section, []).append(cls.options)
-    valid = list(EVALUATION_KEYS) + sorted(options_of)
-    for key, table in ev.items():
-        if key in EVALUATION_KEYS:
-            continue
-        if key not in options_of:
-            raise ConfigError(f"unknown key 'evaluation.{key}'{did_you_mean(key, valid)} (valid: {', '.join(valid)})")
-        if not isinstance(table, dict):
-            raise ConfigError(f"evaluation.{key} must be a table of options, got {table!r}")
-        errors = []
-        for options in dict.fromkeys(options_of[key]):  # a section shared by methods with one options class
-            try:
-                from_dict(options, table, f"evaluation.{key}")
-                break
-            except ConfigError as exc:
-                errors.append(str(exc))
-        else:
-            raise ConfigError(errors[0])
+from pgolf.config import Preset, override, preset_origin, read_preset
+from pgolf.errors import ConfigError
+from pgolf.evaluate.methods.check import check_evaluation
+from pgolf.quant.check import check_pack
 
 
 def check_preset(preset: Preset) -> None:
     check_pack(preset)
     check_evaluation(preset)
+
+
+def load_preset(name_or_path: str, overrides: list[str] | None = None) -> Preset:
+    """A built-in preset by name, or a TOML file by path, with dotted overrides, checked whole."""
+    preset = read_preset(name_or_path, overrides)
+    try:
+        check_preset(preset)
+    except ConfigError as exc:
+        raise ConfigError(f"{preset_origin(name_or_path)}: {exc}") from None
+    return preset
+
+
+def with_overrides(preset: Preset, overrides: list[str]) -> Preset:
+    """A copy of `preset` with dotted overrides applied, checked like a loaded preset."""
+    out = override(preset, overrides)
+    check_preset(out)
+    return out

@@ -22,14 +22,16 @@ from pathlib import Path
 
 from pgolf.artifact.estimate import projection
 from pgolf.artifact.pack import pack_run
+from pgolf.components import legal_methods
 from pgolf.config import Preset
 from pgolf.data.build import resolve_tokenizer
 from pgolf.data.corpus import DEFAULT_VAL_FRACTION, build_default_shards
 from pgolf.errors import BudgetError
 from pgolf.audit.stream import evaluate_recorded
-from pgolf.train.checkpoint import atomic_write_bytes, write_json
-from pgolf.train.distributed import Runtime, init_runtime, share_from_main
+from pgolf.io import atomic_write_bytes, write_json
+from pgolf.runtime import Runtime, init_runtime, share_from_main
 from pgolf.train.loop import train
+from pgolf.rundir import RESULTS_FILE, RUN_SUBDIR, SCRIPT_FILE
 
 
 class StageTimer:
@@ -65,10 +67,8 @@ def check_projected_fit(preset: Preset, strict: bool, warn: bool = True) -> dict
 
 def eval_compositions(preset: Preset, include_illegal: bool) -> list[list[str]]:
     """`standard`, the preset's legal methods, and (when asked) its full list with the illegal ones."""
-    from pgolf.evaluate.artifact_eval import legal_methods
-
-    names = list(preset.evaluation.get("methods") or ["standard"])
-    legal = legal_methods(preset)
+    names = preset.eval_methods
+    legal = legal_methods(names)
     out = [["standard"]]
     if legal != ["standard"]:
         out.append(legal)
@@ -144,7 +144,7 @@ def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None
                 split = "given shards (fineweb_val_* = validation)"
             tok = resolve_tokenizer(data, tokenizer)
             st["produced"] = str(data)
-        run_dir = work / "run"
+        run_dir = work / RUN_SUBDIR
         with timer.stage("train") as st:
             summary = train(preset, data, run_dir, runtime, tokenizer=tok, progress=progress)
             st["produced"] = (f"{summary['steps']} steps, {summary['model_params']:,} params, "
@@ -173,9 +173,9 @@ def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None
 
             with timer.stage("export") as st:
                 script, wrapper = submission_script(preset)
-                atomic_write_bytes(run_dir / "train_gpt.py", script.encode("utf-8"))
-                compile(script, "train_gpt.py", "exec")  # the shipped file must at least be valid Python
-                exported = {"path": str(run_dir / "train_gpt.py"), "bytes": len(script.encode("utf-8")),
+                atomic_write_bytes(run_dir / SCRIPT_FILE, script.encode("utf-8"))
+                compile(script, SCRIPT_FILE, "exec")  # the shipped file must at least be valid Python
+                exported = {"path": str(run_dir / SCRIPT_FILE), "bytes": len(script.encode("utf-8")),
                             "wrapper": wrapper, "requirements": preset_requirements(preset)}
                 st["produced"] = f"train_gpt.py {exported['bytes']:,} B ({wrapper})"
         primary = next((r for r in reversed(rows) if r["legal_by_design"]), rows[0])
@@ -195,5 +195,5 @@ def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None
             "run_dir": str(run_dir) if out else None,
         }
         if out and runtime.is_main:
-            write_json(run_dir / "results.json", json.loads(json.dumps(result, default=str)))
+            write_json(run_dir / RESULTS_FILE, json.loads(json.dumps(result, default=str)))
     return result

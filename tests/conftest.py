@@ -68,7 +68,7 @@ def tiny_data(tmp_path_factory, corpus_file) -> Path:
 
 @pytest.fixture
 def tiny_preset():
-    from pgolf.config import load_preset
+    from pgolf.preset_check import load_preset
 
     def make(extra: list[str] | None = None):
         return load_preset("cpu-mini", TINY_OVERRIDES + list(extra or []))

@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from pgolf.config import ModelConfig, load_preset
+from pgolf.config import ModelConfig
+from pgolf.preset_check import load_preset
 from pgolf.model.addons import ADDONS, load_all
 from pgolf.model.addons.bigram_hash import bigram_buckets
 from pgolf.model.gpt import GPT, count_parameters
@@ -86,7 +87,7 @@ def test_no_addons_but_the_baseline_changes_nothing():
 def test_xsa_removes_the_component_along_the_own_value():
     from pgolf.model.addons.xsa import XSA
 
-    xsa = XSA(XSA.Config(), ModelConfig(num_layers=2))
+    xsa = XSA(XSA.Options(), ModelConfig(num_layers=2))
     y, v = torch.randn(2, 8, 5, 16), torch.randn(2, 4, 5, 16)
     z = xsa.attn_output(y, v, 0, None)
     vhat = torch.nn.functional.normalize(v, dim=-1).repeat_interleave(2, dim=1)
@@ -126,7 +127,7 @@ def test_bigram_hash_matches_the_published_hash():
 def test_smear_gate_blends_with_the_previous_position():
     from pgolf.model.addons.smear_gate import SmearGate
 
-    sg = SmearGate(SmearGate.Config(), ModelConfig(model_dim=3))
+    sg = SmearGate(SmearGate.Options(), ModelConfig(model_dim=3))
     x = torch.arange(12.0).view(1, 4, 3)
     out = sg.post_embed(x, None)
     torch.testing.assert_close(out[0, 0], 0.5 * x[0, 0])

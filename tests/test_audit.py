@@ -8,7 +8,7 @@ import pytest
 
 from pgolf.audit.checks import audit_pipeline, provenance
 from pgolf.cli import main
-from pgolf.train.distributed import Runtime
+from pgolf.runtime import Runtime
 from tests.test_eval_methods import OVERRIDES
 from tests.test_windows_pipeline import _tiny
 

@@ -11,7 +11,7 @@ from pgolf.audit.checks import audit_pipeline, cut_points
 from pgolf.audit.probe import normalization_probe
 from pgolf.audit.stream import stream_recorder, stream_verdict
 from pgolf.evaluate.pipeline import run_pipeline
-from pgolf.train.distributed import Runtime
+from pgolf.runtime import Runtime
 from tests.test_audit import AUDIT_OVERRIDES, LEGAL
 from tests.test_windows_pipeline import _tiny
 

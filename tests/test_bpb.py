@@ -61,8 +61,8 @@ def test_manifest_hidden_bytes_match_the_normalized_text(tiny_data, sp, corpus_d
 
 
 def test_uniform_logits_score_exactly_log2_vocab_tokens_over_bytes(tiny_data, sp):
-    from pgolf.evaluate.standard import evaluate_standard
-    from pgolf.train.distributed import Runtime
+    from pgolf.scoring import evaluate_standard
+    from pgolf.runtime import Runtime
 
     V, T = sp.vocab_size(), 64
 
@@ -81,9 +81,9 @@ def test_uniform_logits_score_exactly_log2_vocab_tokens_over_bytes(tiny_data, sp
 
 
 def test_gpt_with_zero_embedding_is_uniform_and_scores_log2_vocab(tiny_data, sp, tiny_preset):
-    from pgolf.evaluate.standard import evaluate_standard
+    from pgolf.scoring import evaluate_standard
     from pgolf.model.gpt import GPT
-    from pgolf.train.distributed import Runtime
+    from pgolf.runtime import Runtime
 
     model = GPT(tiny_preset().model)
     torch.nn.init.zeros_(model.tok_emb.weight)  # tied head of zeros -> all logits 0

@@ -106,6 +106,15 @@ def test_bad_inputs_exit_non_zero_with_one_line(capsys, tmp_path, tiny_data):
                            "--set", "train.lr=1")
     assert code == 2 and "unknown key 'train.lr'" in err
 
+    # a model shape the attention cannot split, and a diverging run: one line each, no traceback
+    code, _, err = run_cli(capsys, "train", "--preset", "cpu-mini", "--data", tiny_data, "--out", tmp_path / "r",
+                           *_sets(["model.num_heads=5"]))
+    assert code == 2 and "model_dim must be a multiple of num_heads" in err and "Traceback" not in err
+    code, _, err = run_cli(capsys, "train", "--preset", "cpu-mini", "--data", tiny_data, "--out", tmp_path / "r",
+                           *_sets(["train.tied_embed_lr=1e30", "train.scalar_lr=1e30", "train.matrix_lr=1e30"]))
+    assert code == 2 and "train_loss became" in err and "lower the learning rates" in err
+    assert "Traceback" not in err and "train_loss became" in err.strip().splitlines()[-1]  # the log, then one line
+
     # not an artifact / missing
     (tmp_path / "x.pgolf").write_bytes(b"hello world, not an artifact at all")
     code, _, err = run_cli(capsys, "eval", tmp_path / "x.pgolf", "--data", tiny_data)

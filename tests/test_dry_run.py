@@ -23,7 +23,7 @@ def data_1024(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", CONTEST)
 def test_dry_run_of_contest_preset(name, data_1024, tmp_path, capsys):
-    from pgolf.config import load_preset
+    from pgolf.preset_check import load_preset
 
     preset = load_preset(name)
     code = main(["run", "--preset", name, "--dry-run", "--data", str(data_1024), "--dry-run-tokens", "1024",

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from pgolf.config import load_preset
-from pgolf.train.distributed import Runtime
+from pgolf.preset_check import load_preset
+from pgolf.runtime import Runtime
 from pgolf.train.loop import train
 from tests.conftest import TINY_OVERRIDES
 

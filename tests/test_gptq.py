@@ -98,7 +98,7 @@ def test_calibrate_pack_and_eval_gptq_through_the_cli(capsys, tmp_path, tiny_dat
 
 def test_in_training_calibration_runs_inside_the_cap(tmp_path, tiny_data, tiny_preset):
     from pgolf.artifact.pack import pack_run
-    from pgolf.train.distributed import Runtime
+    from pgolf.runtime import Runtime
     from pgolf.train.loop import train
 
     preset = tiny_preset(["model.model_dim=256", "train.iterations=3", "train.max_wallclock_seconds=600",
@@ -116,7 +116,7 @@ def test_in_training_calibration_runs_inside_the_cap(tmp_path, tiny_data, tiny_p
 def test_self_generated_calibration_runs_on_the_training_clock_and_packs_with_the_presets_gptq(
         tmp_path, tiny_data, tiny_preset):
     from pgolf.artifact.pack import pack_run
-    from pgolf.train.distributed import Runtime
+    from pgolf.runtime import Runtime
     from pgolf.train.loop import train
 
     preset = tiny_preset(["model.model_dim=256", "train.iterations=3", "train.max_wallclock_seconds=600",
@@ -131,7 +131,7 @@ def test_self_generated_calibration_runs_on_the_training_clock_and_packs_with_th
 
 
 def test_calibration_past_the_cap_is_flagged(tmp_path, tiny_data, tiny_preset):
-    from pgolf.train.distributed import Runtime
+    from pgolf.runtime import Runtime
     from pgolf.train.loop import train
 
     preset = tiny_preset(["model.model_dim=256", "train.iterations=100", "train.max_wallclock_seconds=0.001",

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from pgolf.config import ModelConfig, load_preset
+from pgolf.config import ModelConfig
+from pgolf.preset_check import load_preset
 from pgolf.model.gpt import GPT, count_parameters
 
 BASELINE_ADDONS = {"unet_skips": {}}

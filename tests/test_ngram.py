@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from pgolf.evaluate.ngram import CountTable, OnlineNgram, context_keys, prefix_counts
 from pgolf.evaluate.pipeline import run_pipeline
-from pgolf.train.distributed import Runtime
+from pgolf.runtime import Runtime
 from tests.test_windows_pipeline import _tiny
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pgolf.cli import main
-from pgolf.config import load_preset
+from pgolf.preset_check import load_preset
 from pgolf.errors import ConfigError
 from pgolf.plan.hardware import parse_target
 from pgolf.plan.measure import per_rank_overrides
@@ -89,14 +89,17 @@ def test_per_rank_overrides_split_the_batch():
         per_rank_overrides(preset, 3)
 
 
-def test_muon_emulation_updates_only_rank0_share():
+def test_muon_in_an_emulated_world_updates_only_rank0_share():
+    from pgolf.plan.measure import emulated_world
+
     torch.manual_seed(0)
     params = [torch.nn.Parameter(torch.randn(8, 8)) for _ in range(4)]
     before = [p.detach().clone() for p in params]
     for p in params:
         p.grad = torch.randn(8, 8)
     opt = Muon(params, lr=0.1)
-    opt.emulate_world_size = 2
-    opt.step()
+    with emulated_world(2):
+        opt.step()
+    assert not torch.distributed.is_initialized()  # the emulated group is gone afterwards
     changed = [not torch.equal(p, b) for p, b in zip(params, before)]
     assert changed == [True, False, True, False]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pgolf.artifact.estimate import byte_groups, projection
-from pgolf.config import load_preset
+from pgolf.preset_check import load_preset
 from pgolf.errors import ConfigError
 from pgolf.quant.encoding import decode_state_dict
 from pgolf.quant.registry import get_quantizer

@@ -2,9 +2,10 @@ import json
 
 import pytest
 
-from pgolf.config import load_preset, preset_names
+from pgolf.config import preset_names
+from pgolf.preset_check import load_preset
 from pgolf.errors import ConfigError
-from pgolf.train.distributed import Runtime
+from pgolf.runtime import Runtime
 from pgolf.train.loop import train
 
 SEEDS = ["record-549", "seed-1150-ttt-slot", "seed-1207-hydra", "seed-1488-slot24", "seed-731-hedge",

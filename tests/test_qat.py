@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pgolf.model.blocks import Linear
-from pgolf.train.distributed import Runtime
+from pgolf.runtime import Runtime
 from pgolf.train.loop import train
 from pgolf.train.qat import crown_q_penalty, disable_qat, enable_qat, fake_quant
 

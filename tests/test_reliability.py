@@ -9,12 +9,13 @@ import string
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pgolf.config import load_preset
+from pgolf.preset_check import load_preset
 from pgolf.errors import PgolfError
 from pgolf.evaluate.pipeline import run_pipeline
 from pgolf.train.checkpoint import load_checkpoint
-from pgolf.train.distributed import Runtime
-from pgolf.train.resume import RESUME_NAME, load_resume
+from pgolf.runtime import Runtime
+from pgolf.rundir import RESUME_FILE
+from pgolf.train.resume import load_resume
 from tests.test_eval_methods import OVERRIDES
 from tests.test_windows_pipeline import _tiny
 
@@ -46,7 +47,7 @@ def test_pickle_payloads_in_checkpoints_and_resume_files_are_refused(tmp_path, m
     (tmp_path / "state.json").write_text("{}")
     with pytest.raises(PgolfError, match="unreadable checkpoint"):
         load_checkpoint(tmp_path)
-    (tmp_path / RESUME_NAME).write_bytes(evil)
+    (tmp_path / RESUME_FILE).write_bytes(evil)
     with pytest.raises(PgolfError, match="unreadable resume state"):
         load_resume(tmp_path)
     assert not (tmp_path / "PWNED").exists()
@@ -87,7 +88,7 @@ def test_disk_full_leaves_no_partial_file_and_one_line_error(tmp_path, monkeypat
     import errno
     import os
 
-    from pgolf.train.checkpoint import atomic_write_bytes
+    from pgolf.io import atomic_write_bytes
 
     target = tmp_path / "model.pgolf"
     target.write_bytes(b"previous")

@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 
 from pgolf.cli import main
 from pgolf.errors import PgolfError
-from pgolf.train.resume import RESUME_NAME, load_resume
+from pgolf.rundir import RESUME_FILE
+from pgolf.train.resume import load_resume
 from tests.conftest import TINY_OVERRIDES
 
 SETS = [a for o in TINY_OVERRIDES + ["train.iterations=40", "train.checkpoint_every=5", "train.warmdown_iters=10",
@@ -32,7 +33,7 @@ def test_kill9_then_resume_is_bit_identical(tmp_path, tiny_data, capsys):
     proc = subprocess.Popen([sys.executable, "-m", "pgolf", "train", "--preset", "cpu-mini", "--data", str(tiny_data),
                              "--out", str(cut), "--json", *SETS], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
-    while not (cut / RESUME_NAME).is_file() and time.time() < deadline and proc.poll() is None:
+    while not (cut / RESUME_FILE).is_file() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -53,7 +54,7 @@ def test_kill9_then_resume_is_bit_identical(tmp_path, tiny_data, capsys):
 def test_resume_errors(tmp_path, capsys):
     assert main(["train", "--resume", str(tmp_path)]) == 2
     assert "not found" in capsys.readouterr().err
-    (tmp_path / RESUME_NAME).write_bytes(b"\x00" * 50)
+    (tmp_path / RESUME_FILE).write_bytes(b"\x00" * 50)
     with pytest.raises(PgolfError, match="unreadable resume state"):
         load_resume(tmp_path)
     assert main(["train", "--out", str(tmp_path / "x")]) == 2

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from pgolf.config import load_preset
+from pgolf.preset_check import load_preset
 from pgolf.run import eval_compositions, run_main_job
 from tests.conftest import TINY_OVERRIDES
 

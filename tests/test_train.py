@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pgolf.train.distributed import Runtime
+from pgolf.runtime import Runtime
 from pgolf.train.loop import train
 
 

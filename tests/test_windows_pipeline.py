@@ -7,15 +7,15 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from pgolf.config import load_preset
+from pgolf.preset_check import load_preset
 from pgolf.data.bpb import TorchByteTables
 from pgolf.data.tokenizer import ByteTables
 from pgolf.errors import ConfigError
 from pgolf.evaluate.pipeline import run_pipeline
-from pgolf.evaluate.standard import evaluate_standard
+from pgolf.scoring import evaluate_standard
 from pgolf.evaluate.windows import sliding_windows, standard_windows
 from pgolf.model.gpt import GPT
-from pgolf.train.distributed import Runtime
+from pgolf.runtime import Runtime
 from tests.conftest import TINY_OVERRIDES, TINY_VOCAB
 
 

@@ -25,7 +25,7 @@ import torch
 
 from pgolf.artifact.code_size import code_bytes
 from pgolf.artifact.pack import parameter_group
-from pgolf.config import Preset, load_preset, preset_from_dict
+from pgolf.config import Preset, preset_from_dict, read_preset
 from pgolf.model.gpt import GPT, is_control
 from pgolf.quant.mixed import FLOAT_DTYPES, KEEP_FLOAT_MAX_NUMEL
 from pgolf.quant.registry import matrix_bits
@@ -68,7 +68,7 @@ def byte_groups(preset: Preset) -> dict[str, dict]:
 @functools.lru_cache(maxsize=16)
 def _source_ratio(source_name: str | None, preset_json: str | None = None) -> tuple[float, int, str]:
     """(compressed bytes per integer weight, matrix bits, description) of a published artifact."""
-    source = preset_from_dict(json.loads(preset_json)) if preset_json else load_preset(source_name)
+    source = preset_from_dict(json.loads(preset_json)) if preset_json else read_preset(source_name)
     artifact_bytes = int(source.reference["artifact_bytes"])
     groups = byte_groups(source)
     integer = sum(g["params"] for g in groups.values() if g["bits"])

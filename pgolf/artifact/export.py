@@ -1,8 +1,8 @@
 """`pgolf export PRESET --out train_gpt.py`: the single self-contained file a participant submits.
 
 The file is an amalgamation of pgolf's own modules — the same code that trains, packs and scores
-here, so its numbers are pgolf's — restricted to what the preset uses (its add-ons; every
-quantizer and compressor module is small and shared), with:
+here, so its numbers are pgolf's — restricted to what the preset uses (its add-ons, legal eval methods and quantizer; every
+compressor is small and shared), with:
 - every `import pgolf…` / `from pgolf… import …` statement removed (all names then live in one
   namespace; a top-level name defined twice with different code is an error, not a silent
   override);
@@ -25,14 +25,14 @@ import sys
 from pathlib import Path
 
 import pgolf
+from pgolf.components import MODULES, legal_methods, module_file
 from pgolf.config import Preset, preset_from_dict
 from pgolf.errors import PgolfError
-from pgolf.evaluate.artifact_eval import legal_methods
 from pgolf.quant.compress import PACKAGE_OF
 
 ROOT = Path(pgolf.__file__).parent
 # Entry modules of the exported program; everything they import from pgolf comes along.
-ENTRY_MODULES = ("train/loop.py", "artifact/pack.py", "evaluate/artifact_eval.py", "train/distributed.py")
+ENTRY_MODULES = ("train/loop.py", "artifact/pack.py", "evaluate/artifact_eval.py", "runtime.py")
 # Never exported: CLI, data building and fetching, reports (not part of a submission).
 EXCLUDED = {"cli.py", "run.py", "__main__.py", "data/fetch.py", "data/stats.py", "data/corpus.py",
             "artifact/estimate.py", "artifact/export.py", "artifact/code_size.py"}
@@ -45,10 +45,6 @@ VOCAB = PRESET["model"]["vocab_size"]
 # environment variables and defaults; flags still win.
 DEFAULT_DATA = os.environ.get("DATA_PATH", f"./data/datasets/fineweb10B_sp{VOCAB}")
 DEFAULT_TOKENIZER = os.environ.get("TOKENIZER_PATH", f"./data/tokenizers/fineweb_{VOCAB}_bpe.model")
-
-
-def load_all():  # every add-on this preset uses is defined above
-    return None
 
 
 def code_bytes(preset=None):
@@ -106,13 +102,14 @@ def _pgolf_imports(tree: ast.Module, top_level_only: bool) -> list[str]:
     return out
 
 
-def module_closure(addons: set[str], eval_methods: list[str] = ()) -> list[str]:
-    """Needed modules, each after its top-level pgolf dependencies."""
-    from pgolf.evaluate.methods import MODULE_OF
-
+def module_closure(addons: set[str], eval_methods: list[str] = (), quantizer: str = "int8-rtn") -> list[str]:
+    """Needed modules, each after its top-level pgolf dependencies: the entry modules, and the
+    modules of the preset's add-ons, legal eval methods and quantizer (`pgolf.components`)."""
+    method_modules = MODULES["evaluation method"]
     needed: set[str] = set()
-    stack = list(ENTRY_MODULES) + [f"model/addons/{a}.py" for a in sorted(addons)]
-    stack += [f"evaluate/methods/{MODULE_OF[m]}.py" for m in ["standard", *eval_methods] if m in MODULE_OF]
+    stack = list(ENTRY_MODULES) + [module_file(MODULES["model add-on"][a]) for a in sorted(addons)]
+    stack += [module_file(method_modules[m]) for m in ["standard", *eval_methods] if m in method_modules]
+    stack.append(module_file(MODULES["quantizer"][quantizer]))
     while stack:
         mod = stack.pop()
         if mod in needed or mod in EXCLUDED:
@@ -168,8 +165,8 @@ def _strip(source: str, module: str) -> tuple[str, dict[str, str]]:
 
 
 def export_script(preset: Preset) -> str:
-    methods = legal_methods(preset)
-    modules = module_closure(set(preset.model.addons), methods)
+    methods = legal_methods(preset.eval_methods)
+    modules = module_closure(set(preset.model.addons), methods, preset.pack.quant)
     seen: dict[str, tuple[str, str]] = {}
     parts = []
     for mod in modules:

@@ -12,9 +12,10 @@ from pgolf.quant.compress import COMPRESSORS, available
 from pgolf.errors import BudgetError, ConfigError
 from pgolf.quant.layout import LAYOUTS, relayout
 from pgolf.quant.registry import get_quantizer
-from pgolf.train.checkpoint import atomic_write_bytes, load_checkpoint
+from pgolf.io import atomic_write_bytes
+from pgolf.train.checkpoint import load_checkpoint
+from pgolf.rundir import ARTIFACT_FILE
 
-ARTIFACT_NAME = "model.pgolf"
 
 
 def parameter_group(name: str) -> str:
@@ -68,7 +69,7 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
             sizes[name] = min(sizes.get(name, len(blob)), len(blob))
             if best is None or len(blob) < len(best):
                 best, compressor, chosen_layout = blob, name, layout
-    out = Path(out) if out else run_dir / ARTIFACT_NAME
+    out = Path(out) if out else run_dir / ARTIFACT_FILE
     atomic_write_bytes(out, best)
     model_bytes = len(best)
     code, code_what = code_bytes(preset_obj)

@@ -12,16 +12,14 @@ from pgolf.artifact.format import read_artifact
 from pgolf.artifact.load import model_from_artifact
 from pgolf.audit.checks import audit_pipeline
 from pgolf.audit.stream import stream_recorder, stream_verdict
-from pgolf.config import preset_from_dict, with_overrides
+from pgolf.config import override, preset_from_dict
 from pgolf.evaluate.artifact_eval import resolve_methods
+from pgolf.evaluate.methods.check import check_evaluation
 from pgolf.evaluate.pipeline import run_pipeline
-from pgolf.train.checkpoint import write_json
-from pgolf.train.distributed import Runtime
-from pgolf.train.loop import load_eval_inputs
-
-
-def audit_path(artifact: str | Path) -> Path:
-    return Path(str(artifact) + ".audit.json")
+from pgolf.io import write_json
+from pgolf.runtime import Runtime
+from pgolf.data.validation import load_eval_inputs
+from pgolf.rundir import audit_record
 
 
 def audit_artifact(path, data_dir, runtime: Runtime, methods, overrides=None, tokenizer=None,
@@ -33,7 +31,8 @@ def audit_artifact(path, data_dir, runtime: Runtime, methods, overrides=None, to
     artifact = read_artifact(path)
     preset = preset_from_dict(artifact.preset)
     if overrides:
-        preset = with_overrides(preset, overrides)
+        preset = override(preset, overrides)
+        check_evaluation(preset)
     names = resolve_methods(methods, preset)
     val, tables, _ = load_eval_inputs(data_dir, tokenizer, preset.model.vocab_size, runtime.device)
     model = model_from_artifact(artifact, runtime.device)
@@ -51,7 +50,7 @@ def audit_artifact(path, data_dir, runtime: Runtime, methods, overrides=None, to
             result["flagged"].append(label)
         result["verdict"] = "flagged" if result["flagged"] else "pass"
     result["artifact"] = str(path)
-    record = audit_path(path)
+    record = audit_record(path)
     previous = json.loads(record.read_text()) if record.is_file() else {}
     previous[",".join(names)] = {"verdict": result["verdict"], "flagged": result["flagged"], "tokens": result["tokens"],
                                  "stream_targets": stream["targets"] if stream else 0}
@@ -60,7 +59,7 @@ def audit_artifact(path, data_dir, runtime: Runtime, methods, overrides=None, to
 
 
 def recorded_verdict(artifact: str | Path, methods: list[str]) -> dict | None:
-    record = audit_path(artifact)
+    record = audit_record(artifact)
     if not record.is_file():
         return None
     return json.loads(record.read_text()).get(",".join(methods))

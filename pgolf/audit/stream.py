@@ -16,7 +16,7 @@ import torch.distributed as dist
 
 from pgolf.audit.checks import recorded_checks
 from pgolf.audit.recorder import AuditRecorder
-from pgolf.train.distributed import Runtime
+from pgolf.runtime import Runtime
 
 STREAM_SAMPLES = 256
 

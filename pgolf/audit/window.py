@@ -39,13 +39,13 @@ def _settings(preset: Preset, names: list[str], overrides: dict | None, window: 
     for name in names:
         cls = registry.get(name)
         base = method_config(preset, cls, merged)
-        cfg = from_dict(cls.options, base, where=f"evaluation.{cls.section}")
+        cfg = from_dict(cls.Options, base, where=f"evaluation.{cls.section}")
         change = cls.window_settings(cfg, window, preset.eval.seq_len, probe)
         if change:
             merged.setdefault(cls.section, {}).update(change)
             was = ", ".join(f"{k} {getattr(cfg, k)} -> {v}" for k, v in change.items())
             notes.append(f"{name}: {was}")
-            cfg = from_dict(cls.options, {**base, **change}, where=f"evaluation.{cls.section}")
+            cfg = from_dict(cls.Options, {**base, **change}, where=f"evaluation.{cls.section}")
         warmups[name] = cls.warmup_tokens(cfg)
         chunk = getattr(cfg, "chunk_tokens", 0)
         if chunk and cls.role in ("adapt", "mix"):

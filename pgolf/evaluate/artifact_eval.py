@@ -7,12 +7,13 @@ from pathlib import Path
 
 from pgolf.artifact.format import read_artifact
 from pgolf.artifact.load import model_from_artifact
-from pgolf.config import preset_from_dict, with_overrides
+from pgolf.config import override, preset_from_dict
 from pgolf.data.tokenizer import file_sha256
 from pgolf.evaluate.methods.base import load_methods
+from pgolf.evaluate.methods.check import check_evaluation
 from pgolf.evaluate.pipeline import run_pipeline
-from pgolf.train.distributed import Runtime, compile_module
-from pgolf.train.loop import load_eval_inputs
+from pgolf.runtime import Runtime, compile_module
+from pgolf.data.validation import load_eval_inputs
 
 
 def resolve_methods(spec: str | list[str] | None, preset) -> list[str]:
@@ -21,16 +22,8 @@ def resolve_methods(spec: str | list[str] | None, preset) -> list[str]:
         return ["standard"]
     names = spec.split(",") if isinstance(spec, str) else list(spec)
     if names == ["preset"]:
-        return list(preset.evaluation.get("methods") or ["standard"])
+        return preset.eval_methods
     return [n.strip() for n in names if n.strip()]
-
-
-def legal_methods(preset) -> list[str]:
-    """The preset's own methods that are legal by design (`standard` when none is): what a
-    submission scores with; the illegal ones are study fixtures and never enter a submission."""
-    names = resolve_methods("preset", preset)
-    registry = load_methods(names)
-    return [n for n in names if registry.get(n).legal] or ["standard"]
 
 
 def evaluate_artifact(path: str | Path, data_dir: str | Path, runtime: Runtime,
@@ -44,7 +37,8 @@ def evaluate_artifact(path: str | Path, data_dir: str | Path, runtime: Runtime,
     preset = preset_from_dict(artifact.preset)
     extra = list(overrides or []) + ([f"eval.seq_len={seq_len}"] if seq_len else [])
     if extra:
-        preset = with_overrides(preset, extra)
+        preset = override(preset, extra)
+        check_evaluation(preset)
     names = resolve_methods(methods, preset)
     registry = load_methods(names)
     val, tables, tok_path = load_eval_inputs(data_dir, tokenizer, preset.model.vocab_size, runtime.device)

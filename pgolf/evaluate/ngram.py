@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pgolf.errors import ConfigError
+
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _PAD = -1  # before the stream: a context slot that no token fills
 
@@ -83,7 +85,7 @@ class OnlineNgram:
     def __init__(self, stream: np.ndarray, vocab: int, order: int, unigram_smoothing: float,
                  backoff: float) -> None:
         if order < 1:
-            raise ValueError(f"n-gram order must be ≥ 1, got {order}")
+            raise ConfigError(f"n-gram order must be ≥ 1, got {order}")
         self.stream = np.asarray(stream)  # the evaluation's own stream, read in place (the audit's probe
         # writes candidate targets into it); slices are widened to int64 where they are used
         self.V, self.order, self.a, self.beta = vocab, order, unigram_smoothing, backoff

@@ -31,8 +31,8 @@ from pgolf.config import Preset
 from pgolf.data.bpb import BpbTotals, TorchByteTables
 from pgolf.errors import BudgetError, ConfigError
 from pgolf.evaluate.methods.base import EvalContext, EvalMethod, batch_tensors, load_methods
-from pgolf.evaluate.standard import autocast_context
-from pgolf.train.distributed import Runtime, all_reduce_sum_
+from pgolf.runtime import autocast_context
+from pgolf.runtime import Runtime, all_reduce_sum_
 
 ROLE_ORDER = ("prepare", "windows", "adapt", "fit", "mix")
 

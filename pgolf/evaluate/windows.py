@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pgolf.errors import ConfigError, DataError
+from pgolf.scoring import usable_targets
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,6 @@ class Window:
     def scored(self) -> range:
         """Target positions (stream indices) this window scores."""
         return range(self.start + self.score_from, self.start + self.length)
-
-
-def usable_targets(n_tokens: int, seq_len: int) -> int:
-    """The contest's scored prefix: ⌊(N−1)/T⌋·T targets (a partial last sequence is dropped)."""
-    usable = ((n_tokens - 1) // seq_len) * seq_len
-    if usable <= 0:
-        raise DataError(f"the validation split has {n_tokens} tokens, fewer than one sequence of {seq_len}")
-    return usable
 
 
 def standard_windows(n_tokens: int, seq_len: int) -> list[Window]:

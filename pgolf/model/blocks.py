@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pgolf.config import ModelConfig
+from pgolf.errors import ConfigError
 from pgolf.model.activations import ACTIVATIONS
 
 
@@ -50,7 +51,8 @@ class Rotary(nn.Module):
         super().__init__()
         self.dims = dims or head_dim
         if self.dims % 2 or self.dims > head_dim:
-            raise ValueError(f"rotary dims {self.dims} must be even and <= head dim {head_dim}")
+            raise ConfigError(f"rotary dims {self.dims} must be even and <= the head dim {head_dim} "
+                              "(model.addons.partial_rope.dims)")
         self.base, self.ntk_train_seq_len = base, ntk_train_seq_len
 
     def _cos_sin(self, seq_len: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,11 +83,12 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         d, h, hkv = cfg.model_dim, cfg.num_heads, cfg.num_kv_heads
         if d % h or h % hkv:
-            raise ValueError(f"model_dim {d} / num_heads {h} / num_kv_heads {hkv} do not divide")
+            raise ConfigError(f"model.model_dim {d}, model.num_heads {h}, model.num_kv_heads {hkv}: model_dim must be "
+                              "a multiple of num_heads, and num_heads of num_kv_heads")
         self.layer = layer
         self.num_heads, self.num_kv_heads, self.head_dim = h, hkv, d // h
         if self.head_dim % 2:
-            raise ValueError(f"head dim {self.head_dim} must be even for RoPE")
+            raise ConfigError(f"head dim model_dim/num_heads = {self.head_dim} must be even for RoPE")
         self.c_q = Linear(d, d)
         self.c_k = Linear(d, hkv * self.head_dim)
         self.c_v = Linear(d, hkv * self.head_dim)

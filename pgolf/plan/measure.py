@@ -13,17 +13,20 @@ after one warm-up pass; tokens/s per GPU.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
-from pgolf.config import Preset, with_overrides
+from pgolf.config import Preset
 from pgolf.errors import ConfigError
 from pgolf.model.gpt import GPT, count_parameters
+from pgolf.preset_check import with_overrides
 from pgolf.plan.flops import train_flops_per_token
-from pgolf.train.distributed import Runtime, compile_module
+from pgolf.runtime import Runtime, compile_module
 from pgolf.train.loop import train
 
 
@@ -46,6 +49,23 @@ def device_name(runtime: Runtime) -> str:
     return "cpu"
 
 
+@contextlib.contextmanager
+def emulated_world(world_size: int):
+    """One process that sees a `world_size`-rank process group whose collectives do nothing (torch's
+    fake backend): Muon then orthogonalises only rank 0's share of the matrices, so one device times
+    the per-rank work of an N-rank run. The weights it produces are not a valid training run."""
+    if world_size <= 1 or dist.is_initialized():
+        yield
+        return
+    from torch.testing._internal.distributed.fake_pg import FakeStore
+
+    dist.init_process_group("fake", store=FakeStore(), rank=0, world_size=world_size)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
 def measure_training(preset: Preset, gpus: int, data_dir: str | Path, runtime: Runtime,
                      steps: int = 20, warmup_steps: int = 3) -> dict:
     timing = with_overrides(preset, per_rank_overrides(preset, gpus) + [
@@ -57,7 +77,8 @@ def measure_training(preset: Preset, gpus: int, data_dir: str | Path, runtime: R
     cuda = runtime.device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(runtime.device)
-    summary = train(timing, data_dir, None, runtime, progress=False, emulate_world_size=gpus)
+    with emulated_world(gpus):
+        summary = train(timing, data_dir, None, runtime, progress=False)
     peak = torch.cuda.max_memory_allocated(runtime.device) if cuda else None
     model = GPT(preset.model)
     flops_token = train_flops_per_token(model, preset.model, preset.train.seq_len)

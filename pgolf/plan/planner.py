@@ -16,7 +16,7 @@ from pgolf.evaluate.methods.base import load_methods
 from pgolf.plan.hardware import Target
 from pgolf.plan.measure import device_name, measure_eval, measure_training
 from pgolf.plan.project import FINEWEB_VAL_TOKENS, Plan, project
-from pgolf.train.distributed import Runtime
+from pgolf.runtime import Runtime
 
 
 def preset_pipeline(preset: Preset) -> list[str]:

@@ -24,10 +24,9 @@ from pgolf.data.loader import TokenStream
 from pgolf.errors import DataError, PgolfError
 from pgolf.quant.gptq import GPTQ
 from pgolf.quant.mixed import KEEP_FLOAT_MAX_NUMEL
-from pgolf.train.checkpoint import atomic_write_safetensors, write_json
+from pgolf.io import atomic_write_safetensors, write_json
+from pgolf.rundir import CALIBRATION_FILE, HESSIANS_FILE
 
-HESSIANS_NAME = "hessians.safetensors"
-PROVENANCE_NAME = "calibration.json"
 VAL_RULE = ("GPTQ calibration may not read validation data (contest rule: the validation set is "
             "the test set; calibrate on training shards inside the training cap, or on "
             "self-generated sequences)")
@@ -117,21 +116,21 @@ def calibrate(model: nn.Module, batches: Iterator[torch.Tensor], provenance: dic
     gptqs = collect_hessians(model, batches)
     provenance = {**provenance, "seconds": time.perf_counter() - t0, "layers": len(gptqs)}
     run_dir = Path(run_dir)
-    atomic_write_safetensors(run_dir / HESSIANS_NAME, {name: g.hessian.contiguous() for name, g in gptqs.items()})
-    write_json(run_dir / PROVENANCE_NAME, provenance)
+    atomic_write_safetensors(run_dir / HESSIANS_FILE, {name: g.hessian.contiguous() for name, g in gptqs.items()})
+    write_json(run_dir / CALIBRATION_FILE, provenance)
     return provenance
 
 
 def load_hessians(run_dir: str | Path) -> tuple[dict[str, GPTQ], dict]:
     run_dir = Path(run_dir)
-    path = run_dir / HESSIANS_NAME
+    path = run_dir / HESSIANS_FILE
     if not path.is_file():
         raise PgolfError(
-            f"{run_dir}: no GPTQ Hessians ({HESSIANS_NAME}); run `pgolf calibrate {run_dir}` first"
+            f"{run_dir}: no GPTQ Hessians ({HESSIANS_FILE}); run `pgolf calibrate {run_dir}` first"
         )
     gptqs = {}
     for name, h in load_file(str(path)).items():
         g = GPTQ(h.size(0))
         g.hessian = h
         gptqs[name] = g
-    return gptqs, json.loads((run_dir / PROVENANCE_NAME).read_text())
+    return gptqs, json.loads((run_dir / CALIBRATION_FILE).read_text())

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from pgolf.quant.mixed import qmax_for
+from pgolf.quant.registry import QUANTIZERS
 
 
 class GPTQ:
@@ -102,11 +103,5 @@ def _gptq_quantizer(bits: int):
     return quantize
 
 
-def _register() -> None:
-    from pgolf.quant.registry import QUANTIZERS
-
-    for bits in (8, 6, 5):
-        QUANTIZERS.register(f"gptq-int{bits}")(_gptq_quantizer(bits))
-
-
-_register()
+for _bits in (8, 6, 5):
+    QUANTIZERS.register(f"gptq-int{_bits}")(_gptq_quantizer(_bits))

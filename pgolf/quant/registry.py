@@ -15,11 +15,7 @@ QUANTIZERS: Registry[Quantizer] = Registry("quantizer")
 
 
 def get_quantizer(name: str) -> Quantizer:
-    import pgolf.quant.gptq  # noqa: F401  (each registers itself)
-    import pgolf.quant.gptq_lite  # noqa: F401
-    import pgolf.quant.int8_rtn  # noqa: F401
-    import pgolf.quant.rtn  # noqa: F401
-
+    """The quantizer `name`; its module registers it on first lookup (`pgolf.components`)."""
     return QUANTIZERS.get(name)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import stats
 
 from pgolf.errors import DataError
+from pgolf.rundir import RESULTS_FILE, find_results
 
 MARGIN_NATS = 0.005
 ALPHA = 0.01
@@ -37,9 +38,7 @@ class RunScore:
 def load_run(path: str | Path) -> RunScore:
     """A run directory (or its results.json) written by `pgolf run --out` / `pgolf seeds`."""
     p = Path(path)
-    f = p / "results.json" if p.is_dir() else p
-    if not f.is_file() and (p / "run" / "results.json").is_file():
-        f = p / "run" / "results.json"
+    f = find_results(p) or (p / RESULTS_FILE if p.is_dir() else p)
     try:
         r = json.loads(f.read_text())
         ev = r["eval"]

@@ -21,7 +21,8 @@ from pgolf.config import preset_from_dict
 from pgolf.errors import BudgetError, DataError
 from pgolf.submit.plots import plot_bytes, plot_losses
 from pgolf.submit.schema import SUBMISSION_SCHEMA, validate
-from pgolf.train.checkpoint import atomic_write_bytes, write_json
+from pgolf.io import atomic_write_bytes, write_json
+from pgolf.rundir import ARTIFACT_FILE, SCRIPT_FILE, STATE_FILE, TRAIN_LOG_FILE, audit_record, find_results
 
 TRACKS = ("10min_16mb", "non_record_16mb")
 CONTEST_REQUIREMENTS = ["torch", "numpy", "sentencepiece"]
@@ -29,14 +30,14 @@ CONTEST_REQUIREMENTS = ["torch", "numpy", "sentencepiece"]
 
 def seed_run(path: Path) -> tuple[Path, dict]:
     """(run directory, results) for a seed dir or a run dir."""
-    for cand in (path, path / "run"):
-        if (cand / "results.json").is_file():
-            return cand, json.loads((cand / "results.json").read_text())
+    found = find_results(path)
+    if found is not None and path.is_dir():
+        return found.parent, json.loads(found.read_text())
     raise DataError(f"{path}: no results.json (pass run directories written by pgolf run --out or pgolf seeds)")
 
 
 def audit_verdict(run: Path, methods: str) -> str:
-    record = run / "model.pgolf.audit.json"
+    record = audit_record(run / ARTIFACT_FILE)
     if not record.is_file():
         return "not audited"
     entry = json.loads(record.read_text()).get(methods)
@@ -88,17 +89,17 @@ def submit(runs: list[Path], name: str, author: str, github_id: str, track: str,
     folder = Path(out_root) / "records" / f"track_{track}" / f"{date}_{slug(name)}"
     folder.mkdir(parents=True, exist_ok=True)
     first_run, first = loaded[0]
-    preset = preset_from_dict(json.loads((first_run / "state.json").read_text())["preset"]) \
-        if (first_run / "state.json").is_file() else None
+    preset = preset_from_dict(json.loads((first_run / STATE_FILE).read_text())["preset"]) \
+        if (first_run / STATE_FILE).is_file() else None
 
     from pgolf.artifact.export import preset_requirements, submission_script  # the counted code
 
     code = submission_script(preset)[0].encode("utf-8") if preset is not None else b""
     needs = CONTEST_REQUIREMENTS + (preset_requirements(preset) if preset is not None else [])
-    atomic_write_bytes(folder / "train_gpt.py", code)
+    atomic_write_bytes(folder / SCRIPT_FILE, code)
     atomic_write_bytes(folder / "requirements.txt", ("\n".join(needs) + "\n").encode())
     for (run, res), s in zip(loaded, seeds):
-        log = run / "train.log"
+        log = run / TRAIN_LOG_FILE
         if log.is_file():
             shutil.copyfile(log, folder / f"train_seed{s['seed']}.log")
     mean = lambda k: sum(s[k] for s in seeds) / len(seeds)  # noqa: E731

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pgolf.submit.plots import plot_bytes, plot_eval_methods, plot_losses
 from pgolf.submit.records import seed_run
-from pgolf.train.checkpoint import atomic_write_bytes
+from pgolf.io import atomic_write_bytes
 
 
 def _img(path: Path) -> str:

@@ -8,7 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from pgolf.config import with_overrides
+from pgolf.preset_check import with_overrides
+from pgolf.rundir import RESULTS_FILE, RUN_SUBDIR
 from pgolf.errors import ConfigError
 
 
@@ -30,7 +31,7 @@ def run_seeds(preset, seeds: list[int], data: Path, out: Path, tokenizer=None, d
     results = []
     for seed in seeds:
         seed_dir = out / f"seed_{seed}"
-        done = seed_dir / "run" / "results.json"
+        done = seed_dir / RUN_SUBDIR / RESULTS_FILE
         if done.is_file():
             print(f"seeds: seed {seed} already done ({done}), skipping", file=sys.stderr, flush=True)
             results.append(json.loads(done.read_text()))

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import load_file
 
 from pgolf.errors import PgolfError
-
-WEIGHTS_NAME = "model.safetensors"
-STATE_NAME = "state.json"
+from pgolf.io import atomic_write_safetensors, write_json
+from pgolf.rundir import STATE_FILE, WEIGHTS_FILE
 
 
 def plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -23,43 +22,16 @@ def plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous() for k, v in inner.state_dict().items()}
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        # e.g. ENOSPC: the previous file (if any) is untouched and no partial file is left behind
-        raise PgolfError(f"{path}: could not write ({exc.strerror or exc}); nothing was changed — free space "
-                         "or choose another --out and retry") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    """Tensors (and string metadata) as one safetensors file, written like every other file here."""
-    atomic_write_bytes(path, save(tensors, metadata=metadata))
-
-
-def write_json(path: Path, obj: dict) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-
-
 def save_checkpoint(run_dir: str | os.PathLike, model: torch.nn.Module, state: dict) -> None:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_safetensors(run_dir / WEIGHTS_NAME, plain_state_dict(model))
-    write_json(run_dir / STATE_NAME, state)
+    atomic_write_safetensors(run_dir / WEIGHTS_FILE, plain_state_dict(model))
+    write_json(run_dir / STATE_FILE, state)
 
 
 def load_checkpoint(run_dir: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     run_dir = Path(run_dir)
-    weights, state = run_dir / WEIGHTS_NAME, run_dir / STATE_NAME
+    weights, state = run_dir / WEIGHTS_FILE, run_dir / STATE_FILE
     for p in (weights, state):
         if not p.is_file():
             raise PgolfError(f"{p}: not found; is {run_dir} a pgolf run directory (pgolf train --out)?")

@@ -16,7 +16,7 @@ import time
 import torch
 import torch.distributed as dist
 
-from pgolf.train.distributed import Runtime
+from pgolf.runtime import Runtime
 
 
 class TrainingClock:

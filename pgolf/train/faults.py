@@ -1,20 +1,31 @@
 """Fault injection for the distributed-fault test only, installed by the CLI, never exported:
-PGOLF_TEST_FAULT="RANK:STEP" makes that rank exit abruptly right after that training step."""
+PGOLF_TEST_FAULT="RANK:STEP" makes that rank exit abruptly right after its STEP-th Muon step
+(compile warm-up steps included). It hooks the optimizers from outside, so the training loop
+carries no test code."""
 
 from __future__ import annotations
 
 import os
-from typing import Callable
+
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+from pgolf.train.optim.muon import Muon
 
 
-def fault_hook_from_env() -> Callable[[int, int], None] | None:
+def install_fault_from_env(rank: int) -> None:
     spec = os.environ.get("PGOLF_TEST_FAULT")
     if not spec:
-        return None
+        return
     rank_at, step_at = (int(x) for x in spec.split(":"))
+    if rank != rank_at:
+        return
+    steps = 0
 
-    def hook(rank: int, step: int) -> None:
-        if (rank, step) == (rank_at, step_at):
-            os._exit(17)
+    def after_optimizer_step(optimizer, args, kwargs) -> None:
+        nonlocal steps
+        if isinstance(optimizer, Muon):
+            steps += 1
+            if steps == step_at:
+                os._exit(17)
 
-    return hook
+    register_optimizer_step_post_hook(after_optimizer_step)

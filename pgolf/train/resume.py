@@ -15,9 +15,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from pgolf.errors import PgolfError
-from pgolf.train.checkpoint import atomic_write_safetensors, plain_state_dict
+from pgolf.io import atomic_write_safetensors
+from pgolf.train.checkpoint import plain_state_dict
+from pgolf.rundir import RESUME_FILE
 
-RESUME_NAME = "resume.safetensors"
 
 
 def _split(obj, prefix: str, tensors: dict) -> object:
@@ -60,12 +61,12 @@ def save_resume(run_dir: Path, step: int, model, optimizers, averager, loader, c
     }
     if torch.cuda.is_available() and next(model.parameters()).is_cuda:
         meta["cuda_rng"] = _split(torch.cuda.get_rng_state(), "rng/cuda", tensors)
-    atomic_write_safetensors(Path(run_dir) / RESUME_NAME, tensors, {"pgolf_resume": json.dumps(meta)})
+    atomic_write_safetensors(Path(run_dir) / RESUME_FILE, tensors, {"pgolf_resume": json.dumps(meta)})
 
 
 def load_resume(run_dir: Path) -> tuple[dict, dict]:
     """(tensors, meta) of a run's resume file, or a one-line error."""
-    path = Path(run_dir) / RESUME_NAME
+    path = Path(run_dir) / RESUME_FILE
     if not path.is_file():
         raise PgolfError(f"{path}: no resume state; the run wrote none (set train.checkpoint_every) or is not a run dir")
     try:

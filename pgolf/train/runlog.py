@@ -12,14 +12,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from pgolf.rundir import METRICS_FILE, TRAIN_LOG_FILE
+
 
 class RunLog:
     def __init__(self, run_dir: Path | None, enabled: bool, progress: bool | None = None,
                  total_seconds: float = 0.0, echo: bool = True) -> None:
         self.enabled = enabled
         self.echo = echo
-        self.text = open(run_dir / "train.log", "a", encoding="utf-8") if enabled and run_dir else None
-        self.metrics = open(run_dir / "metrics.jsonl", "a", encoding="utf-8") if enabled and run_dir else None
+        self.text = open(run_dir / TRAIN_LOG_FILE, "a", encoding="utf-8") if enabled and run_dir else None
+        self.metrics = open(run_dir / METRICS_FILE, "a", encoding="utf-8") if enabled and run_dir else None
         show = sys.stderr.isatty() if progress is None else progress
         self.bar = None
         if enabled and show and total_seconds > 0:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from pgolf.evaluate.standard import autocast_context
+from pgolf.runtime import autocast_context
 
 
 def trainable_parameters(model: torch.nn.Module, freeze_first_blocks: int = 0, train_last_blocks: int = 0,

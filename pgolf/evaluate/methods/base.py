@@ -11,8 +11,9 @@ pass over the validation stream:
                (Hedge).
 
 Each method reads its options from the preset's ``[evaluation.<section>]`` table into its own
-dataclass (unknown keys are rejected), and reports them in the results. ``legal`` is the
-method's own claim; the audit (`pgolf audit`) checks it by experiment.
+dataclass, its ``Options`` (unknown keys are rejected), and reports them in the results. ``legal``
+is read from `pgolf.components.ILLEGAL_METHODS` when the class registers; the audit (`pgolf
+audit`) checks that claim by experiment.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from pgolf.components import ILLEGAL_METHODS
 from pgolf.config import Preset, from_dict
 from pgolf.data.bpb import TorchByteTables
 from pgolf.registry import Registry
-from pgolf.train.distributed import Runtime
+from pgolf.runtime import Runtime
 
 
 @dataclass
@@ -51,12 +53,12 @@ class EvalMethod:
     name: ClassVar[str]
     role: ClassVar[str]
     section: ClassVar[str]  # the preset's [evaluation.<section>] table
-    options: ClassVar[type]  # dataclass of options
+    Options: ClassVar[type]  # dataclass of options
     legal: ClassVar[bool] = True
     why_illegal: ClassVar[str] = ""
 
     def __init__(self, config: dict[str, Any], ctx: EvalContext) -> None:
-        self.cfg = from_dict(self.options, config, where=f"evaluation.{self.section}")
+        self.cfg = from_dict(self.Options, config, where=f"evaluation.{self.section}")
         self.ctx = ctx
 
     @classmethod
@@ -85,25 +87,16 @@ METHODS: Registry[type[EvalMethod]] = Registry("evaluation method")
 
 
 def register(cls: type[EvalMethod]) -> type[EvalMethod]:
+    cls.legal = cls.name not in ILLEGAL_METHODS
+    if not cls.legal and not cls.why_illegal:
+        raise TypeError(f"evaluation method {cls.name!r} is illegal by design and must say why (why_illegal)")
     return METHODS.register(cls.name)(cls)
 
 
 def load_methods(names: list[str] | None = None) -> Registry[type[EvalMethod]]:
     """Import the modules defining `names` (all methods when None); already-defined ones (e.g. in
     an exported single file) are used as they are."""
-    import importlib
-
-    from pgolf.errors import ConfigError, did_you_mean
-    from pgolf.evaluate.methods import MODULE_OF
-
-    for name in MODULE_OF if names is None else names:
-        if name in METHODS:
-            continue
-        if name not in MODULE_OF:
-            raise ConfigError(f"unknown evaluation method {name!r}{did_you_mean(name, MODULE_OF)} "
-                              f"(known: {', '.join(sorted(MODULE_OF))})")
-        importlib.import_module(f"pgolf.evaluate.methods.{MODULE_OF[name]}")
-    return METHODS
+    return METHODS.load(names)
 
 
 def batch_tensors(tokens: np.ndarray, windows, seq_len: int, device: torch.device):

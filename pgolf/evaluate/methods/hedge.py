@@ -63,7 +63,7 @@ class HedgeBase(EvalMethod):
     def chunk_tokens(self) -> int:
         return self.cfg.chunk_tokens
 
-    options = HedgeOptions
+    Options = HedgeOptions
     section = "hedge"
     normalized: bool
 
@@ -186,7 +186,6 @@ class HedgeBase(EvalMethod):
 class SeedHedge(HedgeBase):
     name = "hedge"
     normalized = False
-    legal = False
     why_illegal = ("the 'entropy expert' exp(−H) is given to every vocabulary entry, so the mixture sums "
                    "to far more than 1 and the scored value is not a log-probability")
 

@@ -35,7 +35,7 @@ from pgolf.errors import ConfigError
 from pgolf.evaluate.methods.base import EvalMethod, register
 from pgolf.evaluate.methods.temperature import preset_temperature, tempered_softmax
 from pgolf.evaluate.ngram import OnlineNgram
-from pgolf.train.distributed import all_reduce_sum_
+from pgolf.runtime import all_reduce_sum_
 
 
 @dataclass
@@ -57,7 +57,7 @@ class NormalizedHedge(EvalMethod):
     name = "hedge-normalized"
     role = "mix"
     section = "hedge_normalized"
-    options = NgramMixOptions
+    Options = NgramMixOptions
 
     def __init__(self, config, ctx) -> None:
         super().__init__(config, ctx)

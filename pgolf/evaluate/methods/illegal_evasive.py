@@ -38,7 +38,7 @@ class LateOptions(IllegalMixOptions):
 class BigramMixer(CountingMixer):
     """(1 − α)·softmax + α·bigram, with the bigram's counts committed after each scored chunk."""
 
-    options = LateOptions
+    Options = LateOptions
 
     def bigram(self, inputs: torch.Tensor, normalized=True) -> torch.Tensor:
         """`normalized`: True, False, or per row (a bool array)."""
@@ -107,8 +107,7 @@ class LateTTTOptions(TTTOptions):
 class LateTrainFirstTTT(ScoreFirstTTT):
     name = "illegal-late-train-first-ttt"
     section = "illegal_late_ttt"
-    options = LateTTTOptions
-    legal = False
+    Options = LateTTTOptions
     why_illegal = "after honest_chunks chunks it trains on each next chunk before scoring it"
 
     def after_chunk(self, model, lo: int, hi: int, k: int, n_chunks: int) -> None:
@@ -131,8 +130,7 @@ class BytePPM(EvalMethod):
     name = "illegal-byte-ppm"
     role = "mix"
     section = "illegal_byte_ppm"
-    options = BytePPMOptions
-    legal = False
+    Options = BytePPMOptions
     why_illegal = ("a token's probability is the product of byte probabilities, which does not sum to 1 over "
                    "the token alphabet (the contest's ruling on byte-level PPM mixtures)")
 

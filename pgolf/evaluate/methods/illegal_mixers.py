@@ -30,8 +30,7 @@ class IllegalMixOptions:
 
 class CountingMixer(EvalMethod):
     role = "mix"
-    options = IllegalMixOptions
-    legal = False
+    Options = IllegalMixOptions
 
     def __init__(self, config, ctx) -> None:
         super().__init__(config, ctx)

@@ -29,8 +29,7 @@ class IllegalPrequantTTT(ChunkTrainer):
     name = "illegal-prequant-ttt"
     role = "prepare"
     section = "prequant_ttt"
-    options = PrequantOptions
-    legal = False
+    Options = PrequantOptions
     why_illegal = "trains on every validation token (several epochs) before any of them is scored"
 
     def prepare(self, model) -> None:
@@ -44,7 +43,6 @@ class IllegalPrequantTTT(ChunkTrainer):
 class IllegalTrainThenScoreTTT(ChunkTrainer):
     name = "illegal-train-then-score-ttt"
     role = "prepare"
-    legal = False
     why_illegal = "adapts on every chunk of the stream before the scoring pass starts"
 
     def prepare(self, model) -> None:

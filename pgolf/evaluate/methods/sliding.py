@@ -23,7 +23,7 @@ class Sliding(EvalMethod):
     name = "sliding"
     role = "windows"
     section = "sliding"
-    options = SlidingOptions
+    Options = SlidingOptions
 
     def windows(self, n_tokens: int) -> list[Window]:
         return sliding_windows(n_tokens, self.ctx.seq_len, self.cfg.stride, self.cfg.legacy_tail)

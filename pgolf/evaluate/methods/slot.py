@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from pgolf.errors import ConfigError
 from pgolf.evaluate.methods.base import EvalMethod, register
-from pgolf.evaluate.standard import autocast_context
+from pgolf.runtime import autocast_context
 
 
 @dataclass
@@ -89,8 +89,7 @@ class PublishedSlot(EvalMethod):
     name = "slot"
     role = "fit"
     section = "slot"
-    options = SlotOptions
-    legal = False
+    Options = SlotOptions
     why_illegal = "fits δ (and β) on the very targets it scores, and on later targets of the batch"
 
     def logits(self, model, x, y, flat, windows) -> torch.Tensor:
@@ -155,7 +154,7 @@ class CausalSlot(EvalMethod):
     name = "slot-causal"
     role = "fit"
     section = "slot_causal"
-    options = CausalSlotOptions
+    Options = CausalSlotOptions
 
     def logits(self, model, x, y, flat, windows) -> torch.Tensor:
         cfg, rt = self.cfg, self.ctx.runtime

@@ -19,7 +19,7 @@ class Standard(EvalMethod):
     name = "standard"
     role = "windows"
     section = "standard"
-    options = StandardOptions
+    Options = StandardOptions
 
     def windows(self, n_tokens: int) -> list[Window]:
         return standard_windows(n_tokens, self.ctx.seq_len)

@@ -43,7 +43,7 @@ class TTTOptions:
 class ChunkTrainer(EvalMethod):
     """Adapts the model on a span of the stream; shared by `ttt` and the illegal fixtures."""
 
-    options = TTTOptions
+    Options = TTTOptions
     section = "ttt"
 
     def setup(self, model: torch.nn.Module) -> None:

@@ -1,7 +1,7 @@
 """The add-on protocol: how a technique plugs into the backbone without the backbone naming it.
 
-An add-on is an `nn.Module` registered under a name with a config dataclass; a preset switches it
-on with a table `[model.addons.NAME]`. The backbone calls these hooks at fixed points, in the
+An add-on is an `nn.Module` registered under a `name` with a nested `Options` dataclass; a preset
+switches it on with a table `[model.addons.NAME]`. The backbone calls these hooks at fixed points, in the
 add-ons' `ORDER` (then name) order; a hook an add-on does not override is never called:
 
     embed(x, ctx)                    token embedding, before the first RMSNorm (BigramHash)
@@ -42,7 +42,8 @@ class ForwardContext:
 
 class AddOn(nn.Module):
     ORDER: ClassVar[int] = 50
-    Config: ClassVar[type] = object
+    name: ClassVar[str]  # set by ADDONS.register
+    Options: ClassVar[type] = object
 
     HOOKS: ClassVar[tuple[str, ...]] = (
         "embed", "post_embed", "norm_scale", "make_rotary", "values", "attn_output",

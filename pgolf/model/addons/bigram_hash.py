@@ -31,7 +31,7 @@ def bigram_buckets(ids: torch.Tensor, buckets: int) -> torch.Tensor:
 @ADDONS.register("bigram_hash")
 class BigramHash(AddOn):
     @dataclass
-    class Config:
+    class Options:
         buckets: int = 2048
         dim: int = 128
         scale_init: float = 0.05

@@ -21,7 +21,7 @@ class DTGGate(AddOn):
     ORDER = 40
 
     @dataclass
-    class Config:
+    class Options:
         bias_init: float = 2.0
 
     def __init__(self, cfg, model_cfg) -> None:

@@ -12,7 +12,7 @@ from pgolf.model.addons.base import ADDONS, AddOn
 @ADDONS.register("ln_scale")
 class LNScale(AddOn):
     @dataclass
-    class Config:
+    class Options:
         pass
 
     def norm_scale(self, layer):

@@ -23,7 +23,7 @@ class OrthogonalInit(AddOn):
     ORDER = 99
 
     @dataclass
-    class Config:
+    class Options:
         scale_proj: bool = False
 
     def init_weights(self, model):

@@ -18,7 +18,7 @@ from pgolf.model.blocks import Rotary
 @ADDONS.register("partial_rope")
 class PartialRope(AddOn):
     @dataclass
-    class Config:
+    class Options:
         dims: int = 16
         ntk_train_seq_len: int = 0
 

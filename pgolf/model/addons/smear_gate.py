@@ -17,7 +17,7 @@ from pgolf.model.addons.base import ADDONS, AddOn
 @ADDONS.register("smear_gate")
 class SmearGate(AddOn):
     @dataclass
-    class Config:
+    class Options:
         gate_init: float = 0.0
 
     def __init__(self, cfg, model_cfg) -> None:

@@ -20,7 +20,7 @@ class UNetSkips(AddOn):
     ORDER = 90  # push the block's final output, after any gate on it
 
     @dataclass
-    class Config:
+    class Options:
         pass
 
     def __init__(self, cfg, model_cfg) -> None:

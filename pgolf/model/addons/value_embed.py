@@ -23,7 +23,7 @@ class ValueEmbed(AddOn):
     ORDER = 40
 
     @dataclass
-    class Config:
+    class Options:
         dim: int = 128
         layers: list[int] = field(default_factory=lambda: [-2, -1])
         init_std: float = 0.01

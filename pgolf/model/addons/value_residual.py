@@ -25,7 +25,7 @@ class ValueResidual(AddOn):
     ORDER = 60
 
     @dataclass
-    class Config:
+    class Options:
         mode: str = "sigmoid"
         gate_init: float = -1.5
 

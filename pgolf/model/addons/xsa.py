@@ -19,7 +19,7 @@ from pgolf.model.addons.base import ADDONS, AddOn, select_layers
 @ADDONS.register("xsa")
 class XSA(AddOn):
     @dataclass
-    class Config:
+    class Options:
         last: int = 0
         layers: list[int] = field(default_factory=list)
 

@@ -61,14 +61,11 @@ class Muon(torch.optim.Optimizer):
         defaults = dict(lr=lr, momentum=momentum, backend_steps=backend_steps, nesterov=nesterov,
                         weight_decay=weight_decay)
         super().__init__(params, defaults)
-        # Planner only: orthogonalise rank 0's share of an N-rank run in one process, so one GPU
-        # times the per-rank work of N (the other ranks' matrices get no update: timing, not training).
-        self.emulate_world_size = 1
 
     @torch.no_grad()
     def step(self, closure=None):
         distributed = dist.is_available() and dist.is_initialized()
-        world = dist.get_world_size() if distributed else self.emulate_world_size
+        world = dist.get_world_size() if distributed else 1
         rank = dist.get_rank() if distributed else 0
         for group in self.param_groups:
             params = [p for p in group["params"]]

@@ -1,4 +1,5 @@
-"""Device and process-group plumbing, kept out of model code.
+"""The bottom floor's device and process-group plumbing, shared by training, evaluation, the audit
+and the planner, and kept out of model code.
 
 Under `torchrun` (RANK/WORLD_SIZE/LOCAL_RANK set) the process group uses NCCL on CUDA and gloo
 on CPU; otherwise everything runs in one process.
@@ -6,6 +7,7 @@ on CPU; otherwise everything runs in one process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -31,6 +33,13 @@ class Runtime:
     @property
     def autocast_dtype(self) -> torch.dtype | None:
         return torch.bfloat16 if self.device.type == "cuda" else None
+
+
+def autocast_context(runtime: Runtime):
+    """bf16 autocast on CUDA (the contest's mixed precision); nothing on CPU."""
+    if runtime.autocast_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=runtime.device.type, dtype=runtime.autocast_dtype)
 
 
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:

@@ -1,4 +1,5 @@
-"""Standard evaluation, as the contest's `eval_val` (techniques.md §2.4, §1.5).
+"""The standard scorer, as the contest's `eval_val`: training validates with it and the
+`standard` evaluation method scores with it, so it sits below both.
 
 The validation stream is cut into non-overlapping sequences of T tokens (the first
 ⌊(N−1)/T⌋·T + 1 tokens are used); every target is scored once with the full softmax; loss,
@@ -7,17 +8,23 @@ token and byte sums are accumulated in float64 and summed across ranks.
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 
 from pgolf.data.bpb import BpbTotals, TorchByteTables
-from pgolf.evaluate.windows import usable_targets
-from pgolf.train.distributed import Runtime, all_reduce_sum_
+from pgolf.errors import DataError
+from pgolf.runtime import Runtime, all_reduce_sum_, autocast_context
 
 
 MAX_FORWARD_TOKENS = 65_536
+
+
+def usable_targets(n_tokens: int, seq_len: int) -> int:
+    """The contest's scored prefix: ⌊(N−1)/T⌋·T targets (a partial last sequence is dropped)."""
+    usable = ((n_tokens - 1) // seq_len) * seq_len
+    if usable <= 0:
+        raise DataError(f"the validation split has {n_tokens} tokens, fewer than one sequence of {seq_len}")
+    return usable
 
 
 def usable_tokens(val_tokens: np.ndarray, seq_len: int, limit: int = 0) -> np.ndarray:
@@ -25,12 +32,6 @@ def usable_tokens(val_tokens: np.ndarray, seq_len: int, limit: int = 0) -> np.nd
     if limit > 0:
         n = min(n, limit + 1)
     return val_tokens[: usable_targets(n, seq_len) + 1]
-
-
-def autocast_context(runtime: Runtime):
-    if runtime.autocast_dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=runtime.device.type, dtype=runtime.autocast_dtype)
 
 
 @torch.no_grad()

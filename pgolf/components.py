@@ -1,0 +1,51 @@
+"""Where every registered component lives: one module map per kind, so a lookup imports only the
+module it needs, and the exporter knows which files a preset's components need without importing
+them.
+
+A component module registers itself on import (`Registry.register` / a class's `name`); the
+registry (`pgolf.registry.Registry`) imports the module named here the first time a name is
+looked up. Adding a component = its module + one line here.
+
+`ILLEGAL_METHODS` is the one statement of which evaluation methods break the contest's rules by
+design (study fixtures, reproduced to measure them): their classes read `legal` from it, reports
+label their numbers, and a submission never includes them.
+"""
+
+from __future__ import annotations
+
+_METHODS = "pgolf.evaluate.methods."
+
+MODULES: dict[str, dict[str, str]] = {
+    "model add-on": {name: f"pgolf.model.addons.{name}" for name in (
+        "bigram_hash", "dtg", "ln_scale", "orthogonal_init", "partial_rope", "smear_gate", "unet_skips",
+        "value_embed", "value_residual", "xsa")},
+    "evaluation method": {name: _METHODS + module for name, module in {
+        "standard": "standard", "sliding": "sliding", "ttt": "ttt", "slot": "slot", "slot-causal": "slot",
+        "hedge": "hedge", "hedge-flattened": "hedge", "hedge-normalized": "hedge_normalized",
+        "illegal-prequant-ttt": "illegal_ttt", "illegal-train-then-score-ttt": "illegal_ttt",
+        "illegal-ngram-target-key": "illegal_mixers", "illegal-target-only-norm": "illegal_mixers",
+        "illegal-late-unnormalized": "illegal_evasive", "illegal-late-train-first-ttt": "illegal_evasive",
+        "illegal-late-peek": "illegal_evasive", "illegal-misreported-mixer": "illegal_evasive",
+        "illegal-byte-ppm": "illegal_evasive",
+    }.items()},
+    "quantizer": {"int8-rtn": "pgolf.quant.int8_rtn",
+                  **{f"{family}-int{bits}": f"pgolf.quant.{module}"
+                     for family, module in (("rtn", "rtn"), ("gptq-lite", "gptq_lite"), ("gptq", "gptq"))
+                     for bits in (8, 6, 5)}},
+}
+
+ILLEGAL_METHODS = frozenset({
+    "hedge", "slot",  # the seeds' entropy expert (not a distribution); published SLOT (fits on what it scores)
+    *(name for name in MODULES["evaluation method"] if name.startswith("illegal-")),
+})
+
+
+def legal_methods(names: list[str]) -> list[str]:
+    """The legal-by-design methods of `names` (`standard` when none is): what a submission scores
+    with; the illegal ones are study fixtures and never enter a submission."""
+    return [n for n in names if n not in ILLEGAL_METHODS] or ["standard"]
+
+
+def module_file(module: str) -> str:
+    """`pgolf.a.b` -> `a/b.py`, the path inside the package (what the exporter bundles)."""
+    return "/".join(module.split(".")[1:]) + ".py"

@@ -1,0 +1,42 @@
+"""The bottom floor's file writers: every file pgolf writes lands whole or not at all.
+
+A write goes to `NAME.tmp`, is fsynced, then renamed over `NAME`; on failure (e.g. a full disk)
+the previous file is untouched, no partial file is left, and the error is one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import save
+
+from pgolf.errors import PgolfError
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise PgolfError(f"{path}: could not write ({exc.strerror or exc}); nothing was changed — free space "
+                         "or choose another --out and retry") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Tensors (and string metadata) as one safetensors file, written like every other file here."""
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
+
+
+def write_json(path: Path, obj: dict) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))

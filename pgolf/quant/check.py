@@ -1,0 +1,56 @@
+"""The `[pack]` checks of a whole preset (run when a preset loads, `pgolf.preset_check`): every
+setting is one the chosen quantizer, compressors and code wrapper can honour, and GPTQ presets
+calibrate inside the training cap."""
+
+from __future__ import annotations
+
+from pgolf.config import Preset
+from pgolf.errors import ConfigError, did_you_mean
+from pgolf.quant.compress import COMPRESSORS
+from pgolf.quant.layout import LAYOUTS
+from pgolf.quant.mixed import FLOAT_DTYPES
+from pgolf.quant.registry import get_quantizer, needs_hessians
+
+CODE_WRAPPERS = ("plain", "minified", "minified-lzma")
+CALIBRATION_SOURCES = ("train", "self")
+# The contest accepted an 8 s reserve as enough to finish GPTQ Hessians inside the cap (after #1868).
+MIN_GPTQ_RESERVE_SECONDS = 8.0
+
+
+def _one_of(value: str, valid: tuple[str, ...] | list[str], where: str) -> None:
+    if value not in valid:
+        raise ConfigError(f"{where} = {value!r} is not valid{did_you_mean(value, valid)} (valid: {', '.join(valid)})")
+
+
+def check_pack(preset: Preset) -> None:
+    """Every `[pack]` setting is one the quantizer, compressors and code wrapper can honour."""
+    pack, train = preset.pack, preset.train
+    get_quantizer(pack.quant)  # unknown names fail here with "did you mean"
+    for name in pack.compressors or [pack.compressor]:
+        COMPRESSORS.get(name)
+    for layout in pack.layouts:
+        _one_of(layout, LAYOUTS, "pack.layouts")
+    _one_of(pack.small_float, tuple(FLOAT_DTYPES), "pack.small_float")
+    _one_of(pack.control_float, tuple(FLOAT_DTYPES), "pack.control_float")
+    _one_of(pack.code_wrapper, CODE_WRAPPERS, "pack.code_wrapper")
+    _one_of(pack.clip_search, ("matrix", "row"), "pack.clip_search")
+    _one_of(pack.gptq_act_order, ("none", "descending", "ascending"), "pack.gptq_act_order")
+    if pack.quant == "int8-rtn" and pack.embedding_bits != 8:
+        raise ConfigError(f"pack.embedding_bits = {pack.embedding_bits}: int8-rtn (the baseline's exporter) "
+                          "writes every matrix at 8 bits; choose rtn-/gptq-lite-/gptq-intN for other bits")
+    if not 5 <= pack.embedding_bits <= 8:
+        raise ConfigError(f"pack.embedding_bits = {pack.embedding_bits}: must be 5..8")
+    if not 0.0 <= pack.magnitude_prune < 1.0:
+        raise ConfigError(f"pack.magnitude_prune = {pack.magnitude_prune}: a fraction in [0, 1)")
+    if pack.budget_bytes <= 0:
+        raise ConfigError(f"pack.budget_bytes = {pack.budget_bytes}: must be positive")
+    _one_of(train.gptq_calibration_source, CALIBRATION_SOURCES, "train.gptq_calibration_source")
+    if needs_hessians(pack.quant):
+        if train.gptq_calibration_sequences <= 0:
+            raise ConfigError(
+                f"pack.quant = {pack.quant!r} needs calibration Hessians collected inside the training cap: "
+                "set train.gptq_calibration_sequences (and train.gptq_reserve_seconds)")
+        if train.max_wallclock_seconds > 0 and train.gptq_reserve_seconds < MIN_GPTQ_RESERVE_SECONDS:
+            raise ConfigError(
+                f"train.gptq_reserve_seconds = {train.gptq_reserve_seconds:g}: GPTQ calibration on the training "
+                f"clock needs a reserve of at least {MIN_GPTQ_RESERVE_SECONDS:g} s")

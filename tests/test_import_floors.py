@@ -1,0 +1,75 @@
+"""pgolf's packages form floors, and code only imports from its own floor or the floors below.
+
+The order is the direction data flows (docs/architecture.md): shared plumbing at the bottom, then
+data -> model -> scoring -> quant -> train -> artifact -> evaluate -> audit -> the whole-run
+drivers -> plan/submit -> cli. A function-level (lazy) import counts like a top-level one: a lazy
+upward import is still a dependency running the wrong way.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pgolf
+
+ROOT = Path(pgolf.__file__).parent
+
+# Each top-level module or package of pgolf, bottom floor first. Modules on one line share a floor.
+FLOORS = [
+    ["errors"], ["io", "components", "identity"], ["runtime"], ["config", "rundir"], ["registry"],
+    ["data"], ["model"], ["scoring"], ["quant"], ["train"], ["artifact"], ["evaluate"], ["audit"],
+    ["preset_check"], ["run"], ["dryrun"], ["plan", "submit"], ["cli", "__main__"],
+]
+FLOOR_OF = {name: i for i, names in enumerate(FLOORS) for name in names}
+
+
+def top_level(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "pgolf" and len(parts) > 1 else None
+
+
+def imports_of(path: Path) -> list[tuple[int, str]]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out += [(node.lineno, node.module)]
+        elif isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+    return out
+
+
+def cross_floor_imports() -> tuple[list[str], list[str]]:
+    """(upward imports as 'file:line -> module', top-level names missing from FLOORS)."""
+    upward, unknown = [], []
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        mine = rel.parts[0].removesuffix(".py")
+        if mine == "__init__":
+            continue
+        if mine not in FLOOR_OF:
+            unknown.append(str(rel))
+            continue
+        for line, module in imports_of(path):
+            other = top_level(module)
+            if other is None or other == mine:
+                continue
+            if other not in FLOOR_OF:
+                unknown.append(f"{rel}:{line} -> {module}")
+            elif FLOOR_OF[other] > FLOOR_OF[mine]:
+                upward.append(f"{rel}:{line} -> {module}")
+    return upward, unknown
+
+
+def test_every_module_has_a_floor():
+    assert cross_floor_imports()[1] == []
+
+
+def test_no_package_imports_one_above_it():
+    assert cross_floor_imports()[0] == []
+
+
+def test_the_walker_sees_lazy_imports(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("def f():\n    from pgolf.cli import main\n")
+    assert imports_of(f) == [(2, "pgolf.cli")]
