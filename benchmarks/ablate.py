@@ -1,7 +1,7 @@
 """Ablation at cpu-mini scale: the naive baseline, each add-on alone on top of it, and each seed
 system's full stack (its `-mini` preset), all with the same wallclock budget.
 
-Data: the shared dev corpus (`../shared/data/corpus`) tokenized with the contest's SP-1024 model,
+Data: the dev corpus (`--dev-data DIR` or PGOLF_DEV_DATA; see devdata.py) tokenized with the contest's SP-1024 model,
 validation = the last 10% of each file's documents (`--val-fraction 0.1`), built once into
 `--cache`. Every row scores its final weights (after EMA where the row uses it, before any
 quantization) on the same first `--val-tokens` validation tokens, so rows compare like for like.
@@ -24,13 +24,12 @@ from pathlib import Path
 
 import torch
 
+from devdata import ENV, dev_data_dir, dev_tokenizer
 from pgolf.preset_check import load_preset
 from pgolf.data.build import build_shards
 from pgolf.model.gpt import GPT, count_parameters
 from pgolf.runtime import init_runtime
 from pgolf.train.loop import train
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 # name -> (preset, overrides); add-on rows are cpu-mini plus one change.
 ADDON_ROWS: dict[str, list[str]] = {
@@ -61,13 +60,10 @@ def all_rows() -> list[tuple[str, str, list[str]]]:
     return rows
 
 
-def ensure_data(cache: Path, tokenizer: Path) -> Path:
+def ensure_data(cache: Path, tokenizer: Path, dev_data: Path | None) -> Path:
     if (cache / "manifest.json").is_file():
         return cache
-    corpus = SHARED / "corpus"
-    if not corpus.is_dir():
-        sys.exit(f"ablate: {corpus} not found; pass --data DIR with shards")
-    build_shards([corpus], cache, tokenizer=tokenizer, val_fraction=0.1)
+    build_shards([dev_data_dir(dev_data) / "corpus"], cache, tokenizer=tokenizer, val_fraction=0.1)
     return cache
 
 
@@ -92,8 +88,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--budget-seconds", type=float, default=180.0, help="training clock per row (default 180)")
     ap.add_argument("--val-tokens", type=int, default=262_144, help="validation tokens scored per row")
-    ap.add_argument("--data", type=Path, help="shard directory (default: build from ../shared/data/corpus)")
-    ap.add_argument("--tokenizer", type=Path, default=SHARED / "tokenizers" / "fineweb_1024_bpe.model")
+    ap.add_argument("--data", type=Path, help="shard directory (default: build from the dev corpus)")
+    ap.add_argument("--dev-data", type=Path, help=f"dev corpus directory (default ${ENV})")
+    ap.add_argument("--tokenizer", type=Path, help="SentencePiece model (default: the dev corpus's SP-1024)")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "pgolf-ablate-sp1024")
     ap.add_argument("--results", type=Path, default=Path("ablate-results.jsonl"))
     ap.add_argument("--rows", help="comma-separated row names (default all)")
@@ -103,7 +100,8 @@ def main() -> int:
                          "core to themselves while other work runs on the rest")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    data = args.data or ensure_data(args.cache, args.tokenizer)
+    args.tokenizer = args.tokenizer or dev_tokenizer(args.dev_data)
+    data = args.data or ensure_data(args.cache, args.tokenizer, args.dev_data)
     runtime = init_runtime("auto")
     if args.threads:
         torch.set_num_threads(args.threads)

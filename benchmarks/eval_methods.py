@@ -1,6 +1,6 @@
 """Evaluation methods compared on one trained model: bpb and eval seconds per composition.
 
-Trains `cpu-mini` on the shared dev corpus (SP-1024, `--val-fraction 0.1`) for `--budget-seconds`
+Trains `cpu-mini` on the dev corpus shards (SP-1024, `--val-fraction 0.1`) for `--budget-seconds`
 (or reuses `--run`), packs it with the preset's quantizer, then scores the round-tripped model on
 the first `--val-tokens` validation tokens with each composition below, in one process. Δ is
 against `sliding` alone measured in the same run. Published SLOT (A, C) and the seeds' `hedge`

@@ -7,7 +7,7 @@ peak, and the projected step on the target with the collectives added (`pgolf.pl
 Each evaluation method (and each preset's whole pipeline, where all its methods exist) is timed
 on `--eval-tokens` random tokens and projected to the 62,021,632-token FineWeb validation set.
 Ratios are against `naive-baseline` measured in the same run; the contest's own baseline logs
-43.54 ms/step on 8xH100 (techniques.md §2.5), shown as a check of the projection.
+43.54 ms/step on 8xH100 (docs/techniques.md), shown as a check of the projection.
 
     python benchmarks/gpu_throughput.py [--presets a,b] [--steps 20] [--json] [--out FILE]
 

@@ -1,4 +1,4 @@
-"""Quantization benchmark on cpu-mini models trained on the shared dev corpus.
+"""Quantization benchmark on cpu-mini models trained on the dev corpus.
 
 For each training variant (plain; late QAT int6; late QAT + CROWN-Q) and each quantizer
 (int8-rtn = the baseline's exporter, rtn-int8, rtn-int6, gptq-lite-int6, gptq-int6 calibrated on
@@ -15,7 +15,7 @@ preset (random init, CPU).
 budget, so the weights do not depend on how busy the machine is and variants can train side by
 side; 220 steps is what a quiet 10-minute cpu-mini run reaches on this 2-core machine.
 
-Data: `../shared/data/corpus` with the contest SP-1024 tokenizer, `--val-fraction 0.1`.
+Data: the dev corpus (`--dev-data DIR` or PGOLF_DEV_DATA; see devdata.py) with the contest SP-1024 tokenizer, `--val-fraction 0.1`.
 Trained runs are cached under `--cache` so quantizers can be re-measured without retraining.
 """
 
@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from devdata import ENV, dev_data_dir, dev_tokenizer
 from pgolf.artifact.format import Artifact, encode_artifact
 from pgolf.artifact.pack import pack_run
 from pgolf.config import PackConfig
@@ -49,7 +50,6 @@ from pgolf.runtime import init_runtime
 from pgolf.data.validation import load_eval_inputs
 from pgolf.train.loop import train
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 VARIANTS = {
     "plain": [],
     "late-qat-int6": ["train.qat_bits=6", "train.qat_start_lr_scale=0.15"],
@@ -64,7 +64,8 @@ def block_matrix_bytes_per_param(run_dir: Path, quant: str, hessians) -> tuple[d
     entropy of their integers in bytes per parameter (no coder that ignores context goes lower)."""
     weights, _ = load_checkpoint(run_dir)
     blocks = {k: v for k, v in weights.items() if k.startswith("blocks.") and v.ndim == 2 and v.numel() > 65_536}
-    tensors = get_quantizer(quant)(blocks, PackConfig(), hessians=hessians)
+    roles = {name: "matrix" for name in blocks}  # block matrices only, all role `matrix`
+    tensors = get_quantizer(quant)(blocks, PackConfig(), roles, hessians=hessians)
     n = sum(v.numel() for v in blocks.values())
     sizes = {f"{c}/{layout}": len(encode_artifact(Artifact({}, quant, relayout(tensors, layout), compressor=c))) / n
              for c in COMPRESSORS.names() for layout in LAYOUTS}
@@ -78,7 +79,8 @@ def output_error(weights: dict, quant: str, hessians) -> float:
     """GPTQ's objective summed over the calibrated matrices, relative to the weights' own energy:
     Σ tr(ΔW H ΔWᵀ) / Σ tr(W H Wᵀ), H the layer-input second moments from training data."""
     calibrated = {k: weights[k] for k in hessians}
-    tensors = get_quantizer(quant)(calibrated, PackConfig(), hessians=hessians if quant.startswith("gptq-int") else None)
+    roles = {name: "matrix" for name in calibrated}  # GPTQ calibrates block matrices only
+    tensors = get_quantizer(quant)(calibrated, PackConfig(), roles, hessians=hessians if quant.startswith("gptq-int") else None)
     decoded = decode_state_dict(tensors)
     err = energy = 0.0
     for name, w in calibrated.items():
@@ -113,7 +115,8 @@ def main() -> int:
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--quantizers", default=",".join(QUANTIZERS), help="comma-separated registered quantizers")
     ap.add_argument("--data", type=Path)
-    ap.add_argument("--tokenizer", type=Path, default=SHARED / "tokenizers" / "fineweb_1024_bpe.model")
+    ap.add_argument("--tokenizer", type=Path, help="SentencePiece model (default: the dev corpus's SP-1024)")
+    ap.add_argument("--dev-data", type=Path, help=f"dev corpus directory (default ${ENV})")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "pgolf-quant-bench")
     ap.add_argument("--steps", type=int, default=0, help="train this many steps instead of --budget-seconds")
     ap.add_argument("--train-only", action="store_true", help="train (or find) the runs, measure nothing")
@@ -124,9 +127,10 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     runtime = init_runtime("cpu")
+    args.tokenizer = args.tokenizer or (args.data / "tokenizer.model" if args.data else dev_tokenizer(args.dev_data))
     data = args.data or args.cache / "data"
     if args.data is None and not (data / "manifest.json").is_file():
-        build_shards([SHARED / "corpus"], data, tokenizer=args.tokenizer, val_fraction=0.1)
+        build_shards([dev_data_dir(args.dev_data) / "corpus"], data, tokenizer=args.tokenizer, val_fraction=0.1)
     val, tables, _ = load_eval_inputs(data, args.tokenizer, 1024, runtime.device)
     rows = []
     for variant in args.variants.split(","):
@@ -145,7 +149,7 @@ def main() -> int:
         hessians, _ = load_hessians(run)
         for quant in args.quantizers.split(","):
             t0 = time.perf_counter()  # the quantizer alone (GPTQ's solve), then the whole pack
-            get_quantizer(quant)(weights, PackConfig(), hessians=hessians if quant.startswith("gptq-int") else None)
+            get_quantizer(quant)(weights, PackConfig(), model.roles, hessians=hessians if quant.startswith("gptq-int") else None)
             quant_seconds = time.perf_counter() - t0
             t0 = time.perf_counter()
             packed = pack_run(run, out=run / f"{quant}.pgolf", quant=quant, compressor="best", allow_over_budget=True)
@@ -174,7 +178,8 @@ def main() -> int:
             prov = calibrate(model, batches, prov, tmp)
             hessians, _ = load_hessians(tmp)
             t0 = time.perf_counter()
-            get_quantizer("gptq-int6")({k: v for k, v in model.state_dict().items()}, PackConfig(), hessians=hessians)
+            get_quantizer("gptq-int6")({k: v for k, v in model.state_dict().items()}, PackConfig(), model.roles,
+                                        hessians=hessians)
             result["record_549_cpu"] = {"hessian_seconds": prov["seconds"], "gptq_seconds": time.perf_counter() - t0,
                                         "matrices": len(hessians), "calibration_sequences": 8}
     if args.json:

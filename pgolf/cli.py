@@ -334,6 +334,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         rows = [("preset", r["preset"]), ("add-ons", ", ".join(r["addons"]) or "-")]
         rows += [(f"  params: {g}", n) for g, n in sorted(r["params_per_group"].items())]
         rows.append(("params total", r["params_total"]))
+        rows.append(("  by role", ", ".join(f"{role} {n:,}" for role, n in sorted(r["params_per_role"].items()))))
         if r["reported_params"]:
             rows.append(("reported by the seed", f"{int(r['reported_params']):,} ({r['reference_source']})"))
             rows.append(("difference", f"{r['params_difference']:+,}"))

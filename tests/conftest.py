@@ -74,3 +74,15 @@ def tiny_preset():
         return load_preset("cpu-mini", TINY_OVERRIDES + list(extra or []))
 
     return make
+
+
+def backbone_roles(state: dict) -> dict[str, str]:
+    """Parameter roles for a hand-made state dict whose names follow the backbone's."""
+    from pgolf.model.roles import backbone_role
+
+    return {name: backbone_role(name, t.ndim) for name, t in state.items()}
+
+
+def with_roles(state: dict) -> tuple:
+    """(state, default pack settings, roles): the arguments of a quantizer."""
+    return state, None, backbone_roles(state)

@@ -1,4 +1,4 @@
-"""The baseline GPT against a straightforward reference written from techniques.md §2.1."""
+"""The baseline GPT against a straightforward reference written from docs/techniques.md."""
 
 import math
 

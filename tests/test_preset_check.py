@@ -4,6 +4,7 @@ settings each preset names being honoured."""
 import pytest
 import torch
 
+from tests.conftest import backbone_roles
 from pgolf.artifact.estimate import byte_groups, projection
 from pgolf.preset_check import load_preset
 from pgolf.errors import ConfigError
@@ -86,7 +87,7 @@ def test_pack_honours_float_formats_and_magnitude_pruning():
              "blocks.0.small.weight": torch.randn(16, 16)}
     p = load_preset("cpu-mini", ["pack.quant=rtn-int6", "pack.small_float=fp32", "pack.control_float=fp16",
                                  "pack.magnitude_prune=0.25"])
-    out = {t.name: t for t in get_quantizer("rtn-int6")(state, p.pack)}
+    out = {t.name: t for t in get_quantizer("rtn-int6")(state, p.pack, backbone_roles(state))}
     assert out["blocks.0.small.weight"].parts["data"].dtype.name == "float32"
     assert out["blocks.0.attn_scale"].parts["data"].dtype.name == "float16"
     w = decode_state_dict([out["blocks.0.attn.c_q.weight"]])["blocks.0.attn.c_q.weight"]

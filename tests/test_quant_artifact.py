@@ -6,6 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import with_roles
 from pgolf.artifact.format import ARTIFACT_MAGIC as MAGIC, Artifact, decode_artifact, encode_artifact, read_artifact
 from pgolf.errors import ArtifactError
 from pgolf.quant.compress import COMPRESSORS
@@ -34,7 +35,7 @@ def test_int8_rtn_policy_per_tensor_kind():
         "steps": torch.tensor([3], dtype=torch.int64),
         "big3d": torch.randn(50, 40, 40),
     }
-    enc = {t.name: t for t in quantize_int8_rtn(state)}
+    enc = {t.name: t for t in quantize_int8_rtn(*with_roles(state))}
     assert enc["tok_emb.weight"].encoding == "int_per_row"
     assert enc["blocks.0.attn_scale"].parts["data"].dtype == np.float32  # control -> fp32
     assert enc["blocks.0.small.weight"].parts["data"].dtype == np.float16  # small -> fp16
@@ -50,7 +51,7 @@ def test_int8_rtn_policy_per_tensor_kind():
 @pytest.mark.parametrize("compressor", ["zlib", "lzma", "zstd", "brotli"])
 def test_artifact_roundtrip_is_exact_for_every_compressor(compressor):
     torch.manual_seed(0)
-    tensors = quantize_int8_rtn({"a.weight": torch.randn(70, 1000), "b": torch.randn(5)})
+    tensors = quantize_int8_rtn(*with_roles({"a.weight": torch.randn(70, 1000), "b": torch.randn(5)}))
     art = Artifact(preset={"name": "x"}, quant="int8-rtn", tensors=tensors, compressor=compressor,
                    meta={"calibration": "none"})
     back = decode_artifact(encode_artifact(art))
@@ -63,7 +64,7 @@ def test_artifact_roundtrip_is_exact_for_every_compressor(compressor):
 
 @pytest.fixture(scope="module")
 def blob():
-    tensors = quantize_int8_rtn({"w": torch.randn(300, 300)})
+    tensors = quantize_int8_rtn(*with_roles({"w": torch.randn(300, 300)}))
     return encode_artifact(Artifact(preset={}, quant="int8-rtn", tensors=tensors))
 
 

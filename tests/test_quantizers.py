@@ -4,6 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import backbone_roles
 from pgolf.artifact.format import Artifact, decode_artifact, encode_artifact
 from pgolf.config import PackConfig
 from pgolf.quant.encoding import decode_state_dict
@@ -62,7 +63,7 @@ def test_mixed_precision_policy_and_bit_identical_roundtrip(quant):
     torch.manual_seed(0)
     state = {"tok_emb.weight": torch.randn(300, 256) * 0.02, "blocks.0.mlp.fc.weight": torch.randn(512, 256) * 0.02,
              "blocks.0.attn_scale": torch.randn(256), "blocks.0.small.weight": torch.randn(8, 8)}
-    enc = {t.name: t for t in get_quantizer(quant)(state, PackConfig())}
+    enc = {t.name: t for t in get_quantizer(quant)(state, PackConfig(), backbone_roles(state))}
     assert enc["tok_emb.weight"].encoding == "int_per_row"  # embedding stays int8
     bits = int(quant[-1])
     if bits < 8:
@@ -78,7 +79,7 @@ def test_mixed_precision_policy_and_bit_identical_roundtrip(quant):
     if quant.startswith("rtn"):  # half a step at most
         assert (again["blocks.0.mlp.fc.weight"] - w).abs().max() <= w.abs().max() / ((1 << (bits - 1)) - 1)
     else:  # the clip search may clip outliers, but never raises the squared error above RTN's
-        rtn = decode_state_dict(get_quantizer(f"rtn-int{bits}")(state, PackConfig()))
+        rtn = decode_state_dict(get_quantizer(f"rtn-int{bits}")(state, PackConfig(), backbone_roles(state)))
         assert (again["blocks.0.mlp.fc.weight"] - w).square().sum() <= (rtn["blocks.0.mlp.fc.weight"] - w).square().sum()
 
 
@@ -95,7 +96,7 @@ def test_every_integer_layout_decodes_to_the_same_weights(quant, layout):
     torch.manual_seed(2)
     state = {"tok_emb.weight": torch.randn(64, 300), "blocks.0.mlp.fc.weight": torch.randn(300, 280) * 0.02,
              "blocks.0.attn.q_gain": torch.ones(4), "step": torch.tensor(3)}
-    tensors = get_quantizer(quant)(state, PackConfig())
+    tensors = get_quantizer(quant)(state, PackConfig(), backbone_roles(state))
     laid_out = relayout(tensors, layout)
     if layout != "packed":
         assert all(t.encoding not in ("int_per_row_packed",) for t in laid_out)
@@ -110,7 +111,7 @@ def test_every_integer_layout_decodes_to_the_same_weights(quant, layout):
 def test_columns_layout_stores_the_transpose_and_unknown_layouts_are_refused():
     torch.manual_seed(3)
     w = {"blocks.0.mlp.fc.weight": torch.randn(300, 280)}
-    (packed,) = get_quantizer("rtn-int6")(w, PackConfig())
+    (packed,) = get_quantizer("rtn-int6")(w, PackConfig(), backbone_roles(w))
     (cols,) = relayout([packed], "columns")
     (rows,) = relayout([packed], "bytes")
     assert cols.encoding == "int_per_row_t" and cols.parts["q"].shape == (280, 300)

@@ -33,7 +33,7 @@ def test_sliding_scores_every_target_exactly_once_in_order(n, seq_len, data):
 
 
 def test_legacy_tail_rescores_the_final_targets_like_the_records():
-    # techniques.md §6.1: at T=1024, S=64 the records count 960 extra token-scores.
+    # docs/techniques.md: at T=1024, S=64 the records count 960 extra token-scores.
     n = 100_000
     legacy = sliding_windows(n, 1024, 64, legacy_tail=True)
     extra = sum(len(w.scored) for w in legacy) - (n - 1)

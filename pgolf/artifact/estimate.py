@@ -24,9 +24,9 @@ import json
 import torch
 
 from pgolf.artifact.code_size import code_bytes
-from pgolf.artifact.pack import parameter_group
 from pgolf.config import Preset, preset_from_dict, read_preset
-from pgolf.model.gpt import GPT, is_control
+from pgolf.model.gpt import GPT
+from pgolf.model.roles import parameter_roles, report_group
 from pgolf.quant.mixed import FLOAT_DTYPES, KEEP_FLOAT_MAX_NUMEL
 from pgolf.quant.registry import matrix_bits
 
@@ -50,15 +50,17 @@ def byte_groups(preset: Preset) -> dict[str, dict]:
         g["params"] += params
         g["exact_bytes"] += exact
 
-    for name, p in _meta_model(preset).named_parameters():
-        n = p.numel()
+    model = _meta_model(preset)
+    roles = parameter_roles(model)
+    for name, p in model.named_parameters():
+        n, control = p.numel(), roles[name] == "control"
         if n <= KEEP_FLOAT_MAX_NUMEL:
-            fmt = preset.pack.control_float if is_control(name) else preset.pack.small_float
-            add(f"small floats ({fmt})" if not is_control(name) else f"control floats ({fmt})", n, 0,
+            fmt = preset.pack.control_float if control else preset.pack.small_float
+            add(f"control floats ({fmt})" if control else f"small floats ({fmt})", n, 0,
                 n * FLOAT_DTYPES[fmt].itemsize)
             continue
         rows = p.shape[0]
-        if name.startswith(("tok_emb", "lm_head")):
+        if roles[name] in ("embedding", "head"):
             add(f"embedding int{preset.pack.embedding_bits}", n, preset.pack.embedding_bits, 2 * rows)
         else:
             add(f"matrices int{bits}", n, bits, 2 * rows)
@@ -113,9 +115,13 @@ def projection(preset: Preset) -> dict:
 
 def preset_info(preset: Preset) -> dict:
     groups: dict[str, int] = {}
-    for name, p in _meta_model(preset).named_parameters():
-        g = parameter_group(name)
-        groups[g] = groups.get(g, 0) + p.numel()
+    roles: dict[str, int] = {}
+    model = _meta_model(preset)
+    for name, role in parameter_roles(model).items():
+        n = model.get_parameter(name).numel()
+        g = report_group(name, role)
+        groups[g] = groups.get(g, 0) + n
+        roles[role] = roles.get(role, 0) + n
     total = sum(groups.values())
     ref = preset.reference.get("params")
     proj = projection(preset)
@@ -123,6 +129,7 @@ def preset_info(preset: Preset) -> dict:
         "preset": preset.name,
         "description": preset.description,
         "params_per_group": groups,
+        "params_per_role": roles,
         "params_total": total,
         "reported_params": ref,
         "params_difference": (total - int(ref)) if ref else None,

@@ -13,21 +13,10 @@ from pgolf.errors import BudgetError, ConfigError
 from pgolf.quant.layout import LAYOUTS, relayout
 from pgolf.quant.registry import get_quantizer
 from pgolf.io import atomic_write_bytes
+from pgolf.model.roles import report_group, roles_of_config
 from pgolf.train.checkpoint import load_checkpoint
 from pgolf.rundir import ARTIFACT_FILE
 
-
-
-def parameter_group(name: str) -> str:
-    if name.startswith("addons."):
-        return "addon:" + name.split(".")[1]
-    if name.startswith("tok_emb") or name.startswith("lm_head"):
-        return "embedding"
-    if ".attn." in name and name.endswith("weight"):
-        return "attention"
-    if ".mlp." in name:
-        return "mlp"
-    return "block scalars"
 
 
 def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | None = None,
@@ -55,7 +44,8 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
         from pgolf.quant.calibration import load_hessians
 
         hessians, calibration = load_hessians(run_dir)
-    tensors = get_quantizer(quant)(weights, pack_cfg, hessians=hessians)
+    roles = roles_of_config(preset_obj.model)
+    tensors = get_quantizer(quant)(weights, pack_cfg, roles, hessians=hessians)
     meta = {"run": str(run_dir.resolve()), "train_summary": state.get("summary", {}),
             "data": state.get("data", {}), "calibration": calibration}
     sizes: dict[str, int] = {}  # best over layouts, per compressor
@@ -75,7 +65,7 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
     code, code_what = code_bytes(preset_obj)
     groups: dict[str, int] = {}
     for t in tensors:
-        g = parameter_group(t.name)
+        g = report_group(t.name, roles[t.name])
         groups[g] = groups.get(g, 0) + t.nbytes
     total = code + model_bytes
     report = {

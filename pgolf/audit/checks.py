@@ -1,4 +1,4 @@
-"""`pgolf audit`: five experimental checks of an evaluation pipeline (legality.md; issue "audit").
+"""`pgolf audit`: five experimental checks of an evaluation pipeline (docs/legality.md).
 
 - future invariance: for sampled positions t, re-run the pipeline with every validation token
   after t+1 replaced (random tokens; and the target x_{t+1} repeated, which a method that adapts

@@ -1,4 +1,4 @@
-"""Exact bits-per-byte accounting, as the contest computes val_bpb (techniques.md §1.5).
+"""Exact bits-per-byte accounting, as the contest computes val_bpb (docs/techniques.md).
 
     bytes_t = base_bytes[y_t] + [leading_space[y_t] and not boundary[x_t]]
     bpb     = (Σ_t nats_t / ln 2) / Σ_t bytes_t

@@ -6,7 +6,7 @@ with no EOS, as the contest's export does → `fineweb_{val,train}_NNNNNN.bin` +
 
 Validation is either the first K documents overall (`val_docs`, the contest's rule: its val set
 is the first 50,000 documents) or the last fraction F of each input file's documents
-(`val_fraction`, the shared dev corpus's benchmark split).
+(`val_fraction`, the dev corpus's benchmark split).
 """
 
 from __future__ import annotations

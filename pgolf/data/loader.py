@@ -1,4 +1,4 @@
-"""The training token stream (techniques.md §1.6): sequential over the sorted train shards,
+"""The training token stream (docs/techniques.md): sequential over the sorted train shards,
 wrapping around, no shuffling.
 
 Each micro-step takes `(local_tokens + 1) · world` contiguous tokens; rank r uses span r, with

@@ -1,6 +1,6 @@
 """SentencePiece tokenizers and the contest's per-token byte tables.
 
-The byte tables follow the contest's `val_bpb` exactly (techniques.md §1.5):
+The byte tables follow the contest's `val_bpb` exactly (docs/techniques.md):
 - `boundary[v]`: control, unknown or unused pieces (and ids beyond the tokenizer's vocab);
 - `base_bytes[v]`: 1 for a byte-fallback piece `<0xNN>`, 0 for a boundary piece, otherwise the
   UTF-8 length of the piece with one leading `▁` removed;

@@ -1,4 +1,4 @@
-"""Which windows an evaluation runs and which of their positions it scores (techniques.md §6.1).
+"""Which windows an evaluation runs and which of their positions it scores (docs/techniques.md).
 
 A window starting at `start` feeds inputs `tokens[start : start+length]` and predicts targets
 `tokens[start+1 : start+length+1]`; it scores its positions `[score_from, length)`. Target

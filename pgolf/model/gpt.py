@@ -1,4 +1,4 @@
-"""The GPT backbone (techniques.md §2.1), with add-on hooks at fixed points.
+"""The GPT backbone (docs/techniques.md), with add-on hooks at fixed points.
 
     x = E[ids] (+ embed hooks); x = rms(x) (+ post-embed hooks); x0 = x
     for each block: before_block hooks; x = Block(x, x0); after_block hooks
@@ -17,11 +17,7 @@ from torch import nn
 from pgolf.config import ModelConfig
 from pgolf.model.addons import ForwardContext, build_addons
 from pgolf.model.blocks import Block, Linear, rms_norm
-
-# Parameters matching these names are "control" tensors: optimised by Adam at the scalar LR and
-# kept in fp32 / fp16 by the exporters, whatever their rank (the contest's CONTROL patterns).
-CONTROL_PATTERNS = ("attn_scale", "mlp_scale", "resid_mix", "q_gain", "skip_weight")
-
+from pgolf.model.roles import parameter_roles
 
 class GPT(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
@@ -43,6 +39,7 @@ class GPT(nn.Module):
         for a in addons:
             if a.implements("init_weights"):
                 a.init_weights(self)
+        self.roles = parameter_roles(self)  # what each parameter is, said once (asserts one role each)
 
     def hidden(self, ids: torch.Tensor) -> torch.Tensor:
         """Final normalised hidden states (B, T, d), before the output projection."""
@@ -85,10 +82,6 @@ class GPT(nn.Module):
 
     def loss(self, ids: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         return self(ids, targets, reduction)
-
-
-def is_control(name: str) -> bool:
-    return any(p in name for p in CONTROL_PATTERNS)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -16,7 +16,7 @@ from pgolf.plan.hardware import Target, kind_of_device_name
 
 CONTEST_TRAIN_SECONDS = 600.0
 CONTEST_EVAL_SECONDS = 600.0
-FINEWEB_VAL_TOKENS = 62_021_632  # scored tokens of the SP1024 FineWeb validation split (techniques.md §1.4)
+FINEWEB_VAL_TOKENS = 62_021_632  # scored tokens of the SP1024 FineWeb validation split (docs/techniques.md)
 
 
 @dataclass

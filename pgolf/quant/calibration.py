@@ -1,6 +1,6 @@
 """Calibration for full-Hessian GPTQ: where the activations come from, and the rule on that.
 
-The contest's rule (legality.md, techniques.md §5.4): GPTQ may calibrate on *training* data —
+The contest's rule (docs/legality.md): GPTQ may calibrate on *training* data —
 and then the Hessian collection must finish inside the training wallclock cap — or on sequences
 the model generates itself after training (AR self-calibration, #1019), and never on
 validation tokens. `calibration_batches` refuses a validation shard or split with an error that

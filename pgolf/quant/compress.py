@@ -1,5 +1,5 @@
 """Byte compressors, registered by name. zlib-9 is the baseline's; lzma, zstd and brotli are the
-later records' choices (techniques.md §5.8)."""
+later records' choices (docs/techniques.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Full-Hessian GPTQ (Frantar et al., ICLR 2023), the maths only (techniques.md §5.4).
+"""Full-Hessian GPTQ (Frantar et al., ICLR 2023), the maths only (docs/techniques.md).
 
 One `GPTQ` object per linear layer: `add_batch(x)` accumulates H = XᵀX / N from the layer's
 inputs (calibration activations), then `quantize(w, bits)` solves the layer column by column:
@@ -86,7 +86,7 @@ def _gptq_quantizer(bits: int):
     from pgolf.quant.gptq_lite import clip_search_matrix
     from pgolf.quant.mixed import encode_mixed
 
-    def quantize(state, cfg, hessians=None):
+    def quantize(state, cfg, roles, hessians=None):
         if not hessians:
             raise PgolfError(f"gptq-int{bits} needs calibration Hessians; run `pgolf calibrate RUN` first")
 
@@ -98,7 +98,7 @@ def _gptq_quantizer(bits: int):
             return g.quantize(w, scale.float(), b, block_size=cfg.gptq_block_size, damp=cfg.gptq_damping,
                               act_order=cfg.gptq_act_order), scale
 
-        return encode_mixed(state, cfg, bits, matrix)
+        return encode_mixed(state, cfg, roles, bits, matrix)
 
     return quantize
 

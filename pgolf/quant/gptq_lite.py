@@ -55,6 +55,6 @@ def clip_search_matrix(w: torch.Tensor, bits: int, granularity: str):
 
 for _bits in (8, 6, 5):
     QUANTIZERS.register(f"gptq-lite-int{_bits}")(functools.partial(
-        lambda state, cfg, b, hessians=None: encode_mixed(
-            state, cfg, b, lambda w, bits, name: clip_search_matrix(w, bits, cfg.clip_search)),
+        lambda state, cfg, roles, b, hessians=None: encode_mixed(
+            state, cfg, roles, b, lambda w, bits, name: clip_search_matrix(w, bits, cfg.clip_search)),
         b=_bits))

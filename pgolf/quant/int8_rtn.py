@@ -1,4 +1,4 @@
-"""The naive baseline's export quantizer, reproduced faithfully (techniques.md §2.4).
+"""The naive baseline's export quantizer, reproduced faithfully (docs/techniques.md).
 
 For each state-dict tensor:
 - non-float tensors are stored raw;
@@ -18,7 +18,7 @@ import torch
 
 from pgolf.quant.encoding import EncodedTensor
 from pgolf.quant.registry import QUANTIZERS
-from pgolf.quant.mixed import passthrough
+from pgolf.quant.mixed import passthrough, role_of
 
 CLIP_QUANTILE = 0.9999984
 QMAX = 127
@@ -46,12 +46,12 @@ def quantize_per_row(w: torch.Tensor, qmax: int = QMAX, clip_quantile: float = C
 
 
 @QUANTIZERS.register("int8-rtn")
-def quantize_int8_rtn(state: dict[str, torch.Tensor], cfg=None, hessians=None) -> list[EncodedTensor]:
+def quantize_int8_rtn(state: dict[str, torch.Tensor], cfg, roles: dict[str, str], hessians=None) -> list[EncodedTensor]:
     out = []
     for name, t in state.items():
         t = t.detach().cpu()
         shape = tuple(t.shape)
-        kept = passthrough(name, t, cfg)
+        kept = passthrough(name, t, cfg, role_of(roles, name))
         if kept is not None:
             out.append(kept)
         elif t.ndim == 2:

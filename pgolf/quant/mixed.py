@@ -1,4 +1,4 @@
-"""The seeds' mixed-precision policy (techniques.md §5.2), shared by the per-row quantizers:
+"""The seeds' mixed-precision policy (docs/techniques.md), shared by the per-row quantizers:
 
 - non-float tensors stored raw;
 - tensors of ≤ 65,536 elements kept: fp32 for control tensors, fp16 otherwise;
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from pgolf.config import PackConfig
-from pgolf.model.gpt import is_control
+from pgolf.errors import PgolfError
 from pgolf.quant.encoding import EncodedTensor
 from pgolf.quant.packing import pack_signed
 
@@ -42,7 +42,15 @@ def quantize_rows_with_clip(w: torch.Tensor, clip: torch.Tensor, bits: int) -> t
 FLOAT_DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
 
 
-def passthrough(name: str, t: torch.Tensor, cfg: PackConfig | None = None) -> EncodedTensor | None:
+def role_of(roles: dict[str, str], name: str) -> str:
+    try:
+        return roles[name]
+    except KeyError:
+        raise PgolfError(f"{name}: no parameter role for this tensor; pack a checkpoint of the model its "
+                         "preset builds (pgolf.model.roles)") from None
+
+
+def passthrough(name: str, t: torch.Tensor, cfg: PackConfig | None, role: str) -> EncodedTensor | None:
     """Tensors every policy stores unquantized: non-float ones raw; small floats in
     `pack.small_float` (control tensors in `pack.control_float`; fp16 / fp32 by default).
     None for a tensor the quantizer must handle."""
@@ -51,7 +59,7 @@ def passthrough(name: str, t: torch.Tensor, cfg: PackConfig | None = None) -> En
         return EncodedTensor(name, shape, "raw", {"data": t.numpy()}, dtype=str(t.dtype).removeprefix("torch."))
     if t.numel() <= KEEP_FLOAT_MAX_NUMEL:
         cfg = cfg or PackConfig()
-        keep = FLOAT_DTYPES[cfg.control_float if is_control(name) else cfg.small_float]
+        keep = FLOAT_DTYPES[cfg.control_float if role == "control" else cfg.small_float]
         return EncodedTensor(name, shape, "float", {"data": t.to(keep).numpy()})
     return None
 
@@ -67,17 +75,18 @@ def magnitude_prune(w: torch.Tensor, fraction: float) -> torch.Tensor:
     return torch.where(w.abs() <= threshold, torch.zeros_like(w), w)
 
 
-def encode_mixed(state: dict[str, torch.Tensor], cfg: PackConfig, matrix_bits: int,
+def encode_mixed(state: dict[str, torch.Tensor], cfg: PackConfig, roles: dict[str, str], matrix_bits: int,
                  quantize_matrix: MatrixQuantizer) -> list[EncodedTensor]:
     out = []
     for name, t in state.items():
         t = t.detach().cpu()
         shape = tuple(t.shape)
-        kept = passthrough(name, t, cfg)
+        role = role_of(roles, name)
+        kept = passthrough(name, t, cfg, role)
         if kept is not None:
             out.append(kept)
             continue
-        bits = cfg.embedding_bits if name.startswith(("tok_emb", "lm_head")) else matrix_bits
+        bits = cfg.embedding_bits if role in ("embedding", "head") else matrix_bits
         w = magnitude_prune(t.float().reshape(t.shape[0], -1), cfg.magnitude_prune)
         q, scale = quantize_matrix(w, bits, name)
         if bits == 8:

@@ -1,16 +1,14 @@
-"""The quantizer registry: name -> function(state_dict, PackConfig) -> list[EncodedTensor]."""
+"""The quantizer registry: name -> function(state_dict, PackConfig, roles, hessians=None) -> list[EncodedTensor]
+(`roles`: each tensor's parameter role, `pgolf.model.roles`)."""
 
 from __future__ import annotations
 
 from typing import Callable
 
-import torch
-
-from pgolf.config import PackConfig
 from pgolf.quant.encoding import EncodedTensor
 from pgolf.registry import Registry
 
-Quantizer = Callable[[dict[str, torch.Tensor], PackConfig], list[EncodedTensor]]
+Quantizer = Callable[..., list[EncodedTensor]]
 QUANTIZERS: Registry[Quantizer] = Registry("quantizer")
 
 

@@ -16,4 +16,4 @@ def rtn_matrix(w, bits, name=None):
 
 for _bits in (8, 6, 5):
     QUANTIZERS.register(f"rtn-int{_bits}")(
-        functools.partial(lambda state, cfg, b, hessians=None: encode_mixed(state, cfg, b, rtn_matrix), b=_bits))
+        functools.partial(lambda state, cfg, roles, b, hessians=None: encode_mixed(state, cfg, roles, b, rtn_matrix), b=_bits))

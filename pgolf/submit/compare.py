@@ -1,4 +1,4 @@
-"""The contest's significance rule for a record (techniques.md / contest README): the new mean
+"""The contest's significance rule for a record (the contest README): the new mean
 val_loss must improve on the reference by at least 0.005 nats, shown by a one-sided Welch t-test at
 p < 0.01. Against a stated number (`--against-loss`) this is the one-sample t-test of
 H1: mean < ref − 0.005; against other runs, Welch's unequal-variance test of

@@ -8,7 +8,7 @@
   (falling back to the live weights if no snapshot was taken).
 - "polyak": the same EMA with d = 0.998, the TTT-time averaging of #700/#731 (its eval-time use
   belongs to the TTT method; registered here so one implementation serves both).
-The seeds' "tight SWA" was collected but never applied (techniques.md §4.4), so their presets use
+The seeds' "tight SWA" was collected but never applied (docs/techniques.md), so their presets use
 "ema" alone.
 """
 

@@ -1,6 +1,6 @@
 """Training-side quantization awareness: late QAT with a straight-through estimator, and CROWN-Q.
 
-Late QAT (techniques.md §5.6): once the LR multiplier drops below `qat_start_lr_scale` (0.15 in
+Late QAT (docs/techniques.md): once the LR multiplier drops below `qat_start_lr_scale` (0.15 in
 #549/#731/#1313/#1488/#1207, 0.5 in #700), every quantizable matrix is used fake-quantized in the
 forward pass, W_q = s·clamp(round(W/s), ±qmax) with the row-max scale s = max|W_r|/qmax, and the
 gradient flows as if W_q = W (W + stopgrad(W_q − W)). The switch is verified: `enable_qat`

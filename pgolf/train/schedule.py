@@ -1,4 +1,4 @@
-"""Learning-rate multiplier and Muon momentum warm-up of the baseline (techniques.md §2.3).
+"""Learning-rate multiplier and Muon momentum warm-up of the baseline (docs/techniques.md).
 
 The LR is constant, then decays linearly to zero exactly when the wallclock cap is reached:
 the warmdown lasts `warmdown_iters` steps at the measured average step time (or, with

@@ -1,5 +1,5 @@
 """Gradient steps on already-chosen validation tokens — the shared engine of score-first TTT and of
-the illegal fixtures that train before scoring (techniques.md §6.2–6.4).
+the illegal fixtures that train before scoring (docs/techniques.md).
 
 `trainable_parameters` picks what adapts: everything except the first `freeze_first_blocks`
 blocks (#549/#1150/#1207), or only the last `train_last_blocks` blocks plus parameters whose

@@ -1,4 +1,4 @@
-"""The Hedge mixer of neural + n-gram experts (techniques.md §6.6; #700, #731, PR #688).
+"""The Hedge mixer of neural + n-gram experts (docs/techniques.md; #700, #731, PR #688).
 
 Experts at a scored position with input c1 = x_t, previous input c2 = x_{t−1}:
   e0 neural softmax(z/τ) (τ = evaluation.temperature, 0.98 in #731; "adaptive" = #700's

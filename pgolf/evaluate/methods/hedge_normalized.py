@@ -1,6 +1,6 @@
 """`hedge-normalized`: the legal mixer of the neural model and an online n-gram model.
 
-legality.md admits "n-gram experts built only from already-scored tokens and mixed as proper
+docs/legality.md admits "n-gram experts built only from already-scored tokens and mixed as proper
 distributions". Both experts are distributions over the whole vocabulary at every position:
 
 - neural: softmax(z/τ) (τ = evaluation.temperature, or "adaptive" as in #700);

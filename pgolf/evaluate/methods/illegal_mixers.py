@@ -1,5 +1,5 @@
 """Known-illegal n-gram mixers, real opt-in methods so the audit can be shown to catch them
-(techniques.md §6.6–6.7). NOT LEGAL: what they score is not a probability from a normalized
+(docs/techniques.md). NOT LEGAL: what they score is not a probability from a normalized
 distribution over the vocabulary. Both update their tables only after a chunk is scored, so
 only the normalization check can catch them — which is the point.
 

@@ -1,5 +1,5 @@
 """Known-illegal TTT patterns, kept as real opt-in methods so the audit can be shown to catch them
-(techniques.md §6.4). NOT LEGAL: each trains on validation tokens before they are scored.
+(docs/techniques.md). NOT LEGAL: each trains on validation tokens before they are scored.
 
 - `illegal-prequant-ttt` (#1488 and others): fine-tune on *all* validation tokens for several
   epochs, then score. Here it runs on the loaded (already quantized-then-decoded) weights.

@@ -1,5 +1,5 @@
 """`sliding`: overlapping windows advancing by `stride`; each target scored once with ≥ T−S
-tokens of context (techniques.md §6.1). `legacy_tail` reproduces the records' loop, which
+tokens of context (docs/techniques.md). `legacy_tail` reproduces the records' loop, which
 re-scores the stream's final targets in every tail window (its bpb differs by ~3e-5 of weight)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """SLOT: fit a small delta on the frozen model's final hidden states H, then score with
-logits = softcap(((H + δ)Eᵀ [+ β])) (techniques.md §6.5). δ/β are fitted per batch and discarded.
+logits = softcap(((H + δ)Eᵀ [+ β])) (docs/techniques.md). δ/β are fitted per batch and discarded.
 
 `slot` — the published variants. NOT CAUSAL: each fits δ on a loss that contains the very
 targets it then scores (and, for A, later windows' targets), so a scored probability depends on

@@ -1,4 +1,4 @@
-"""`standard`: the contest's `eval_val` — non-overlapping windows of seq_len (techniques.md §2.4)."""
+"""`standard`: the contest's `eval_val` — non-overlapping windows of seq_len (docs/techniques.md)."""
 
 from __future__ import annotations
 

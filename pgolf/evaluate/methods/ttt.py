@@ -1,4 +1,4 @@
-"""`ttt`: score-first test-time training (techniques.md §6.2, #549; §6.3 AdamW + Polyak, #700/#731).
+"""`ttt`: score-first test-time training (docs/techniques.md; SGD #549, AdamW + Polyak #700/#731).
 
 The stream is cut into chunks of `chunk_tokens` targets. The pipeline scores all of chunk k with
 the current weights (no gradient) and only then calls `after_chunk`, which trains on chunk k's

@@ -13,7 +13,7 @@ add-ons' `ORDER` (then name) order; a hook an add-on does not override is never 
     before_block(x, layer, ctx)      residual stream entering a block (U-Net decoder skips)
     after_block(x_in, x, layer, ctx) residual stream leaving a block (DTG, U-Net encoder side)
     init_weights(model)              after the whole model is built (orthogonal init)
-    optim_group(param_name)          "embed" | "scalar" | "matrix" for the add-on's own parameters
+    parameter_role(param_name)       the role of each of the add-on's own parameters (pgolf.model.roles)
 
 `applies_to(layer)` limits the per-layer hooks to chosen layers (e.g. XSA on the last 4).
 """
@@ -61,7 +61,8 @@ class AddOn(nn.Module):
     def implements(self, hook: str) -> bool:
         return getattr(type(self), hook) is not getattr(AddOn, hook)
 
-    def optim_group(self, param_name: str) -> str:
+    def parameter_role(self, param_name: str) -> str:
+        """"table", "matrix", "scalar" or "control" (pgolf.model.roles); scalar by default."""
         return "scalar"
 
     # Hooks: identity defaults, never called unless overridden (see `implements`).

@@ -5,7 +5,7 @@ x ← tok_emb(x_t) + scale · P · B[h_t], before the first RMSNorm. B ∈ R^{K�
 P: dim → d, scale init 0.05. Only input tokens are hashed (legal: no target leakage).
 Optimizer (#549): the table in the embedding group, projection and scale in the scalar group.
 Choice: P starts at zero but is not flagged zero-init, so `orthogonal_init` overwrites it as in
-the #549 lineage (techniques.md §3.8).
+the #549 lineage (docs/techniques.md).
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ class BigramHash(AddOn):
         nn.init.zeros_(self.proj.weight)
         self.scale = nn.Parameter(torch.tensor(float(cfg.scale_init)))
 
-    def optim_group(self, param_name):
-        return "embed" if param_name == "table" else "scalar"
+    def parameter_role(self, param_name):
+        return "table" if param_name == "table" else "scalar"
 
     def embed(self, x, ctx):
         h = bigram_buckets(ctx.ids, self.cfg.buckets)

@@ -1,5 +1,5 @@
 """DTG gate: a per-token scalar gate on each block's whole update (off by default in every seed
-script examined; no measured effect, techniques.md §3.12).
+script examined; no measured effect, docs/techniques.md).
 
 g = σ(wᵀ stopgrad(h_in) + c), w ∈ R^d zero-init, c = 2 (g ≈ 0.88); x_out ← h_in + g·(x_out − h_in).
 513 parameters per block. Choice: h_in is the residual stream entering the block (before its

@@ -3,7 +3,7 @@
 
 `scale_proj = true` reproduces the #162/#731/#700 lineage's "output projections scaled by
 1/√(2L)", which in code multiplies every orthogonally-initialised module whose name ends in
-`.proj` — in practice only the BigramHash/VE projections (techniques.md §3.14). The #549 code
+`.proj` — in practice only the BigramHash/VE projections (docs/techniques.md). The #549 code
 leaves them unscaled (`scale_proj = false`).
 """
 

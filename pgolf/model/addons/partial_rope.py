@@ -3,7 +3,7 @@ leaving the other dims position-free.
 
 `ntk_train_seq_len` reproduces what the #549/#1313/#1488/#731/#700 code did: it builds the rotary
 with train_seq_len=1024 while training at T=2048, so the NTK-scaled base
-10000·(2048/1024)^(16/14) ≈ 22,080 is used in training and evaluation alike (techniques.md §3.4).
+10000·(2048/1024)^(16/14) ≈ 22,080 is used in training and evaluation alike (docs/techniques.md).
 Set it to 0 for a plain base.
 """
 

@@ -29,6 +29,9 @@ class UNetSkips(AddOn):
         num_skips = min(self.num_encoder, model_cfg.num_layers - self.num_encoder)
         self.skip_weights = nn.Parameter(torch.ones(num_skips, model_cfg.model_dim))
 
+    def parameter_role(self, param_name):
+        return "control"  # the contest's skip_weight pattern: Adam at the scalar LR, kept in float
+
     def after_block(self, x_in, x, layer, ctx):
         if layer < self.num_encoder:
             ctx.stash.setdefault("unet", []).append(x)

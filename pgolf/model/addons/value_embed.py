@@ -4,7 +4,7 @@ E_ve ∈ R^{V×dim} (init N(0, 0.01²)), projection dim → H_kv·D, a global sc
 scale per target layer (init 1). At each target layer the projected embedding of the current
 input token is added to the value projection output before it is split into heads.
 Choice: the projection starts at zero but is not flagged zero-init, so `orthogonal_init`
-overwrites it as the #549 lineage's global init loop did (techniques.md §3.8 pitfall).
+overwrites it as the #549 lineage's global init loop did (docs/techniques.md).
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ class ValueEmbed(AddOn):
     def applies_to(self, layer):
         return layer in self.layers
 
-    def optim_group(self, param_name):
-        return "embed" if param_name == "table" else "scalar"
+    def parameter_role(self, param_name):
+        return "table" if param_name == "table" else "scalar"
 
     def values(self, v, layer, ctx):
         ve = ctx.stash.get("value_embed")

@@ -1,7 +1,7 @@
 """Value residual learning (VRL; ResFormer, arXiv 2410.17897): later layers reuse layer 0's values.
 
 v_0 is layer 0's raw value projection W_v h (before any value embedding). Three code variants
-exist in the seeds (techniques.md §3.7), selected by `mode`:
+exist in the seeds (docs/techniques.md), selected by `mode`:
 - "sigmoid" (#1313, #1488): v_i ← (1−σ(γ_i))·v_i + σ(γ_i)·v_0, γ_i init `gate_init` (−1.5);
 - "additive" (#731): v_i ← v_i + α_i·v_0, α_i init 0 (so it starts as the baseline);
 - "two_scalar" (#549 option): v_i ← λ_i0·v_0 + λ_i1·v_i, λ init (0.5, 0.5).

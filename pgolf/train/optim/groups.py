@@ -1,10 +1,10 @@
-"""The baseline's optimizer split (techniques.md §2.2), extended to add-ons and weight decay.
+"""The baseline's optimizer split (docs/techniques.md), extended to add-ons and weight decay,
+read from the model's parameter roles (`pgolf.model.roles`):
 
-- Muon: every 2-D matrix inside the blocks that is not a control tensor;
-- Adam (β 0.9/0.95; AdamW with decoupled decay when `adam_weight_decay > 0`): the tied embedding
-  at `tied_embed_lr` (or the untied embedding at `embed_lr` and head at `head_lr`), and all
-  vectors/scalars/control tensors at `scalar_lr`;
-- add-on parameters go where their add-on's `optim_group` says ("embed", "scalar" or "matrix").
+- Muon: role `matrix` (the 2-D weights inside the blocks that are not control tensors);
+- Adam (β 0.9/0.95; AdamW with decoupled decay when `adam_weight_decay > 0`): roles `embedding`
+  and `table` at `tied_embed_lr` (or `embed_lr` when untied), `head` at `head_lr`, and `scalar`
+  and `control` at `scalar_lr`.
 Each param group remembers its `base_lr`; the schedule multiplies it every step.
 """
 
@@ -14,25 +14,19 @@ import torch
 from torch import nn
 
 from pgolf.config import TrainConfig
-from pgolf.model.gpt import is_control
+from pgolf.model.roles import parameter_roles
 from pgolf.train.optim.muon import Muon
+
+
+GROUP_OF_ROLE = {"embedding": "embed", "table": "embed", "head": "head", "matrix": "matrix",
+                 "scalar": "scalar", "control": "scalar"}
 
 
 def split_parameters(model: nn.Module) -> dict[str, list[tuple[str, nn.Parameter]]]:
     groups: dict[str, list[tuple[str, nn.Parameter]]] = {"matrix": [], "scalar": [], "embed": [], "head": []}
-    addons = getattr(model, "addons", {})
+    roles = parameter_roles(model)
     for name, p in model.named_parameters():
-        if name.startswith("tok_emb"):
-            groups["embed"].append((name, p))
-        elif name.startswith("lm_head"):
-            groups["head"].append((name, p))
-        elif name.startswith("addons."):
-            _, addon, rest = name.split(".", 2)
-            groups[addons[addon].optim_group(rest)].append((name, p))
-        elif name.startswith("blocks.") and p.ndim == 2 and not is_control(name):
-            groups["matrix"].append((name, p))
-        else:
-            groups["scalar"].append((name, p))
+        groups[GROUP_OF_ROLE[roles[name]]].append((name, p))
     return groups
 
 
