@@ -647,7 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = with_json(sub.add_parser("run", help="the main job: data -> train -> pack -> eval, on an embedded default"))
     with_preset(r, "cpu-mini")
-    r.add_argument("--data", type=Path, help="shard directory (default: build one from CPython's pydoc topics)")
+    r.add_argument("--data", type=Path, help="shard directory (default: build one from the text that ships with CPython)")
     r.add_argument("--tokenizer", help="SentencePiece .model for --data (default DATA/tokenizer.model)")
     r.add_argument("--out", type=Path, help="keep the run directory here")
     r.add_argument("--limit-val-tokens", type=int, default=0,

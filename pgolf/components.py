@@ -28,6 +28,11 @@ MODULES: dict[str, dict[str, str]] = {
         "illegal-late-peek": "illegal_evasive", "illegal-misreported-mixer": "illegal_evasive",
         "illegal-byte-ppm": "illegal_evasive",
     }.items()},
+    "activation": {name: "pgolf.model.activations" for name in ("relu2", "leaky_relu2")},
+    "weight averaging": {name: "pgolf.train.averaging" for name in ("none", "ema", "swa", "polyak")},
+    "compressor": {name: "pgolf.quant.compress" for name in ("zlib", "lzma", "zstd", "brotli")},
+    "tensor encoding": {name: "pgolf.quant.encoding" for name in (
+        "raw", "float", "int_per_tensor", "int_per_row", "int_per_row_packed", "int_per_row_t")},
     "quantizer": {"int8-rtn": "pgolf.quant.int8_rtn",
                   **{f"{family}-int{bits}": f"pgolf.quant.{module}"
                      for family, module in (("rtn", "rtn"), ("gptq-lite", "gptq_lite"), ("gptq", "gptq"))

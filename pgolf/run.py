@@ -25,7 +25,7 @@ from pgolf.artifact.pack import pack_run
 from pgolf.components import legal_methods
 from pgolf.config import Preset
 from pgolf.data.build import resolve_tokenizer
-from pgolf.data.corpus import DEFAULT_VAL_FRACTION, build_default_shards
+from pgolf.data.corpus import build_default_shards, describe_default_corpus
 from pgolf.errors import BudgetError
 from pgolf.audit.stream import evaluate_recorded
 from pgolf.io import atomic_write_bytes, write_json
@@ -139,7 +139,7 @@ def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None
             if data is None:  # rank 0 builds the embedded corpus, the others read it (one node; give --data on several)
                 built = build_default_shards(work, preset.model.vocab_size, progress) if runtime.is_main else None
                 data = Path(share_from_main(str(built) if built else None, runtime))
-                split = f"pydoc_data.topics, val = last {DEFAULT_VAL_FRACTION:.0%} of documents"
+                split = describe_default_corpus()
             else:
                 split = "given shards (fineweb_val_* = validation)"
             tok = resolve_tokenizer(data, tokenizer)

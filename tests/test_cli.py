@@ -127,11 +127,11 @@ def test_bad_inputs_exit_non_zero_with_one_line(capsys, tmp_path, tiny_data):
 
 @pytest.mark.slow
 def test_pgolf_run_on_the_embedded_default(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "run", "--json", "--budget-seconds", 4, "--out", tmp_path / "job",
+    code, out, _ = run_cli(capsys, "run", "--json", "--budget-seconds", 4, "--out", tmp_path / "job", "--limit-val-tokens", 16384,
                            "--set", "train.compile=\"off\"", "--set", "train.warmup_steps=0")
     r = json.loads(out)
     assert code == 0 and r["preset"] == "cpu-mini" and r["train"]["steps"] >= 1
-    assert r["data"]["split"].startswith("pydoc_data.topics")
+    assert r["data"]["split"].startswith("CPython's pydoc topics + standard-library sources")
     assert 0 < r["eval"]["val_bpb"] < 10 and r["pack"]["fits"]
     assert (tmp_path / "job" / "run" / "results.json").is_file()
     assert (tmp_path / "job" / "run" / "model.pgolf").is_file()

@@ -17,7 +17,7 @@ def data_1024(tmp_path_factory):
     """The embedded corpus with a 1,024-piece tokenizer: the contest presets' vocab."""
     from pgolf.data.corpus import build_default_shards
 
-    return build_default_shards(tmp_path_factory.mktemp("dry"), 1024, progress=False)
+    return build_default_shards(tmp_path_factory.mktemp("dry"), 1024, progress=False, max_chars=1_000_000)
 
 
 @pytest.mark.slow

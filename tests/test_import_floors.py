@@ -73,3 +73,15 @@ def test_the_walker_sees_lazy_imports(tmp_path):
     f = tmp_path / "m.py"
     f.write_text("def f():\n    from pgolf.cli import main\n")
     assert imports_of(f) == [(2, "pgolf.cli")]
+
+
+def test_scoring_and_the_audit_do_not_depend_on_the_trainer():
+    """evaluate/, audit/ and quant/ get Runtime, writers and validation inputs from the bottom
+    floors, never from train/ (they once imported the whole training loop for a 12-line helper)."""
+    offenders = []
+    for package in ("evaluate", "audit", "quant", "scoring.py", "data"):
+        base = ROOT / package
+        for path in ([base] if base.is_file() else sorted(base.rglob("*.py"))):
+            offenders += [f"{path.relative_to(ROOT)}:{line} -> {module}" for line, module in imports_of(path)
+                          if module.startswith("pgolf.train")]
+    assert offenders == []

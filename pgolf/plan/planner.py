@@ -18,6 +18,9 @@ from pgolf.plan.measure import device_name, measure_eval, measure_training
 from pgolf.plan.project import FINEWEB_VAL_TOKENS, Plan, project
 from pgolf.runtime import Runtime
 
+# The planner times steps, not learning: a small slice of the default corpus is enough.
+PLANNER_CORPUS_CHARS = 1_000_000
+
 
 def preset_pipeline(preset: Preset) -> list[str]:
     return list(preset.evaluation.get("methods") or ["standard"])
@@ -73,7 +76,7 @@ def plan_preset(preset: Preset, target: Target, runtime: Runtime, data: Path | N
                               f"{device_name(runtime)}; pass --from-bench FILE (benchmarks/gpu_throughput.py --json "
                               "output from a GPU) or run on a GPU")
         with tempfile.TemporaryDirectory(prefix="pgolf-plan-") as tmp:
-            data = data or build_default_shards(tmp, preset.model.vocab_size, progress=False)
+            data = data or build_default_shards(tmp, preset.model.vocab_size, progress=False, max_chars=PLANNER_CORPUS_CHARS)
             row = measure_preset(preset, target.gpus, data, runtime, steps, eval_tokens)
     plan = project(preset, target, row["train"], row["eval"], preset_pipeline(preset), val_tokens)
     if ",".join(preset_pipeline(preset)) not in row["eval"]:
