@@ -432,10 +432,51 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from pgolf.submit.report import write_report
+    from pgolf.submit.report import write_report, write_sweep_report
+    from pgolf.sweep.worker import SWEEP_RECORD
 
-    out = write_report(args.run, args.out, args.evals)
+    if (args.run / SWEEP_RECORD).is_file():
+        out = write_sweep_report(args.run, args.out)
+    else:
+        out = write_report(args.run, args.out, args.evals)
     _emit(args, {"report": str(out)}, lambda r: f"wrote {r['report']}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from pgolf.sweep.space import load_sweep
+
+    if args.report_only:
+        from pgolf.sweep.report import write_outputs
+
+        r = write_outputs(args.out)
+    else:
+        if args.space is None or args.data is None:
+            raise PgolfError("pgolf sweep needs SPACE.toml and --data DIR (the shards every trial trains and scores on)")
+        from pgolf.sweep.worker import run_sweep
+
+        sweep = load_sweep(args.space, args.set)
+        info = run_sweep(sweep, args.out, args.data, tokenizer=args.tokenizer, storage=args.storage,
+                         device=args.device, heartbeat=args.heartbeat, grace=args.grace,
+                         requeue_after=args.requeue_stale)
+        if not info or args.worker:  # torchrun's other ranks, or a worker that leaves the report to others
+            return 0
+        from pgolf.sweep.report import write_outputs
+
+        r = write_outputs(args.out)
+
+    def human(r: dict) -> str:
+        rows = [(f"trial {t['number']}", f"{t['state']:<8} " + (f"{t['val_bpb']:.4f}  " if t["val_bpb"] is not None
+                                                               else "-       ") + (" ".join(t["overrides"]) or "(base)")
+                 + (f"  [{t['note']}]" if t["note"] else "")) for t in r["trials"]]
+        if "best" in r:
+            rows += [("best", f"trial {r['best']['number']}: val_bpb {r['best']['val_bpb']:.4f}"),
+                     ("best overrides", " ".join(r["best"]["overrides"]) or "(base preset)"),
+                     ("best preset", r["best_preset"])]
+        rows += [("plots", ", ".join(r["plots"]) or "-")]
+        return table(rows)
+
+    _emit(args, r, human)
     return 0
 
 
@@ -606,6 +647,23 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--against-loss", type=float, help="record to beat (val_loss), for the significance line")
     sb.add_argument("--against-bpb", type=float, help="record to beat (val_bpb)")
     sb.set_defaults(func=cmd_submit)
+
+    sw = with_json(sub.add_parser("sweep", help="hyperparameter search over preset keys (Optuna; one machine or many)"))
+    sw.add_argument("space", type=Path, nargs="?", help="sweep TOML: base preset, budget, search space")
+    sw.add_argument("--out", type=Path, required=True, help="sweep directory (trials, study.db, best.toml, plots)")
+    sw.add_argument("--data", type=Path, help="shard directory every trial trains and scores on")
+    sw.add_argument("--tokenizer", help="SentencePiece .model (default DATA/tokenizer.model)")
+    sw.add_argument("--storage", help="shared study storage: an SQLAlchemy URL (postgresql://...) or "
+                                      "journal:/shared/path.log (default: sqlite OUT/study.db)")
+    sw.add_argument("--worker", action="store_true", help="join the study, run trials, leave the report to others")
+    sw.add_argument("--report-only", action="store_true", help="write trials.json, best.toml and plots, run nothing")
+    sw.add_argument("--device", default="auto")
+    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra fixed override")
+    sw.add_argument("--heartbeat", type=int, default=30, help=argparse.SUPPRESS)
+    sw.add_argument("--grace", type=int, default=120, help=argparse.SUPPRESS)
+    sw.add_argument("--requeue-stale", type=float, default=0.0, metavar="SECONDS",
+                    help="journal storage: re-queue RUNNING trials started more than SECONDS ago (dead workers)")
+    sw.set_defaults(func=cmd_sweep)
 
     rp = with_json(sub.add_parser("report", help="an offline HTML page with a run's plots and tables"))
     rp.add_argument("run", type=Path)

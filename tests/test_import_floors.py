@@ -19,7 +19,7 @@ ROOT = Path(pgolf.__file__).parent
 FLOORS = [
     ["errors"], ["io", "components", "identity"], ["runtime"], ["config", "rundir"], ["registry"],
     ["data"], ["model"], ["scoring"], ["quant"], ["train"], ["artifact"], ["evaluate"], ["audit"],
-    ["preset_check"], ["run"], ["dryrun"], ["plan", "submit"], ["cli", "__main__"],
+    ["preset_check"], ["run"], ["dryrun"], ["plan", "submit", "sweep"], ["cli", "__main__"],
 ]
 FLOOR_OF = {name: i for i, names in enumerate(FLOORS) for name in names}
 

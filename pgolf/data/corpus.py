@@ -44,9 +44,23 @@ def split_text(text: str, target_chars: int) -> list[str]:
 
 
 def pydoc_documents(target_chars: int = 4000) -> list[str]:
+    """Each topic in groups of paragraphs of about `target_chars` (the tests' tiny corpus is built
+    from these: changing the grouping changes every golden number)."""
     from pydoc_data.topics import topics
 
-    return [doc for name in sorted(topics) for doc in split_text(topics[name], target_chars)]
+    docs: list[str] = []
+    for name in sorted(topics):
+        current: list[str] = []
+        size = 0
+        for para in topics[name].split("\n\n"):
+            current.append(para)
+            size += len(para)
+            if size >= target_chars:
+                docs.append("\n\n".join(current))
+                current, size = [], 0
+        if current and "".join(current).strip():
+            docs.append("\n\n".join(current))
+    return docs
 
 
 def stdlib_sources() -> list[Path]:

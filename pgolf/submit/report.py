@@ -47,9 +47,32 @@ def write_report(run: Path, out: Path | None = None, evals: Path | None = None) 
                     ("code / model bytes", f"{pk['code_bytes']:,} / {pk['model_bytes']:,}")]),
             "<h2>Eval methods</h2>", _table([(k, f"{v:.5f}") for k, v in bpbs.items()]),
             "<h2>Plots</h2>", images]
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>pgolf report</title><style>"
+    atomic_write_bytes(out, _page("pgolf report", body).encode("utf-8"))
+    return out
+
+
+def _page(title: str, body: list[str]) -> str:
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title><style>"
             "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
             "th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}img{max-width:100%;display:block;margin:1em 0}"
             "</style></head><body>" + "".join(body) + "</body></html>")
-    atomic_write_bytes(out, page.encode("utf-8"))
+
+
+def write_sweep_report(directory: Path, out: Path | None = None) -> Path:
+    """The page of a sweep (`pgolf sweep --out DIR`): best trial and preset, every trial, the plots."""
+    from pgolf.sweep.report import write_outputs
+
+    r = write_outputs(Path(directory))
+    out = Path(out) if out else Path(directory) / "report.html"
+    rows = [(f"trial {t['number']}", f"{t['state']} "
+             + (f"{t['val_bpb']:.5f} " if t["val_bpb"] is not None else "")
+             + (" ".join(t["overrides"]) or "(base preset)") + (f" [{t['note']}]" if t["note"] else ""))
+            for t in r["trials"]]
+    body = [f"<h1>pgolf sweep {html.escape(str(directory))}</h1>"]
+    if "best" in r:
+        body.append(_table([("best trial", r["best"]["number"]), ("round-trip val_bpb", f"{r['best']['val_bpb']:.5f}"),
+                            ("overrides", " ".join(r["best"]["overrides"]) or "(base preset)"),
+                            ("preset file", r["best_preset"])]))
+    body += ["<h2>Trials</h2>", _table(rows), "<h2>Plots</h2>", "".join(_img(Path(p)) for p in r["plots"])]
+    atomic_write_bytes(out, _page("pgolf sweep", body).encode("utf-8"))
     return out

@@ -19,6 +19,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -101,6 +102,8 @@ class Trainer:
     val_bpb: float = float("nan")
     calibration: dict | None = None
     last_checkpoint: float = field(default_factory=time.monotonic)
+    # Told (step, val_loss, val_bpb) after every validation, e.g. a sweep's pruner; may raise to stop.
+    on_validation: Callable[[int, float, float], None] | None = None
 
     @property
     def cfg(self) -> TrainConfig:
@@ -230,6 +233,8 @@ def validate(t: Trainer) -> None:
     t.log.line(f"step:{t.step}/{t.cfg.iterations} val_loss:{t.val_loss:.4f} val_bpb:{t.val_bpb:.4f} "
                f"train_time:{training_ms:.0f}ms step_avg:{training_ms / max(t.step, 1):.2f}ms")
     t.log.metric(kind="val", step=t.step, val_loss=t.val_loss, val_bpb=t.val_bpb, train_time_ms=training_ms)
+    if t.on_validation is not None:
+        t.on_validation(t.step, t.val_loss, t.val_bpb)
     t.clock.resume()
 
 
@@ -331,11 +336,14 @@ def finish(t: Trainer) -> dict:
 
 
 def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runtime: Runtime,
-          tokenizer: str | Path | None = None, progress: bool | None = None, resume: bool = False) -> dict:
+          tokenizer: str | Path | None = None, progress: bool | None = None, resume: bool = False,
+          on_validation: Callable[[int, float, float], None] | None = None) -> dict:
     """Train `preset` on the shards in `data_dir`; write checkpoint and logs to `run_dir`.
     `resume` continues from `run_dir/resume.safetensors` (written every `checkpoint_every` steps
-    and/or `checkpoint_minutes` of wallclock)."""
+    and/or `checkpoint_minutes` of wallclock). `on_validation(step, val_loss, val_bpb)` is called
+    after every validation (every `val_every` steps and at the end); it may raise to stop the run."""
     t = build_trainer(preset, data_dir, run_dir, runtime, tokenizer, progress)
+    t.on_validation = on_validation
     cfg = t.cfg
     log_header(t)
     compile_warmup(t)
@@ -343,23 +351,26 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
     t.clock = TrainingClock(runtime)
     if resume:
         resume_from_disk(t)
-    t.clock.resume()
-    while True:
-        last = t.step == cfg.iterations or (t.stop_after is not None and t.step >= t.stop_after)
-        if last:
-            prepare_final_weights(t)
-        if last or (cfg.val_every > 0 and t.step % cfg.val_every == 0):
-            validate(t)
-        if last:
-            break
-        scale = lr_multiplier(cfg, t.step, t.clock.now_ms())
-        loss = optimizer_step(t, t.step, scale)
-        t.step += 1
-        t.averager.update(t.model, t.step, scale)
-        approx_ms = t.clock.step_launched()
-        if cfg.train_log_every > 0 and (t.step <= 10 or t.step % cfg.train_log_every == 0):
-            log_train_step(t, loss, scale, approx_ms)
-        if t.stop_after is None and cfg.max_wallclock_seconds > 0 and t.clock.agree(approx_ms >= training_cap_ms(cfg)):
-            t.stop_after = t.step
-        checkpoint_if_due(t)
-    return finish(t)
+    try:
+        t.clock.resume()
+        while True:
+            last = t.step == cfg.iterations or (t.stop_after is not None and t.step >= t.stop_after)
+            if last:
+                prepare_final_weights(t)
+            if last or (cfg.val_every > 0 and t.step % cfg.val_every == 0):
+                validate(t)
+            if last:
+                break
+            scale = lr_multiplier(cfg, t.step, t.clock.now_ms())
+            loss = optimizer_step(t, t.step, scale)
+            t.step += 1
+            t.averager.update(t.model, t.step, scale)
+            approx_ms = t.clock.step_launched()
+            if cfg.train_log_every > 0 and (t.step <= 10 or t.step % cfg.train_log_every == 0):
+                log_train_step(t, loss, scale, approx_ms)
+            if t.stop_after is None and cfg.max_wallclock_seconds > 0 and t.clock.agree(approx_ms >= training_cap_ms(cfg)):
+                t.stop_after = t.step
+            checkpoint_if_due(t)
+        return finish(t)
+    finally:
+        t.log.close()  # also when a run stops early (an error, a sweep's pruner)

@@ -1,0 +1,1 @@
+"""`pgolf sweep`: hyperparameter search over preset keys (Optuna), on one machine or many."""

@@ -1,0 +1,180 @@
+"""`pgolf sweep`: search spaces checked on load, trials that train/pack/score, a study shared by
+workers (SQLite), a killed worker's trial re-queued, greedy forward selection, and the outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from pgolf.cli import main
+from pgolf.errors import ConfigError
+from pgolf.sweep.greedy import BASE, greedy_state
+from pgolf.sweep.space import load_sweep
+from tests.conftest import TINY_OVERRIDES
+
+SPACE = """
+preset = "cpu-mini"
+set = {fixed}
+trials = {trials}
+steps = 4
+limit_val_tokens = 1024
+pruner = "none"
+sampler = "random"
+mode = "{mode}"
+
+[space."train.matrix_lr"]
+low = 0.01
+high = 0.08
+log = true
+[space."train.warmdown_iters"]
+low = 1
+high = 3
+{extra}
+"""
+
+
+def write_space(tmp_path: Path, trials: int = 3, mode: str = "optuna", extra: str = "", name: str = "space") -> Path:
+    fixed = json.dumps(TINY_OVERRIDES + ["train.val_every=2"])
+    path = tmp_path / f"{name}.toml"
+    path.write_text(SPACE.format(fixed=fixed, trials=trials, mode=mode, extra=extra))
+    return path
+
+
+def study_trials(out: Path):
+    import optuna
+
+    return optuna.load_study(study_name="space", storage=f"sqlite:///{out / 'study.db'}").get_trials()
+
+
+@pytest.mark.parametrize("extra,message", [
+    ('[space."train.lr"]\nlow = 0.1\nhigh = 0.2', "unknown key 'train.lr'"),
+    ('[space."train.scalar_lr"]\nlow = 0.2\nhigh = 0.1', "empty range: low 0.2 must be below high 0.1"),
+    ('[space."train.seq_len"]\nlow = 0.5\nhigh = 64.5', "train.seq_len: expected int, got float"),
+    ('[space."train.scalar_lr"]\nchoices = []', "expected a non-empty list"),
+    ('[space."train.scalar_lr"]\nlow = 0.0\nhigh = 0.1\nlog = true', "a log range needs low > 0"),
+])
+def test_a_bad_search_space_is_a_one_line_error(tmp_path, capsys, tiny_data, extra, message):
+    path = write_space(tmp_path, extra=extra)
+    with pytest.raises(ConfigError, match=message):
+        load_sweep(path)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "s"), "--data", str(tiny_data)]) == 2
+    err = capsys.readouterr().err
+    assert message.split(":")[0] in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_a_sweep_runs_its_trials_and_writes_the_best_preset_table_and_plots(tmp_path, tiny_data, capsys):
+    from pgolf.preset_check import load_preset
+
+    out = tmp_path / "s"
+    assert main(["sweep", str(write_space(tmp_path)), "--out", str(out), "--data", str(tiny_data), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert [t["state"] for t in r["trials"]] == ["COMPLETE"] * 3
+    assert all(len(t["overrides"]) == 2 and t["steps"] == [4] for t in r["trials"])
+    best = min(r["trials"], key=lambda t: t["val_bpb"])
+    assert r["best"]["number"] == best["number"]
+    preset = load_preset(r["best_preset"])  # a ready preset: extends cpu-mini, carries the best values
+    want = {o.split("=")[0]: float(o.split("=")[1]) for o in best["overrides"]}
+    assert preset.train.matrix_lr == pytest.approx(want["train.matrix_lr"])
+    assert preset.train.warmdown_iters == want["train.warmdown_iters"] and preset.model.num_layers == 2
+    assert {Path(p).name for p in r["plots"]} == {"history.png", "importances.png", "parallel.png"}
+    assert main(["report", str(out)]) == 0 and "pgolf sweep" in (out / "report.html").read_text()
+    capsys.readouterr()
+    # The study stays: running the sweep again adds nothing (it already has its trials).
+    assert main(["sweep", str(write_space(tmp_path)), "--out", str(out), "--data", str(tiny_data), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["trials"]) == 3
+
+
+def _worker(space: Path, out: Path, data: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.Popen([sys.executable, "-m", "pgolf", "sweep", str(space), "--out", str(out), "--data", str(data),
+                             "--worker", "--device", "cpu", *extra], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study_with_no_lost_or_duplicated_trial(tmp_path, tiny_data):
+    space, out = write_space(tmp_path, trials=6), tmp_path / "s"
+    workers = [_worker(space, out, tiny_data) for _ in range(2)]
+    logs = [w.communicate(timeout=600) for w in workers]
+    assert all(w.returncode == 0 for w in workers), [e[-2000:] for _, e in logs]
+    trials = study_trials(out)
+    states = [t.state.name for t in trials]
+    assert "RUNNING" not in states and "FAIL" not in states and "WAITING" not in states
+    assert 6 <= states.count("COMPLETE") <= 7  # both may start a last trial at once; none is lost
+    numbers = [t.number for t in trials]
+    assert len(set(numbers)) == len(numbers)
+    both = [sum(f"trial {n}:" in e for n in numbers) for _, e in logs]
+    assert sum(both) == len(trials) and all(b >= 1 for b in both)  # each trial ran once, on one worker, both worked
+    assert len({tuple(t.params.items()) for t in trials}) == len(trials)  # distinct configurations
+
+
+@pytest.mark.slow
+def test_a_killed_workers_trial_is_failed_requeued_and_finished_by_the_next(tmp_path, tiny_data):
+    space = write_space(tmp_path, trials=3)
+    text = space.read_text().replace("steps = 4", "steps = 60")  # long enough to be killed mid-trial
+    space.write_text(text)
+    out = tmp_path / "s"
+    first = _worker(space, out, tiny_data, "--heartbeat", "1", "--grace", "3")
+    deadline = time.time() + 300
+    while not (out / "trials" / "00000" / "seed_1337" / "train.log").is_file() and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(1.0)
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    time.sleep(4)  # past the grace period: its heartbeat has stopped
+    second = _worker(space, out, tiny_data, "--heartbeat", "1", "--grace", "3")
+    _, err = second.communicate(timeout=900)
+    assert second.returncode == 0, err[-2000:]
+    trials = {t.number: t for t in study_trials(out)}
+    assert trials[0].state.name == "FAIL"  # the killed worker's trial
+    retry = [t for t in trials.values() if t.system_attrs.get("failed_trial") == 0]
+    assert len(retry) == 1 and retry[0].state.name == "COMPLETE" and retry[0].params == trials[0].params
+    assert sum(t.state.name == "COMPLETE" for t in trials.values()) == 3
+
+
+def _t(number, r, c, value, state="COMPLETE", **attrs):
+    from optuna.trial import TrialState
+
+    return SimpleNamespace(number=number, value=value, state=TrialState[state],
+                           user_attrs={"greedy_round": r, "greedy_candidate": c, **attrs})
+
+
+def test_greedy_state_keeps_the_best_candidate_while_it_improves():
+    s = greedy_state([], 3)
+    assert (s.round, s.todo, s.done) == (0, [BASE, 0, 1, 2], False)
+    round0 = [_t(0, 0, BASE, 2.0), _t(1, 0, 0, 1.9), _t(2, 0, 1, 1.7), _t(3, 0, 2, None, "RUNNING")]
+    s = greedy_state(round0, 3)
+    assert (s.round, s.todo, s.running) == (0, [], 1)  # wait: the round's last trial decides
+    round0[3] = _t(3, 0, 2, 1.8)
+    s = greedy_state(round0, 3)
+    assert (s.kept, s.round, s.todo) == ([1], 1, [0, 2])
+    round1 = round0 + [_t(4, 1, 0, 1.75), _t(5, 1, 2, 1.6, duplicate_of=None), _t(6, 1, 2, 1.5, duplicate_of=5)]
+    s = greedy_state(round1, 3)
+    assert (s.kept, s.round, s.todo) == ([1, 2], 2, [0])
+    s = greedy_state(round1 + [_t(7, 2, 0, 1.65)], 3)  # no longer improves: done, keeping [1, 2]
+    assert s.done and s.kept == [1, 2] and [h["kept"] for h in s.history] == [True, True, False]
+    failed = greedy_state(round0[:3] + [_t(3, 0, 2, None, "FAIL")], 3)  # failed on its own: tried, no value
+    assert failed.kept == [1] and failed.round == 1
+
+
+def test_greedy_forward_selection_runs_through_the_study(tmp_path, tiny_data, capsys):
+    extra = '[greedy]\ncandidates = [["train.matrix_lr=0.02"], ["train.warmdown_iters=1"]]'
+    space = write_space(tmp_path, mode="greedy", extra=extra)
+    out = tmp_path / "g"
+    assert main(["sweep", str(space), "--out", str(out), "--data", str(tiny_data), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    rounds = r["greedy"]["rounds"]
+    assert r["greedy"]["done"] and [t["greedy_round"] for t in r["trials"]][:3] == [0, 0, 0]
+    assert r["trials"][0]["overrides"] == []  # round 0 scores the base preset first
+    kept = [h for h in rounds if h["kept"]]
+    assert len(r["greedy"]["kept"]) == len(kept)
+    assert len(r["trials"]) == (4 if kept else 3)  # round 1 tries the one candidate left on top of the kept one
+    assert r["best"]["val_bpb"] == min(t["val_bpb"] for t in r["trials"] if t["val_bpb"] is not None)
