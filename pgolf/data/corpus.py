@@ -9,9 +9,10 @@ Each source file or topic is cut into documents of about `target_chars` at line 
 documents are shuffled with a fixed seed, so the validation split (the last 10% of documents) is a
 random sample of the whole rather than the alphabetically last modules.
 
-Sized so that the default run (cpu-mini, 3 minutes on a 2-core CPU, ~1.7 M tokens) sees each
-training token less than once: the corpus is ~2.9 M tokens under its own 1,024-piece tokenizer.
-A 157-topic corpus made the same run memorize its training text about seven times over.
+Sized so that the default run (cpu-mini, 3 minutes on a 2-core CPU, 1.3–1.7 M tokens) sees no
+training token twice: 2.84 M training and 0.32 M validation tokens under its own 1,024-piece
+tokenizer (CPython 3.11). The 157 pydoc topics alone made the same run memorize its training text
+about seven times over (train loss 0.45 against val loss 5.05; now 3.73 against 3.61).
 """
 
 from __future__ import annotations
