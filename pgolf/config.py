@@ -67,6 +67,8 @@ class TrainConfig:
     muon_momentum: float = 0.95
     muon_momentum_warmup_start: float = 0.85
     muon_momentum_warmup_steps: int = 500
+    # > 0: the warm-up lasts this fraction of the wallclock cap instead (the same on any machine's speed)
+    muon_momentum_warmup_fraction: float = 0.0
     muon_backend_steps: int = 5
     beta1: float = 0.9
     beta2: float = 0.95

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -78,3 +80,7 @@ def test_muon_momentum_warms_up_linearly():
     assert muon_momentum(cfg, 0) == pytest.approx(0.85)
     assert muon_momentum(cfg, 250) == pytest.approx(0.90)
     assert muon_momentum(cfg, 5000) == pytest.approx(0.95)
+    by_clock = dataclasses.replace(cfg, muon_momentum_warmup_fraction=0.5, max_wallclock_seconds=100.0)
+    assert muon_momentum(by_clock, 0, 0.0) == pytest.approx(0.85)  # the step count no longer matters
+    assert muon_momentum(by_clock, 9999, 25_000.0) == pytest.approx(0.90)  # a quarter of the cap: halfway
+    assert muon_momentum(by_clock, 1, 60_000.0) == pytest.approx(0.95)

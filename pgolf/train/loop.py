@@ -161,7 +161,7 @@ def switch_qat_on_when_due(t: Trainer, step: int, scale: float) -> None:
         t.log.metric(kind="qat", step=step, bits=cfg.qat_bits, mean_weight_change=moved)
 
 
-def optimizer_step(t: Trainer, step: int, scale: float) -> torch.Tensor:
+def optimizer_step(t: Trainer, step: int, scale: float, elapsed_ms: float = 0.0) -> torch.Tensor:
     """One optimizer step over `grad_accum` micro-batches; returns this rank's mean loss."""
     cfg, runtime = t.cfg, t.runtime
     switch_qat_on_when_due(t, step, scale)
@@ -180,7 +180,7 @@ def optimizer_step(t: Trainer, step: int, scale: float) -> torch.Tensor:
         (objective / t.micro_per_rank).backward()
         total += loss.detach()
     for g in t.muon.param_groups:
-        g["momentum"] = muon_momentum(cfg, step)
+        g["momentum"] = muon_momentum(cfg, step, elapsed_ms)
     for opt in t.optimizers:
         for g in opt.param_groups:
             g["lr"] = g["base_lr"] * scale
@@ -361,8 +361,9 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
                 validate(t)
             if last:
                 break
-            scale = lr_multiplier(cfg, t.step, t.clock.now_ms())
-            loss = optimizer_step(t, t.step, scale)
+            now_ms = t.clock.now_ms()
+            scale = lr_multiplier(cfg, t.step, now_ms)
+            loss = optimizer_step(t, t.step, scale, now_ms)
             t.step += 1
             t.averager.update(t.model, t.step, scale)
             approx_ms = t.clock.step_launched()

@@ -36,8 +36,14 @@ def lr_multiplier(cfg: TrainConfig, step: int, elapsed_ms: float) -> float:
     return 1.0
 
 
-def muon_momentum(cfg: TrainConfig, step: int) -> float:
-    if cfg.muon_momentum_warmup_steps <= 0:
+def muon_momentum(cfg: TrainConfig, step: int, elapsed_ms: float = 0.0) -> float:
+    """Linear from `muon_momentum_warmup_start` to `muon_momentum` over `muon_momentum_warmup_steps`
+    steps, or, with `muon_momentum_warmup_fraction` and a wallclock cap, over that fraction of it."""
+    cap_ms = training_cap_ms(cfg)
+    if cfg.muon_momentum_warmup_fraction > 0 and cap_ms > 0:
+        frac = min(elapsed_ms / (cfg.muon_momentum_warmup_fraction * cap_ms), 1.0)
+    elif cfg.muon_momentum_warmup_steps <= 0:
         return cfg.muon_momentum
-    frac = min(step / cfg.muon_momentum_warmup_steps, 1.0)
+    else:
+        frac = min(step / cfg.muon_momentum_warmup_steps, 1.0)
     return (1 - frac) * cfg.muon_momentum_warmup_start + frac * cfg.muon_momentum
