@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from pgolf.rundir import WEIGHTS_FILE
+from pgolf.rundir import SCRIPT_FILE, WEIGHTS_FILE
 from pgolf.errors import PgolfError
 
 
@@ -579,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     x = with_json(sub.add_parser("export", help="write the single-file train_gpt.py a submission needs"))
     x.add_argument("preset", help="built-in preset name or TOML path")
     x.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a preset value")
-    x.add_argument("--out", type=Path, default=Path("train_gpt.py"))
+    x.add_argument("--out", type=Path, default=Path(SCRIPT_FILE))
     x.add_argument("--wrapper", choices=["plain", "minified", "minified-lzma"],
                    help="how the file is shipped (default: the preset's pack.code_wrapper)")
     x.add_argument("--minify", action="store_true", help="shrink with python-minifier")

@@ -178,3 +178,22 @@ def test_greedy_forward_selection_runs_through_the_study(tmp_path, tiny_data, ca
     assert len(r["greedy"]["kept"]) == len(kept)
     assert len(r["trials"]) == (4 if kept else 3)  # round 1 tries the one candidate left on top of the kept one
     assert r["best"]["val_bpb"] == min(t["val_bpb"] for t in r["trials"] if t["val_bpb"] is not None)
+
+
+def test_workers_starting_at_once_all_open_the_same_new_study(tmp_path):
+    """They race to create the SQLite schema and the study; every one must end up in the one study."""
+    code = ("import sys, warnings; warnings.simplefilter('ignore'); import optuna; "
+            "optuna.logging.set_verbosity(optuna.logging.WARNING); "
+            "from pgolf.sweep.storage import open_storage; "
+            "s = optuna.create_study(study_name='x', storage=open_storage(sys.argv[1]), load_if_exists=True); "
+            "s.enqueue_trial({}); print(len(s.get_trials()) >= 1)")
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    procs = [subprocess.Popen([sys.executable, "-c", code, url], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e[-500:] for _, e in outs]
+    import optuna
+
+    assert len(optuna.get_all_study_names(url)) == 1
+    assert len(optuna.load_study(study_name="x", storage=url).get_trials()) == 4

@@ -42,14 +42,23 @@ def open_storage(url: str, heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRAC
         return JournalStorage(JournalFileBackend(str(path)))
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat: stable in use since v2.8
-            return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=grace,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
-                              engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None)
-    except (ValueError, ImportError, optuna.exceptions.StorageInternalError) as exc:
-        raise ConfigError(f"storage {url!r}: {exc}") from None
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(6):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat: in use since v2.8
+                return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=grace,
+                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+                                  engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None)
+        except (ValueError, ImportError) as exc:
+            raise ConfigError(f"storage {url!r}: {exc}") from None
+        except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+            # Workers starting at once race to create the schema (one wins, the others see its
+            # rows half-written): wait and open what the winner made.
+            if attempt == 5:
+                raise ConfigError(f"storage {url!r}: {str(exc).splitlines()[0]}") from None
+            time.sleep(0.5 * (attempt + 1))
 
 
 def requeue_stale(study, older_than_seconds: float) -> list[int]:

@@ -53,12 +53,14 @@ def make_study(sweep: Sweep, url: str, heartbeat: int = HEARTBEAT_SECONDS, grace
     pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
               "halving": optuna.pruners.SuccessiveHalvingPruner(),
               "none": optuna.pruners.NopPruner()}[f.pruner if f.mode == "optuna" else "none"]
+    from sqlalchemy.exc import SQLAlchemyError
+
     storage = open_storage(url, heartbeat, grace)
     for attempt in range(5):  # two workers starting at once may both try to create the study
         try:
             return optuna.create_study(study_name=study_name(sweep), storage=storage, sampler=sampler,
                                        pruner=pruner, direction="minimize", load_if_exists=True)
-        except optuna.exceptions.DuplicatedStudyError:
+        except (optuna.exceptions.DuplicatedStudyError, SQLAlchemyError):
             time.sleep(0.5 * (attempt + 1))
     raise PgolfError(f"could not open the study {study_name(sweep)!r} in {url}")
 
