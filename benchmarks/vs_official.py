@@ -10,8 +10,8 @@ SHARDS: the dev corpus built with the contest's SP-1024 tokenizer and `--val-fra
 
 For each budget it runs the official script (cpu-mini's shape through its environment variables:
 4 layers, width 256, 4/2 heads, seq 512, 16,384 tokens a step; its own schedule) and then
-`pgolf train` + `pack` + `eval` of `cpu-mini` (optionally with `--preset` another file, e.g. a
-sweep's best.toml), and prints a table: steps, s/step, tokens/s, round-trip val_bpb (both int8 +
+`pgolf train` + `pack` + `eval` of `cpu-mini` (and of any `--presets`, e.g. a sweep's
+best.toml), and prints a table: steps, s/step, tokens/s, round-trip val_bpb (both int8 +
 zlib, both on the whole validation split), and the ratios. `--faithfulness` first runs both for
 ten steps with the same schedule and prints their train losses side by side.
 """
@@ -78,7 +78,7 @@ def run_pgolf(preset: str, overrides: list[str], data: Path, tokenizer: Path, se
 
     runtime = init_runtime("cpu")
     p = load_preset(preset, overrides + [f"train.max_wallclock_seconds={seconds}", "train.train_log_every=10"])
-    run = work / f"pgolf_{label}_{int(seconds)}"
+    run = work / f"pgolf_{label.replace('/', '_')}_{int(seconds)}"
     t0 = time.perf_counter()
     summary = train(p, data, run, runtime, tokenizer=tokenizer, progress=False)
     packed = pack_run(run, allow_over_budget=True)
@@ -88,6 +88,12 @@ def run_pgolf(preset: str, overrides: list[str], data: Path, tokenizer: Path, se
     return {"trainer": f"pgolf {label}", "steps": summary["steps"], "train_seconds": summary["train_time_ms"] / 1000,
             "roundtrip_bpb": ev["val_bpb"], "roundtrip_loss": ev["val_loss"], "train_losses": losses,
             "wall_seconds": time.perf_counter() - t0}
+
+
+def label(preset: str) -> str:
+    """A short name: a preset file's parent folder and stem (e.g. a sweep's `a/best`), else the name."""
+    p = Path(preset)
+    return f"{p.parent.name}/{p.stem}" if p.suffix == ".toml" else preset
 
 
 def faithfulness(script: Path, data: Path, tokenizer: Path, work: Path) -> dict:
@@ -109,7 +115,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True, help="SP-1024 shards of the dev corpus")
     ap.add_argument("--tokenizer", type=Path, help="default DATA/tokenizer.model")
     ap.add_argument("--budgets", default="600", help="comma-separated training seconds (default 600)")
-    ap.add_argument("--preset", default="cpu-mini", help="pgolf preset to race (default cpu-mini)")
+    ap.add_argument("--presets", default="cpu-mini",
+                    help="comma-separated pgolf presets to race, e.g. cpu-mini,sweeps/a/best.toml (default cpu-mini)")
     ap.add_argument("--also-official-schedule", action="store_true",
                     help="also run the pgolf preset with the official schedule (warmdown 200, momentum warm-up 500)")
     ap.add_argument("--faithfulness", action="store_true", help="first compare ten steps' train losses")
@@ -125,11 +132,12 @@ def main() -> None:
         if args.faithfulness:
             out["faithfulness"] = faithfulness(script, args.data, tokenizer, work)
         for seconds in [float(b) for b in args.budgets.split(",")]:
-            rows = [run_official(script, args.data, tokenizer, seconds, work),
-                    run_pgolf(args.preset, [], args.data, tokenizer, seconds, work, args.preset)]
+            presets = args.presets.split(",")
+            rows = [run_official(script, args.data, tokenizer, seconds, work)]
+            rows += [run_pgolf(p, [], args.data, tokenizer, seconds, work, label(p)) for p in presets]
             if args.also_official_schedule:
-                rows.append(run_pgolf(args.preset, PGOLF_WITH_OFFICIAL_SCHEDULE, args.data, tokenizer, seconds, work,
-                                      f"{args.preset}+official-schedule"))
+                rows.append(run_pgolf(presets[0], PGOLF_WITH_OFFICIAL_SCHEDULE, args.data, tokenizer, seconds, work,
+                                      f"{label(presets[0])}+official-schedule"))
             base = rows[0]
             for r in rows:
                 r["s_per_step"] = r["train_seconds"] / max(r["steps"], 1)

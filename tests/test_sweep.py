@@ -77,6 +77,8 @@ def test_a_sweep_runs_its_trials_and_writes_the_best_preset_table_and_plots(tmp_
     assert main(["sweep", str(write_space(tmp_path)), "--out", str(out), "--data", str(tiny_data), "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert [t["state"] for t in r["trials"]] == ["COMPLETE"] * 3
+    assert r["trials"][0]["note"] == "the base preset"  # scored first, the reference for the rest
+    assert r["trials"][0]["overrides"] == ["train.matrix_lr=0.04", "train.warmdown_iters=3"]
     assert all(len(t["overrides"]) == 2 and t["steps"] == [4] for t in r["trials"])
     best = min(r["trials"], key=lambda t: t["val_bpb"])
     assert r["best"]["number"] == best["number"]

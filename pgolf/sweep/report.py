@@ -40,7 +40,10 @@ def trial_rows(study) -> list[dict[str, Any]]:
         elif t.state.name == "PRUNED" and t.intermediate_values:
             last = max(t.intermediate_values)
             note = f"pruned at step {last} (val_bpb {t.intermediate_values[last]:.4f})"
-        rows.append({"number": t.number, "state": t.state.name, "val_bpb": t.value,
+        if t.user_attrs.get("base"):
+            note = "the base preset"
+        rows.append({"number": t.number, "state": t.state.name,
+                     "val_bpb": t.value if t.state.name == "COMPLETE" else None,  # a pruned trial has no final score
                      "overrides": t.user_attrs.get("overrides", []),
                      "greedy_round": t.user_attrs.get("greedy_round"),
                      "steps": [s["steps"] for s in seeds], "seeds": [s["seed"] for s in seeds],

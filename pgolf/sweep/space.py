@@ -10,6 +10,7 @@ scored, and the search space over any preset key (the same dotted paths as `--se
     limit_val_tokens = 0                # score only the first N validation tokens (0 = all)
     sampler = "tpe"                     # tpe | random
     pruner = "median"                   # median | halving | none (on intermediate validation, val_every)
+    prune_after_step = 50               # no trial is pruned on a validation before this step
     mode = "optuna"                     # optuna | greedy
 
     [space."train.warmdown_fraction"]   # float range
@@ -79,6 +80,7 @@ class SweepFile:
     limit_val_tokens: int = 0
     sampler: str = "tpe"
     pruner: str = "median"
+    prune_after_step: int = 50
     mode: str = "optuna"
     keep_weights: bool = False
     space: dict = field(default_factory=dict)
@@ -92,6 +94,24 @@ class Sweep:
     candidates: list[list[str]]  # greedy mode
     base: Preset  # the base preset with the fixed overrides
     origin: str
+
+    def base_value(self, key: str) -> Any:
+        node: Any = self.base.to_dict()
+        for part in key.split("."):
+            node = node[part]
+        return node
+
+    def base_params(self) -> dict[str, Any] | None:
+        """The base preset's values of the searched keys, when every one lies in its range (the
+        sweep then scores the base first, as trial 0, so every result has its reference)."""
+        out = {}
+        for d in self.dimensions:
+            v = self.base_value(d.key)
+            inside = v in d.choices if d.kind == "categorical" else d.low <= v <= d.high
+            if not inside:
+                return None
+            out[d.key] = v
+        return out
 
     @property
     def budget_overrides(self) -> list[str]:

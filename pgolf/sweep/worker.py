@@ -50,8 +50,8 @@ def make_study(sweep: Sweep, url: str, heartbeat: int = HEARTBEAT_SECONDS, grace
     f = sweep.file
     # Unseeded: workers sharing a study must not draw the same sequence of configurations.
     sampler = optuna.samplers.RandomSampler() if f.sampler == "random" else optuna.samplers.TPESampler()
-    pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
-              "halving": optuna.pruners.SuccessiveHalvingPruner(),
+    pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=f.prune_after_step),
+              "halving": optuna.pruners.SuccessiveHalvingPruner(min_resource=max(f.prune_after_step, 1)),
               "none": optuna.pruners.NopPruner()}[f.pruner if f.mode == "optuna" else "none"]
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -144,6 +144,9 @@ class Worker:
             if again:
                 self.log(f"sweep: re-queued stale trials {again}")
         limit = self.sweep.file.trials if self.sweep.file.mode == "optuna" else None
+        base = self.sweep.base_params() if limit else None
+        if base is not None and not study.get_trials(deepcopy=False):
+            study.enqueue_trial(base, user_attrs={"base": True}, skip_if_exists=True)  # trial 0: the reference
         callbacks = [MaxTrialsCallback(limit, states=(TrialState.COMPLETE, TrialState.PRUNED))] if limit else []
         finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
         if limit is None or finished < limit:
