@@ -64,6 +64,7 @@ def run_official(script: Path, data: Path, tokenizer: Path, seconds: float, work
     stop = re.findall(r"step:(\d+)/\d+ val_loss:[\d.]+ val_bpb:[\d.]+ train_time:(\d+)ms", text)
     n, ms = (int(stop[-1][0]), float(stop[-1][1])) if stop else (steps[-1][0], steps[-1][2])
     return {"trainer": "official train_gpt.py", "steps": n, "train_seconds": ms / 1000,
+            "tokens_per_step": int(env["TRAIN_BATCH_TOKENS"]),
             "roundtrip_bpb": float(final[2]), "roundtrip_loss": float(final[1]),
             "train_losses": [loss for _, loss, _ in steps], "wall_seconds": wall}
 
@@ -86,6 +87,7 @@ def run_pgolf(preset: str, overrides: list[str], data: Path, tokenizer: Path, se
     losses = [json.loads(line)["train_loss"] for line in (run / "metrics.jsonl").read_text().splitlines()
               if json.loads(line)["kind"] == "train"]
     return {"trainer": f"pgolf {label}", "steps": summary["steps"], "train_seconds": summary["train_time_ms"] / 1000,
+            "tokens_per_step": p.train.tokens_per_step,
             "roundtrip_bpb": ev["val_bpb"], "roundtrip_loss": ev["val_loss"], "train_losses": losses,
             "wall_seconds": time.perf_counter() - t0}
 
@@ -141,7 +143,7 @@ def main() -> None:
             base = rows[0]
             for r in rows:
                 r["s_per_step"] = r["train_seconds"] / max(r["steps"], 1)
-                r["tokens_per_second"] = r["steps"] * 16384 / max(r["train_seconds"], 1e-9)
+                r["tokens_per_second"] = r["steps"] * r["tokens_per_step"] / max(r["train_seconds"], 1e-9)
                 r["bpb_vs_official"] = r["roundtrip_bpb"] / base["roundtrip_bpb"]
                 r["speed_vs_official"] = r["tokens_per_second"] / base["tokens_per_second"]
                 r.pop("train_losses")
