@@ -1,5 +1,6 @@
 """Which code produced a run: pgolf's version, the git commit of its checkout (or, for the exported
-single-file `train_gpt.py`, the sha256 of that file), torch's version and the device's name.
+single-file `train_gpt.py`, the sha256 of that file; an installed copy is named by its version),
+torch's version and the device's name.
 Written in the `train.log` header and in `state.json`, so two runs' numbers can be compared
 knowing whether the same code made them."""
 
@@ -12,6 +13,8 @@ from importlib import metadata
 from pathlib import Path
 
 import torch
+
+from pgolf.runtime import device_name
 
 
 def pgolf_version() -> str:
@@ -35,22 +38,16 @@ def git_commit(where: Path) -> str | None:
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{device.type} ({platform.processor() or platform.machine()})"
-
-
 def code_identity(device: torch.device) -> dict[str, str]:
     here = Path(__file__).resolve()
     out = {"pgolf": pgolf_version()}
-    commit = git_commit(here.parent) if here.name == "identity.py" else None
-    if commit:
-        out["git_commit"] = commit
-    else:  # an exported single file (or an installed copy): the code is the file's bytes
+    if here.name != "identity.py":  # an exported single file: the code is the file's bytes
         out["script_sha256"] = hashlib.sha256(here.read_bytes()).hexdigest()
+    elif commit := git_commit(here.parent):  # a checkout; an installed copy is named by its version
+        out["git_commit"] = commit
     out["torch"] = torch.__version__
-    out["device"] = device_name(device)
+    name = device_name(device)
+    out["device"] = name if device.type == "cuda" else f"{name} ({platform.processor() or platform.machine()})"
     return out
 
 

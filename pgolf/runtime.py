@@ -42,6 +42,13 @@ def autocast_context(runtime: Runtime):
     return torch.autocast(device_type=runtime.device.type, dtype=runtime.autocast_dtype)
 
 
+def device_name(device: torch.device) -> str:
+    """The GPU's name ('NVIDIA H100 80GB HBM3') on CUDA, else the device type ('cpu')."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return device.type
+
+
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"

@@ -3,7 +3,6 @@ suite needs no network and no ../shared."""
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
@@ -27,11 +26,9 @@ TINY_OVERRIDES = [
 
 
 def write_jsonl(path: Path, docs: list[str]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for d in docs:
-            f.write(json.dumps({"text": d}) + "\n")
-    return path
+    from pgolf.data.corpus import write_documents
+
+    return write_documents(path, docs)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ ROOT = Path(pgolf.__file__).parent
 
 # Each top-level module or package of pgolf, bottom floor first. Modules on one line share a floor.
 FLOORS = [
-    ["errors"], ["io", "components", "identity"], ["runtime"], ["config", "rundir"], ["registry"],
+    ["errors"], ["io", "components"], ["runtime"], ["identity", "config", "rundir"], ["registry"],
     ["data"], ["model"], ["scoring"], ["quant"], ["train"], ["artifact"], ["evaluate"], ["audit"],
     ["preset_check"], ["run"], ["dryrun"], ["plan", "submit", "sweep"], ["cli", "__main__"],
 ]

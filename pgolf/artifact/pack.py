@@ -11,7 +11,7 @@ from pgolf.config import preset_from_dict
 from pgolf.quant.compress import COMPRESSORS, available
 from pgolf.errors import BudgetError, ConfigError
 from pgolf.quant.layout import LAYOUTS, relayout
-from pgolf.quant.registry import get_quantizer
+from pgolf.quant.registry import get_quantizer, needs_hessians
 from pgolf.io import atomic_write_bytes
 from pgolf.model.roles import report_group, roles_of_config
 from pgolf.train.checkpoint import load_checkpoint
@@ -40,7 +40,7 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
         raise ConfigError(f"pack.layouts: unknown layout {unknown[0]!r} (valid: {', '.join(LAYOUTS)})")
     budget = budget if budget is not None else pack_cfg.budget_bytes
     hessians, calibration = None, None
-    if quant.startswith("gptq-int"):
+    if needs_hessians(quant):
         from pgolf.quant.calibration import load_hessians
 
         hessians, calibration = load_hessians(run_dir)

@@ -97,23 +97,23 @@ def default_documents(max_chars: int = 0) -> list[str]:
     return docs
 
 
-def write_default_corpus(path: str | Path, max_chars: int = 0) -> Path:
+def write_documents(path: str | Path, docs: list[str]) -> Path:
+    """`docs` as JSONL with a "text" field, the input `pgolf data build` reads."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
-        for doc in default_documents(max_chars):
+        for doc in docs:
             f.write(json.dumps({"text": doc}) + "\n")
     return path
+
+
+def write_default_corpus(path: str | Path, max_chars: int = 0) -> Path:
+    return write_documents(path, default_documents(max_chars))
 
 
 def write_pydoc_corpus(path: str | Path) -> Path:
     """The pydoc topics alone (~0.15 M tokens): a small, fast corpus for throughput benchmarks."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for doc in pydoc_documents():
-            f.write(json.dumps({"text": doc}) + "\n")
-    return path
+    return write_documents(path, pydoc_documents())
 
 
 def describe_default_corpus() -> str:

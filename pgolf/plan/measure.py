@@ -26,7 +26,7 @@ from pgolf.errors import ConfigError
 from pgolf.model.gpt import GPT, count_parameters
 from pgolf.preset_check import with_overrides
 from pgolf.plan.flops import train_flops_per_token
-from pgolf.runtime import Runtime, compile_module
+from pgolf.runtime import Runtime, compile_module, device_name
 from pgolf.train.loop import train
 
 
@@ -41,12 +41,6 @@ def per_rank_overrides(preset: Preset, gpus: int) -> list[str]:
     while per_rank % (accum * cfg.seq_len):
         accum -= 1
     return [f"train.tokens_per_step={per_rank}", f"train.grad_accum={accum}"]
-
-
-def device_name(runtime: Runtime) -> str:
-    if runtime.device.type == "cuda":
-        return torch.cuda.get_device_name(runtime.device)
-    return "cpu"
 
 
 @contextlib.contextmanager
@@ -86,7 +80,7 @@ def measure_training(preset: Preset, gpus: int, data_dir: str | Path, runtime: R
     ms = summary["step_avg_ms"]
     return {
         "preset": preset.name,
-        "device": device_name(runtime),
+        "device": device_name(runtime.device),
         "emulated_gpus": gpus,
         "params": count_parameters(model),
         "steps_timed": summary["steps"],

@@ -14,9 +14,9 @@ from pgolf.data.tokenizer import build_byte_tables, load_tokenizer
 from pgolf.errors import ConfigError
 from pgolf.evaluate.methods.base import load_methods
 from pgolf.plan.hardware import Target
-from pgolf.plan.measure import device_name, measure_eval, measure_training
+from pgolf.plan.measure import measure_eval, measure_training
 from pgolf.plan.project import FINEWEB_VAL_TOKENS, Plan, project
-from pgolf.runtime import Runtime
+from pgolf.runtime import Runtime, device_name
 
 # The planner times steps, not learning: a small slice of the default corpus is enough.
 PLANNER_CORPUS_CHARS = 1_000_000
@@ -73,7 +73,7 @@ def plan_preset(preset: Preset, target: Target, runtime: Runtime, data: Path | N
     else:
         if runtime.device.type != "cuda":
             raise ConfigError(f"measuring for {target.label} needs a CUDA GPU, and this machine has "
-                              f"{device_name(runtime)}; pass --from-bench FILE (benchmarks/gpu_throughput.py --json "
+                              f"{device_name(runtime.device)}; pass --from-bench FILE (benchmarks/gpu_throughput.py --json "
                               "output from a GPU) or run on a GPU")
         with tempfile.TemporaryDirectory(prefix="pgolf-plan-") as tmp:
             data = data or build_default_shards(tmp, preset.model.vocab_size, progress=False, max_chars=PLANNER_CORPUS_CHARS)

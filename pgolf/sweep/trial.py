@@ -68,13 +68,17 @@ def run_trial(sweep: Sweep, task: TrialTask, data: Path, tokenizer: str | None, 
                       "total_bytes": packed["total_bytes"], "fits": packed["fits"],
                       "seconds": time.perf_counter() - t0})
         if not f.keep_weights and runtime.is_main:
-            for name in (WEIGHTS_FILE, RESUME_FILE):
-                (run_dir / name).unlink(missing_ok=True)  # logs, metrics and the artifact stay
+            remove_weights(run_dir)
     return {"value": statistics.fmean(s["val_bpb"] for s in seeds), "seeds": seeds}
 
 
+def remove_weights(run_dir: Path) -> None:
+    """Drop a run's weights and resume state; its logs, metrics and artifact stay."""
+    for name in (WEIGHTS_FILE, RESUME_FILE):
+        (run_dir / name).unlink(missing_ok=True)
+
+
 def remove_trial_weights(directory: Path) -> None:
-    """A failed or pruned trial keeps its logs, not its weights."""
-    for path in Path(directory).glob("seed_*"):
-        for name in (WEIGHTS_FILE, RESUME_FILE):
-            (path / name).unlink(missing_ok=True)
+    """A pruned trial keeps its logs, not its weights."""
+    for run_dir in Path(directory).glob("seed_*"):
+        remove_weights(run_dir)
