@@ -1,5 +1,5 @@
 """Shared fixtures: small corpora, a trained tiny tokenizer and shards, all made on the fly so the
-suite needs no network and no ../shared."""
+suite needs no network and no data files from outside the repository."""
 
 from __future__ import annotations
 
