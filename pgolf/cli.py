@@ -47,7 +47,7 @@ def cmd_data_build(args: argparse.Namespace) -> int:
     m = build_shards(args.inputs, args.out, tokenizer=args.tokenizer, vocab_size=args.vocab_size or 1024,
                      byte_fallback=not args.no_byte_fallback, val_docs=args.val_docs,
                      val_fraction=args.val_fraction, shard_tokens=args.shard_tokens,
-                     progress=False if args.json else None)
+                     progress=False if args.json else None, transform=args.transform)
     s = m["splits"]
     _emit(args, {"out": str(args.out), **m}, lambda r: table([
         ("out", str(args.out)), ("tokenizer", m["tokenizer"]["source"]),
@@ -55,6 +55,8 @@ def cmd_data_build(args: argparse.Namespace) -> int:
         ("train docs / tokens", f"{s['train']['docs']:,} / {s['train']['tokens']:,}"),
         ("val docs / tokens", f"{s['val']['docs']:,} / {s['val']['tokens']:,}"),
         ("train shards", len(s["train"]["shards"])), ("val shards", len(s["val"]["shards"])),
+        *([("transform", m["transform"]), ("val bytes charged / raw", f"{s['val']['counted_bytes']:,} / "
+                                            f"{s['val']['utf8_bytes']:,}")] if m.get("transform") else []),
     ]))
     return 0
 
@@ -541,6 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--val-docs", type=int, help="the first K documents are validation (the contest's rule)")
     split.add_argument("--val-fraction", type=float, help="the last fraction F of each file's documents are validation")
     b.add_argument("--shard-tokens", type=int, default=100_000_000, help="tokens per shard (default 100M)")
+    b.add_argument("--transform", choices=["caseops"],
+                   help="text transform before tokenizing; bpb is then charged on the original bytes "
+                        "through a per-token byte sidecar")
     b.set_defaults(func=cmd_data_build)
 
     f = with_json(dsub.add_parser("fetch", help="download the contest's FineWeb shards from the Hugging Face hub"))

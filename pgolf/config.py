@@ -57,7 +57,8 @@ class TrainConfig:
     # Steps run before the clock starts to trigger compilation; the initial state is then restored.
     warmup_steps: int = 20
     warmdown_iters: int = 1200
-    # When > 0, the warmdown covers this fraction of the wallclock cap instead of warmdown_iters.
+    # When > 0, the warmdown covers this fraction of the wallclock cap (of iterations without a cap)
+    # instead of warmdown_iters.
     warmdown_fraction: float = 0.0
     matrix_lr: float = 0.04
     scalar_lr: float = 0.04
@@ -67,7 +68,8 @@ class TrainConfig:
     muon_momentum: float = 0.95
     muon_momentum_warmup_start: float = 0.85
     muon_momentum_warmup_steps: int = 500
-    # > 0: the warm-up lasts this fraction of the wallclock cap instead (the same on any machine's speed)
+    # > 0: the warm-up lasts this fraction of the wallclock cap instead (the same on any machine's
+    # speed), or of iterations without a cap
     muon_momentum_warmup_fraction: float = 0.0
     muon_backend_steps: int = 5
     beta1: float = 0.9

@@ -14,6 +14,7 @@ from pgolf.errors import ConfigError
 
 
 def registries():
+    from pgolf.data.transforms import TRANSFORMS
     from pgolf.evaluate.methods.base import METHODS
     from pgolf.model.activations import ACTIVATIONS
     from pgolf.model.addons.base import ADDONS
@@ -22,7 +23,7 @@ def registries():
     from pgolf.quant.registry import QUANTIZERS
     from pgolf.train.averaging import AVERAGERS
 
-    return [METHODS, ACTIVATIONS, ADDONS, COMPRESSORS, DECODERS, QUANTIZERS, AVERAGERS]
+    return [METHODS, ACTIVATIONS, ADDONS, COMPRESSORS, DECODERS, QUANTIZERS, AVERAGERS, TRANSFORMS]
 
 
 def test_every_registry_holds_exactly_its_module_map():

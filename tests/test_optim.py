@@ -75,6 +75,17 @@ def test_step_based_warmdown_without_a_cap():
     assert lr_multiplier(cfg, 90, 0) == pytest.approx(0.5)
 
 
+def test_fractions_of_the_run_apply_to_the_step_count_without_a_cap():
+    """A fixed-step run follows the schedule a wallclock run of as many steps would."""
+    steps = TrainConfig(max_wallclock_seconds=0, iterations=200, warmdown_fraction=0.25, warmdown_iters=20,
+                        muon_momentum_warmup_fraction=0.5)
+    clock = dataclasses.replace(steps, max_wallclock_seconds=200.0, iterations=20000)  # one step a second
+    for step in (0, 50, 100, 149, 150, 175, 199, 200):
+        assert lr_multiplier(steps, step, 0) == pytest.approx(lr_multiplier(clock, step, step * 1000.0))
+        assert muon_momentum(steps, step) == pytest.approx(muon_momentum(clock, step, step * 1000.0))
+    assert lr_multiplier(steps, 175, 0) == pytest.approx(0.5)
+
+
 def test_muon_momentum_warms_up_linearly():
     cfg = TrainConfig()
     assert muon_momentum(cfg, 0) == pytest.approx(0.85)

@@ -15,7 +15,10 @@
 - window coverage: the window saw every adaptive method update at least twice and score past
   its warm-up (window.py), else "window too short to see METHOD adapt";
 - data provenance: the artifact's record shows training read only train shards and GPTQ
-  calibration read train shards or self-generated text — never validation.
+  calibration read train shards or self-generated text — never validation; and the bytes the
+  scorer charges over every target equal the original UTF-8 bytes of the validation documents
+  (data built with a text transform charges them from its sidecar, and must match exactly; the
+  piece table of plain data may credit fewer, the bytes hidden in <unk>, which is reported).
 Each flag carries evidence (positions, the two values, the update that saw the token).
 
 Normalization and score-before-adapt are also recorded over a whole evaluation (stream.py).
@@ -99,8 +102,37 @@ def future_invariance(model, tokens, tables, preset, runtime, methods, overrides
     return Check("future invariance", not evidence, detail, evidence)
 
 
-def provenance(meta: dict) -> Check:
-    evidence = []
+def byte_accounting(tables, manifest: dict | None, n_tokens: int) -> dict:
+    """What the scorer charges over every target of the validation stream (positions 0…N−2),
+    against the original bytes the build recorded."""
+    record: dict = {"source": "sidecar" if hasattr(tables, "sidecar") else "piece table"}
+    if hasattr(tables, "sidecar"):
+        record["charged"] = int(tables.sidecar[1:n_tokens].sum())
+    val = ((manifest or {}).get("splits") or {}).get("val") or {}
+    record["original"] = val.get("utf8_bytes")
+    if record["source"] == "piece table":
+        record["charged"] = val.get("counted_bytes")
+    return record
+
+
+def _bytes_finding(record: dict | None) -> tuple[str, list]:
+    if not record:
+        return "", []
+    charged, original = record.get("charged"), record.get("original")
+    if original is None:
+        return "; bytes: no build manifest, the original byte count is unknown", []
+    if record["source"] == "sidecar":
+        if charged == original:
+            return f"; bytes: the sidecar charges exactly the {original:,} original bytes", []
+        return (f"; bytes: the sidecar charges {charged:,} bytes for {original:,} original bytes",
+                [{"charged_bytes": charged, "original_bytes": original}])
+    return (f"; bytes: the piece table credits {charged:,} of {original:,} original bytes "
+            f"({original - charged:,} hidden in <unk> or dropped by the normaliser, as the contest counts)", [])
+
+
+def provenance(meta: dict, byte_record: dict | None = None) -> Check:
+    bytes_detail, bytes_evidence = _bytes_finding(byte_record)
+    evidence = list(bytes_evidence)
     shards = meta.get("data", {}).get("train_shards", [])
     val_read = [s for s in shards if "_val_" in Path(s).name]
     if val_read:
@@ -113,9 +145,11 @@ def provenance(meta: dict) -> Check:
         if "_val_" in Path(str(f)).name:
             evidence.append({"calibration_read": f})
     if not shards:
-        return Check("data provenance", True, "no training record in the artifact (nothing to contradict)", [])
-    detail = (f"training read {len(shards)} train shard(s); calibration: {source or 'none'}" if not evidence
-              else f"validation data read before scoring: {evidence}")
+        return Check("data provenance", not evidence,
+                     "no training record in the artifact (nothing to contradict)" + bytes_detail, evidence)
+    read = [e for e in evidence if "charged_bytes" not in e]
+    detail = (f"training read {len(shards)} train shard(s); calibration: {source or 'none'}" if not read
+              else f"validation data read before scoring: {read}") + bytes_detail
     return Check("data provenance", not evidence, detail, evidence)
 
 
@@ -178,7 +212,7 @@ def coverage(rec: AuditRecorder, settings, described: list[dict]) -> Check:
 
 def audit_pipeline(model, tokens, tables, preset, runtime, methods: list[str], overrides=None,
                    cuts: int = 3, meta: dict | None = None, window: int | None = None,
-                   probe_positions: int = 2) -> dict:
+                   probe_positions: int = 2, byte_record: dict | None = None) -> dict:
     """`window` None: the smallest window that shows every adaptive method active (≥ 8192 targets,
     at most the stream); the reruns use `tokens[: window + 1]`."""
     t0 = time.perf_counter()
@@ -212,7 +246,7 @@ def audit_pipeline(model, tokens, tables, preset, runtime, methods: list[str], o
         checks.append(Check("normalization (black box)", passed,
                             f"{detail} ({secs:.1f} s; probe settings: {'; '.join(notes)})", evidence))
     checks.append(coverage(rec, settings, base.methods))
-    checks.append(provenance(meta or {}))
+    checks.append(provenance(meta or {}, byte_record))
     flagged = [c.name for c in checks if not c.passed]
     return {"methods": methods, "verdict": "flagged" if flagged else "pass", "flagged": flagged,
             "checks": [asdict(c) for c in checks], "tokens": int(tokens.size - 1),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pgolf.artifact.format import read_artifact
 from pgolf.artifact.load import model_from_artifact
-from pgolf.audit.checks import audit_pipeline
+from pgolf.audit.checks import audit_pipeline, byte_accounting
 from pgolf.audit.stream import stream_recorder, stream_verdict
 from pgolf.config import override, preset_from_dict
 from pgolf.evaluate.artifact_eval import resolve_methods
@@ -18,6 +18,7 @@ from pgolf.evaluate.methods.check import check_evaluation
 from pgolf.evaluate.pipeline import run_pipeline
 from pgolf.io import write_json
 from pgolf.runtime import Runtime
+from pgolf.data.build import read_manifest
 from pgolf.data.validation import load_eval_inputs
 from pgolf.rundir import audit_record
 
@@ -36,8 +37,9 @@ def audit_artifact(path, data_dir, runtime: Runtime, methods, overrides=None, to
     names = resolve_methods(methods, preset)
     val, tables, _ = load_eval_inputs(data_dir, tokenizer, preset.model.vocab_size, runtime.device)
     model = model_from_artifact(artifact, runtime.device)
+    bytes_record = byte_accounting(tables, read_manifest(data_dir), val.size)
     result = audit_pipeline(model, val, tables, preset, runtime, names, cuts=cuts, meta=artifact.meta,
-                            window=limit or None, probe_positions=probe_positions)
+                            window=limit or None, probe_positions=probe_positions, byte_record=bytes_record)
     if stream is None and stream_tokens >= 0:
         rec = stream_recorder(min(val.size - 1, stream_tokens) if stream_tokens > 0 else val.size - 1)
         t0 = time.perf_counter()

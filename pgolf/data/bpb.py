@@ -3,6 +3,9 @@
     bytes_t = base_bytes[y_t] + [leading_space[y_t] and not boundary[x_t]]
     bpb     = (Σ_t nats_t / ln 2) / Σ_t bytes_t
 
+Data built with a text transform (CaseOps) charges bytes from its sidecar instead: the original
+bytes each token stands for (data/sidecar.py), looked up by the target's position in the stream.
+
 Sums are accumulated in float64 (and int64 for bytes) so that order and sharding do not change
 the result beyond float64 rounding.
 """
@@ -35,9 +38,26 @@ class TorchByteTables:
         self.boundary = torch.as_tensor(tables.boundary, dtype=torch.bool, device=device)
         self.spellings = tables.spellings
 
-    def count(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def count(self, inputs: torch.Tensor, targets: torch.Tensor, positions=None) -> torch.Tensor:
+        """Bytes credited to each target; `positions` (the targets' positions in the stream: the
+        target of position p is token p+1) matter only to a sidecar."""
         extra = self.leading_space[targets] & ~self.boundary[inputs]
         return self.base_bytes[targets] + extra.to(torch.int64)
+
+
+class SidecarByteCounts(TorchByteTables):
+    """Original-byte counts per token of the validation stream (a text transform's sidecar); the
+    piece tables stay available for what needs spellings (the byte-level study fixtures)."""
+
+    def __init__(self, tables: ByteTables, sidecar: np.ndarray, device: torch.device | str = "cpu") -> None:
+        super().__init__(tables, device)
+        self.sidecar = torch.as_tensor(np.asarray(sidecar, dtype=np.int64), device=device)
+
+    def count(self, inputs: torch.Tensor, targets: torch.Tensor, positions=None) -> torch.Tensor:
+        if positions is None:
+            raise ValueError("byte counts from a sidecar need the targets' stream positions")
+        idx = torch.as_tensor(positions, dtype=torch.int64, device=self.sidecar.device) + 1
+        return self.sidecar[idx].reshape(targets.shape)
 
 
 @dataclass

@@ -4,6 +4,10 @@ Text (JSONL with a `text` field, one document per line; or plain files, one docu
 → SentencePiece (a given model, or a BPE model trained here) → each document as `[BOS] + pieces`
 with no EOS, as the contest's export does → `fineweb_{val,train}_NNNNNN.bin` + `manifest.json`.
 
+With a text transform (`transform="caseops"`), each document is transformed before tokenization
+and every validation shard gets a byte sidecar (data/sidecar.py) holding the original bytes each
+token stands for; bits per byte are then charged from it, not from the piece table.
+
 Validation is either the first K documents overall (`val_docs`, the contest's rule: its val set
 is the first 50,000 documents) or the last fraction F of each input file's documents
 (`val_fraction`, the dev corpus's benchmark split).
@@ -22,7 +26,8 @@ import numpy as np
 from tqdm import tqdm
 
 from pgolf.data.bpb import target_bytes
-from pgolf.data.shards import SPLITS, shard_name, write_shard
+from pgolf.data.shards import SPLITS, shard_name, sidecar_path, write_shard
+from pgolf.data.sidecar import charged_bytes
 from pgolf.data.tokenizer import (
     Normalizer,
     build_byte_tables,
@@ -85,14 +90,17 @@ class SplitStats:
     tokens: int = 0
     utf8_bytes: int = 0  # raw document bytes
     normalized_bytes: int = 0  # bytes after the tokenizer's normalization
-    counted_bytes: int = 0  # bytes the contest's bpb credits
+    counted_bytes: int = 0  # bytes the bpb credits (the piece table's, or the sidecar's)
     unk_tokens: int = 0
     shards: list[str] = field(default_factory=list)
 
+    sidecar: bool = False  # counted from the original bytes (a text transform's sidecar)
+
     @property
     def hidden_bytes(self) -> int:
-        """Normalized bytes the bpb never credits: inside <unk> pieces, or a space after one."""
-        return self.normalized_bytes - self.counted_bytes
+        """Normalized bytes the bpb never credits: inside <unk> pieces, or a space after one.
+        A sidecar charges every original byte, so nothing is hidden."""
+        return 0 if self.sidecar else self.normalized_bytes - self.counted_bytes
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in self.__dict__.items()}
@@ -101,30 +109,40 @@ class SplitStats:
 
 
 class ShardWriter:
-    """Accumulates a token stream and writes it as fixed-size shards of one split."""
+    """Accumulates a token stream (and, with `sidecar`, the parallel byte counts) and writes it as
+    fixed-size shards of one split."""
 
-    def __init__(self, out_dir: Path, split: str, shard_tokens: int, stats: SplitStats) -> None:
+    def __init__(self, out_dir: Path, split: str, shard_tokens: int, stats: SplitStats,
+                 sidecar: bool = False) -> None:
         self.out_dir, self.split, self.shard_tokens, self.stats = out_dir, split, shard_tokens, stats
+        self.sidecar = sidecar
         self.buffer: list[np.ndarray] = []
+        self.bytes: list[np.ndarray] = []
         self.buffered = 0
 
-    def add(self, tokens: np.ndarray) -> None:
+    def add(self, tokens: np.ndarray, nbytes: np.ndarray | None = None) -> None:
         self.buffer.append(tokens)
+        if self.sidecar:
+            self.bytes.append(nbytes)
         self.buffered += tokens.size
         while self.buffered >= self.shard_tokens:
             stream = np.concatenate(self.buffer)
-            self._write(stream[: self.shard_tokens])
+            counts = np.concatenate(self.bytes) if self.sidecar else None
+            self._write(stream[: self.shard_tokens], counts[: self.shard_tokens] if self.sidecar else None)
             rest = stream[self.shard_tokens :]
             self.buffer, self.buffered = [rest], rest.size
+            self.bytes = [counts[self.shard_tokens :]] if self.sidecar else []
 
     def close(self) -> None:
         if self.buffered:
-            self._write(np.concatenate(self.buffer))
-        self.buffer, self.buffered = [], 0
+            self._write(np.concatenate(self.buffer), np.concatenate(self.bytes) if self.sidecar else None)
+        self.buffer, self.bytes, self.buffered = [], [], 0
 
-    def _write(self, tokens: np.ndarray) -> None:
+    def _write(self, tokens: np.ndarray, counts: np.ndarray | None) -> None:
         name = shard_name(self.split, len(self.stats.shards))
         write_shard(self.out_dir / name, tokens)
+        if counts is not None:
+            write_shard(sidecar_path(self.out_dir / name), counts)
         self.stats.shards.append(name)
 
 
@@ -138,8 +156,12 @@ def build_shards(
     val_fraction: float | None = None,
     shard_tokens: int = DEFAULT_SHARD_TOKENS,
     progress: bool | None = None,
+    transform: str | None = None,
 ) -> dict:
     """Tokenize `inputs` into train/val shards under `out_dir`; return the manifest."""
+    from pgolf.data.transforms import TRANSFORMS
+
+    text_transform = TRANSFORMS.get(transform) if transform else None
     if (val_docs is None) == (val_fraction is None):
         raise DataError("give exactly one of val_docs (first K documents) or val_fraction")
     if val_fraction is not None and not 0.0 < val_fraction < 1.0:
@@ -149,7 +171,7 @@ def build_shards(
     files = input_files(inputs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for old in list(out_dir.glob("fineweb_*.bin")):  # never mix shards of two builds
+    for old in list(out_dir.glob("fineweb_*.bin")):  # never mix shards (or sidecars) of two builds
         old.unlink()
 
     tok_path = out_dir / TOKENIZER_NAME
@@ -160,8 +182,13 @@ def build_shards(
         trained = False
     else:
         texts = (doc for f in files for doc in read_documents(f))
-        sp = train_tokenizer(texts, out_dir / "tokenizer", vocab_size, byte_fallback=byte_fallback)
+        if text_transform is not None:
+            texts = map(text_transform.encode, texts)
+        sp = train_tokenizer(texts, out_dir / "tokenizer", vocab_size, byte_fallback=byte_fallback,
+                             reserved=text_transform.reserved if text_transform else ())
         trained = True
+    if text_transform is not None:
+        check_reserved_pieces(sp, text_transform, tok_path)
     tables = build_byte_tables(sp)
     normalize = Normalizer(tok_path)
     bos = sp.bos_id()
@@ -171,14 +198,31 @@ def build_shards(
 
     counts = [count_documents(f) for f in files]
     stats = {s: SplitStats() for s in SPLITS}
-    writers = {s: ShardWriter(out_dir, s, shard_tokens, stats[s]) for s in SPLITS}
+    for split in SPLITS:
+        stats[split].sidecar = text_transform is not None
+    # only validation is scored, so only validation carries a sidecar
+    writers = {s: ShardWriter(out_dir, s, shard_tokens, stats[s], sidecar=text_transform is not None and s == "val")
+               for s in SPLITS}
     bar = tqdm(total=sum(counts), unit="doc", desc="tokenize", disable=not _want_progress(progress))
     seen = 0
 
     def flush(batch: list[tuple[str, str]]) -> None:
-        ids = sp.encode([t for _, t in batch], num_threads=os.cpu_count() or 1)
+        threads = os.cpu_count() or 1
+        if text_transform is None:
+            encoded = [t for _, t in batch]
+            ids = sp.encode(encoded, num_threads=threads)
+        else:
+            encoded = [text_transform.encode(t) for _, t in batch]
+            ids = sp.encode(encoded, return_type="proto", num_threads=threads)
         normalized = [normalize(t) for _, t in batch]
-        for (split, text), pieces, norm in zip(batch, ids, normalized):
+        for (split, text), pieces, norm, enc in zip(batch, ids, normalized, encoded):
+            nbytes = None
+            if text_transform is not None:
+                pieces, charged, leftover = charged_bytes(text_transform, enc, pieces)
+                nbytes = np.concatenate([[leftover], charged])
+                if nbytes.max(initial=0) >= 1 << 16:
+                    raise DataError(f"a {split} document charges {int(nbytes.max())} bytes to one token, more than "
+                                    "a uint16 sidecar holds (a run of whitespace the tokenizer drops?)")
             doc = np.empty(len(pieces) + 1, dtype=np.int64)
             doc[0] = bos
             doc[1:] = pieces
@@ -187,9 +231,10 @@ def build_shards(
             st.tokens += doc.size
             st.utf8_bytes += len(text.encode("utf-8"))
             st.normalized_bytes += len(norm.encode("utf-8"))
-            st.counted_bytes += int(target_bytes(tables, doc[:-1], doc[1:]).sum())
+            st.counted_bytes += (int(nbytes.sum()) if nbytes is not None
+                                 else int(target_bytes(tables, doc[:-1], doc[1:]).sum()))
             st.unk_tokens += int((doc == unk).sum())
-            writers[split].add(doc.astype(np.uint16))
+            writers[split].add(doc.astype(np.uint16), nbytes.astype(np.uint16) if nbytes is not None else None)
         bar.update(len(batch))
 
     batch: list[tuple[str, str]] = []
@@ -229,12 +274,25 @@ def build_shards(
         "inputs": [{"path": str(f), "docs": n} for f, n in zip(files, counts)],
         "split_rule": {"val_docs": val_docs} if val_docs is not None else {"val_fraction": val_fraction},
         "bos_id": bos,
+        "transform": transform or None,
         "splits": {s: stats[s].to_dict() for s in SPLITS},
     }
     tmp = out_dir / (MANIFEST_NAME + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, out_dir / MANIFEST_NAME)
     return manifest
+
+
+def check_reserved_pieces(sp, transform, tok_path) -> None:
+    """A transform's operator characters must each be one piece of the tokenizer, or they would
+    split into byte pieces (or <unk>) and the model could not learn them as operators."""
+    for ch in transform.reserved:
+        ids = sp.encode(ch)
+        if len(ids) != 1 or ids[0] == sp.unk_id():
+            raise DataError(
+                f"{tok_path}: the {transform.name} transform needs U+{ord(ch):04X} as one piece of the tokenizer; "
+                "use a tokenizer trained with it (e.g. fineweb_8192_bpe_lossless_caps_caseops_v1_reserved.model) "
+                "or let data build train one (--vocab-size)")
 
 
 def _want_progress(progress: bool | None) -> bool:

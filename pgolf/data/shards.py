@@ -32,6 +32,15 @@ def shard_name(split: str, index: int) -> str:
     return f"fineweb_{split}_{index:06d}.bin"
 
 
+def sidecar_path(shard: str | os.PathLike) -> Path:
+    """`fineweb_val_000003.bin` -> `fineweb_val_bytes_000003.bin` (data/sidecar.py), same folder."""
+    shard = Path(shard)
+    m = _NAME.match(shard.name)
+    if not m:
+        raise ValueError(f"{shard.name}: not a shard name")
+    return shard.with_name(f"fineweb_{m.group(1)}_bytes_{m.group(2)}.bin")
+
+
 def read_header(path: str | os.PathLike) -> int:
     """Validate a shard's header against its file size and return its token count."""
     path = Path(path)

@@ -8,7 +8,7 @@ import numpy as np
 
 from pgolf.data.bpb import target_bytes
 from pgolf.data.build import read_manifest
-from pgolf.data.shards import SPLITS, list_shards, read_shard
+from pgolf.data.shards import SPLITS, list_shards, read_shard, sidecar_path
 from pgolf.data.tokenizer import build_byte_tables, load_tokenizer
 
 HIDDEN_WARN_FRACTION = 0.001
@@ -20,7 +20,9 @@ def split_stats(data_dir: str | os.PathLike, tokenizer_path: str | os.PathLike) 
 
     Counted bytes are the contest's: every target token (all tokens but the first of the
     stream) credited with its bytes given the token before it. Bytes hidden inside <unk> cannot
-    be recovered from token ids; they come from the build manifest when there is one.
+    be recovered from token ids; they come from the build manifest when there is one. Data built
+    with a text transform is counted from its byte sidecar (validation) or its manifest (training),
+    since its pieces' spellings are not the original text.
     """
     sp = load_tokenizer(tokenizer_path)
     tables = build_byte_tables(sp)
@@ -46,9 +48,14 @@ def split_stats(data_dir: str | os.PathLike, tokenizer_path: str | os.PathLike) 
                 docs += int((chunk == bos).sum())
                 unks += int((chunk == unk).sum())
                 prev = int(chunk[-1])
+        built = manifest.get("splits", {}).get(split)
+        if manifest.get("transform"):
+            sidecars = [sidecar_path(p) for p in paths]
+            counted = (sum(int(np.asarray(read_shard(q), dtype=np.int64).sum()) for q in sidecars)
+                       - (int(read_shard(sidecars[0])[0]) if sidecars else 0)
+                       if sidecars and all(q.is_file() for q in sidecars) else (built or {}).get("counted_bytes", 0))
         entry = {"shards": len(paths), "tokens": tokens, "docs": docs, "counted_bytes": counted,
                  "unk_tokens": unks}
-        built = manifest.get("splits", {}).get(split)
         if built:
             entry["utf8_bytes"] = built["utf8_bytes"]
             entry["normalized_bytes"] = built["normalized_bytes"]

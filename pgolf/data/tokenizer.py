@@ -64,13 +64,15 @@ def train_tokenizer(
     vocab_size: int,
     byte_fallback: bool = True,
     max_sentence_length: int = 16384,
+    reserved: tuple[str, ...] = (),
 ):
     """Train a BPE model with the contest's trainer spec (ids pad=0, bos=1, eos=2, unk=3; NFKC;
     whitespace collapsed; no dummy prefix; digits split).
 
     One deliberate difference, on by default: `byte_fallback=True`, so characters outside the
     vocabulary cost real bytes instead of hiding inside `<unk>` (the published SP-1024 model has
-    no byte fallback; pass `byte_fallback=False` to match it).
+    no byte fallback; pass `byte_fallback=False` to match it). `reserved` characters become
+    pieces of their own (a text transform's operators), right after the control ids.
     """
     import sentencepiece as spm
 
@@ -103,6 +105,7 @@ def train_tokenizer(
             bos_id=1,
             eos_id=2,
             unk_id=3,
+            user_defined_symbols=list(reserved),
             max_sentence_length=max_sentence_length,
             num_threads=os.cpu_count() or 1,
             minloglevel=2,

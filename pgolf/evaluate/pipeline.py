@@ -187,7 +187,7 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
                 _, inputs, targets, positions, nll = score_group(group, fit, mix, watch=True, logits=logits)
                 sums[0] += nll.sum()
                 sums[1] += nll.numel()
-                sums[2] += tables.count(inputs, targets).sum().double()
+                sums[2] += tables.count(inputs, targets, positions).sum().double()
                 if keep_scores:
                     scores[positions] = nll.cpu().numpy()
                     np.add.at(counts, positions, 1)

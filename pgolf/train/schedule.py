@@ -2,7 +2,9 @@
 
 The LR is constant, then decays linearly to zero exactly when the wallclock cap is reached:
 the warmdown lasts `warmdown_iters` steps at the measured average step time (or, with
-`warmdown_fraction`, that fraction of the cap). Without a cap it is step-based.
+`warmdown_fraction`, that fraction of the cap). Without a cap it is step-based: `warmdown_iters`
+steps, or `warmdown_fraction` of `iterations` (so a fixed-step run, e.g. a sweep trial that must not
+depend on the machine's load, follows the same schedule as a wallclock run of that many steps).
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ def training_cap_ms(cfg: TrainConfig) -> float:
 def lr_multiplier(cfg: TrainConfig, step: int, elapsed_ms: float) -> float:
     cap_ms = training_cap_ms(cfg)
     if cfg.max_wallclock_seconds <= 0:
-        if cfg.warmdown_iters <= 0:
+        warmdown = cfg.warmdown_fraction * cfg.iterations if cfg.warmdown_fraction > 0 else cfg.warmdown_iters
+        if warmdown <= 0:
             return 1.0
-        start = max(cfg.iterations - cfg.warmdown_iters, 0)
-        if step < start:
+        if step < cfg.iterations - warmdown:
             return 1.0
-        return max((cfg.iterations - step) / cfg.warmdown_iters, 0.0)
+        return max((cfg.iterations - step) / warmdown, 0.0)
     if cfg.warmdown_fraction > 0:
         warmdown_ms = cfg.warmdown_fraction * cap_ms
     elif cfg.warmdown_iters > 0:
@@ -38,10 +40,13 @@ def lr_multiplier(cfg: TrainConfig, step: int, elapsed_ms: float) -> float:
 
 def muon_momentum(cfg: TrainConfig, step: int, elapsed_ms: float = 0.0) -> float:
     """Linear from `muon_momentum_warmup_start` to `muon_momentum` over `muon_momentum_warmup_steps`
-    steps, or, with `muon_momentum_warmup_fraction` and a wallclock cap, over that fraction of it."""
+    steps, or, with `muon_momentum_warmup_fraction`, over that fraction of the wallclock cap (of
+    `iterations` when there is no cap)."""
     cap_ms = training_cap_ms(cfg)
     if cfg.muon_momentum_warmup_fraction > 0 and cap_ms > 0:
         frac = min(elapsed_ms / (cfg.muon_momentum_warmup_fraction * cap_ms), 1.0)
+    elif cfg.muon_momentum_warmup_fraction > 0 and cfg.iterations > 0:
+        frac = min(step / (cfg.muon_momentum_warmup_fraction * cfg.iterations), 1.0)
     elif cfg.muon_momentum_warmup_steps <= 0:
         return cfg.muon_momentum
     else:

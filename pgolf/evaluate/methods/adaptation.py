@@ -73,14 +73,17 @@ def train_on_span(model, tokens: np.ndarray, lo: int, hi: int, seq_len: int, par
     steps = 0
     for _ in range(epochs):
         for s in range(first, max(last, first + 1), batch_seqs):
-            x, y = x_all[s : min(s + batch_seqs, last)], y_all[s : min(s + batch_seqs, last)]
+            e = min(s + batch_seqs, last)
+            x, y = x_all[s:e], y_all[s:e]
             optimizer.zero_grad(set_to_none=True)
             with torch.enable_grad():
                 if x.numel():
                     with autocast_context(runtime):
                         nats = model(x, y, reduction="none").float()
                     if byte_weighting and byte_tables is not None:
-                        w = byte_tables.count(x, y).float() if byte_weighting == "exact" else byte_tables.base_bytes[y].float()
+                        positions = lo + torch.arange(s * seq_len, e * seq_len, device=y.device).view(-1, seq_len)
+                        w = (byte_tables.count(x, y, positions).float() if byte_weighting == "exact"
+                             else byte_tables.base_bytes[y].float())
                         loss = (nats * w).sum() / w.sum().clamp_min(1) if byte_weighting == "exact" else (nats * w / w.mean().clamp_min(1e-9)).mean()
                     else:
                         loss = nats.mean()
