@@ -60,6 +60,7 @@ class TrainConfig:
     # When > 0, the warmdown covers this fraction of the wallclock cap (of iterations without a cap)
     # instead of warmdown_iters.
     warmdown_fraction: float = 0.0
+    min_lr: float = 0.0  # LR floor of the warmdown, as a multiplier (the frontier's 0.10)
     matrix_lr: float = 0.04
     scalar_lr: float = 0.04
     tied_embed_lr: float = 0.05
@@ -72,6 +73,8 @@ class TrainConfig:
     # speed), or of iterations without a cap
     muon_momentum_warmup_fraction: float = 0.0
     muon_backend_steps: int = 5
+    muon_row_normalize: bool = False  # MuonEq-R (#1285): each row of the update to unit norm before NS
+    muon_coefficients: str = "quintic"  # quintic (the baseline's) | polar-express (#1787)
     beta1: float = 0.9
     beta2: float = 0.95
     adam_eps: float = 1e-8
@@ -86,6 +89,7 @@ class TrainConfig:
     # Decoupled weight decay: Muon W <- W(1 - lr_t wd) (11L lineage 0.04); AdamW when > 0.
     muon_weight_decay: float = 0.0
     adam_weight_decay: float = 0.0
+    embed_weight_decay: float = -1.0  # >= 0: the embedding group's own AdamW decay (-1: adam_weight_decay)
     # Weight averaging applied to the final weights: none | ema | swa (pgolf.train.averaging).
     averaging: str = "none"
     ema_decay: float = 0.997

@@ -27,6 +27,10 @@ ADDON_CASES = {
     "smear_gate": ({}, lambda a: a.smear.fill_(-math.inf)),
     "dtg": ({}, lambda a: a.gate_b.fill_(math.inf)),
     "orthogonal_init": ({}, None),
+    "depth_recurrence": ({"start": 1, "end": 2, "loops": 1, "enable_at": 0.5}, None),  # see its own test
+    "parallel_lanes": ({"start": 2}, None),  # two lanes are not the sequential block; see its reference test
+    "sparse_attn_gate": ({"window": 12, "scale": 0.5}, None),  # zero-init halves heads; see its own test
+    "smear_gate_v3": ({"window": 12}, lambda a: a.strength.zero_()),
 }
 
 
@@ -161,6 +165,10 @@ def test_orthogonal_init_keeps_zero_init_projections():
     ("smear_gate", D),
     ("dtg", L * (D + 1)),
     ("xsa", 0), ("ln_scale", 0), ("partial_rope", 0), ("orthogonal_init", 0),
+    ("depth_recurrence", D),  # no weights of its own; 6 virtual layers need one more U-Net skip (3 vs 2)
+    ("parallel_lanes", L * 2 + L * 2 * 2),
+    ("sparse_attn_gate", L * 4 * 12),
+    ("smear_gate_v3", 12 + 1),
 ])
 def test_addon_parameter_counts(name, expected):
     base = count_parameters(make({}))
@@ -172,6 +180,7 @@ def test_addon_parameter_counts(name, expected):
     ("record-549", 26_928_220),       # PR #549 log
     ("seed-1150-ttt-slot", 26_993_756),  # PR #1150 log
     ("seed-731-hedge", 26_993_766),   # PR #731 TTT log
+    ("record-1855", 35_945_671),      # PR #1855 log
 ])
 def test_seed_presets_reproduce_the_logged_parameter_counts(preset, params):
     with torch.device("meta"):
@@ -185,3 +194,119 @@ def test_unknown_addon_and_unknown_addon_key_are_config_errors():
         make({"xsaa": {}})
     with pytest.raises(ConfigError, match="unknown key 'model.addons.xsa.lats'; did you mean 'last'"):
         make({"xsa": {"lats": 2}})
+
+
+def test_depth_recurrence_runs_the_span_again_and_switches_with_progress():
+    from pgolf.model.recurrence import run_order
+
+    assert run_order(11, 3, 5, 2) == [0, 1, 2, 3, 4, 5, 3, 4, 5, 3, 4, 5, 6, 7, 8, 9, 10]
+    m = make({"depth_recurrence": {"start": 1, "end": 2, "loops": 1, "enable_at": 0.5}})
+    assert m.layer_order() == [0, 1, 2, 1, 2, 3]  # built models run as training finished
+    assert m.set_train_progress(0.0) and m.layer_order() == [0, 1, 2, 3]
+    assert not m.set_train_progress(0.49) and m.set_train_progress(0.5) and m.layer_order() == [0, 1, 2, 1, 2, 3]
+    assert m.addons["unet_skips"].skip_weights.shape == (3, D)
+
+
+def test_depth_recurrence_off_is_exactly_the_baseline_and_on_repeats_the_blocks():
+    base, looped = make({}), make({"depth_recurrence": {"start": 1, "end": 2, "loops": 1}})
+    randomize(base)
+    state = base.state_dict()
+    with torch.no_grad():
+        skips = state.pop("addons.unet_skips.skip_weights")
+        looped.load_state_dict(state, strict=False)
+        looped.addons["unet_skips"].skip_weights[:2] = skips
+        looped.addons["unet_skips"].skip_weights[2] = torch.randn(D)
+        ids = torch.randint(0, V, (2, 16))
+        looped.set_train_progress(0.0)
+        torch.testing.assert_close(looped(ids), base(ids), rtol=0, atol=0)
+        looped.set_train_progress(1.0)
+        # reference: the blocks in the looped order, U-Net split 3 / 3 over the six virtual layers
+        from pgolf.model.addons import ForwardContext
+        from pgolf.model.blocks import rms_norm
+
+        ctx = ForwardContext(ids=ids, num_layers=L)
+        x = x0 = rms_norm(looped.tok_emb(ids))
+        stack, w = [], looped.addons["unet_skips"].skip_weights
+        for v, i in enumerate([0, 1, 2, 1, 2, 3]):
+            if v >= 3 and stack:
+                x = x + w[v - 3] * stack.pop()
+            x = looped.blocks[i](x, x0, ctx)
+            if v < 3:
+                stack.append(x)
+        torch.testing.assert_close(looped(ids), looped.logits_from_hidden(rms_norm(x)), rtol=0, atol=0)
+
+
+def test_parallel_lanes_match_a_direct_computation():
+    from pgolf.model.addons import ForwardContext
+    from pgolf.model.blocks import rms_norm
+
+    m = make({"parallel_lanes": {"start": 2}})
+    randomize(m)
+    lanes = m.addons["parallel_lanes"]
+    ids = torch.randint(0, V, (2, 16))
+    ctx = ForwardContext(ids=ids, num_layers=L)
+    with torch.no_grad():
+        x = x0 = rms_norm(m.tok_emb(ids))
+        w = m.addons["unet_skips"].skip_weights
+        x = m.blocks[0](x, x0, ctx)
+        s0 = x
+        x = m.blocks[1](x, x0, ctx)
+        s1 = x
+        lane0 = lane1 = x
+        for i, skip in ((2, s1), (3, s0)):
+            lane0 = lane0 + w[i - 2] * skip  # the skip merges into lane 0 only
+            b = m.blocks[i]
+            a = b.attn_scale * b.attn(rms_norm(b.resid_mix[0] * lane0 + b.resid_mix[1] * x0), ctx)
+            f = b.mlp_scale * b.mlp(rms_norm(lane1))
+            rho, pi = lanes.resid[i], lanes.post[i]
+            lane0, lane1 = rho[0] * lane0 + pi[0, 0] * a + pi[1, 0] * f, rho[1] * lane1 + pi[0, 1] * a + pi[1, 1] * f
+        expected = m.logits_from_hidden(rms_norm(0.5 * (lane0 + lane1)))
+        torch.testing.assert_close(m(ids), expected, rtol=1e-6, atol=1e-6)
+    fresh = make({"parallel_lanes": {"start": 2}}).addons["parallel_lanes"]
+    assert torch.all(fresh.resid == 1.1) and torch.all(fresh.post == 1.0)
+
+
+def test_sparse_attn_gate_at_init_halves_every_head_exactly():
+    base, gated = make({}), make({"sparse_attn_gate": {"window": 12, "scale": 0.5}})
+    randomize(base)
+    gated.load_state_dict(base.state_dict(), strict=False)
+    with torch.no_grad():
+        gated.addons["sparse_attn_gate"].weight.zero_()
+        for b in base.blocks:
+            b.attn.proj.weight.mul_(0.5)  # σ(0) = ½ on every head, before the output projection
+        ids = torch.randint(0, V, (2, 16))
+        torch.testing.assert_close(gated(ids), base(ids), rtol=0, atol=0)
+        gated.addons["sparse_attn_gate"].weight[1, 2, 0] = 3.0  # layer 1, head 2 only
+        assert not torch.equal(gated(ids), base(ids))
+
+
+@pytest.mark.parametrize("name, table", [("smear_gate_v3", {"window": 12, "bos_id": 1}),
+                                         ("smear_gate", {"bos_id": 1}),
+                                         ("bigram_hash", {"buckets": 97, "dim": 16, "bos_id": 1})])
+def test_previous_token_features_do_not_reach_across_bos(name, table):
+    """With the BOS mask, what a BOS position computes does not depend on the token before it."""
+    m = make({name: table})
+    randomize(m)
+    ids = torch.randint(2, V, (2, 16))
+    ids[:, 8] = 1
+    other = ids.clone()
+    other[:, 7] = (ids[:, 7] + 1) % (V - 2) + 2
+    from pgolf.model.addons import ForwardContext
+    from pgolf.model.blocks import rms_norm
+
+    unmasked = make({name: {**table, "bos_id": -1}})
+    unmasked.load_state_dict(m.state_dict())
+    emb = {}  # the embedding path (what the mask governs) at the BOS position, x0
+    with torch.no_grad():
+        for tag, stream in (("a", ids), ("b", other)):
+            for mod, key in ((m, "masked"), (unmasked, "unmasked")):
+                ctx = ForwardContext(ids=stream, num_layers=L)
+                x = mod.tok_emb(stream)
+                for a in mod._embed_hooks:
+                    x = a.embed(x, ctx)
+                x = rms_norm(x)
+                for a in mod._post_embed_hooks:
+                    x = a.post_embed(x, ctx)
+                emb[tag, key] = x[:, 8]
+        torch.testing.assert_close(emb["a", "masked"], emb["b", "masked"], rtol=0, atol=0)
+        assert not torch.equal(emb["a", "unmasked"], emb["b", "unmasked"])

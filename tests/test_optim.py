@@ -95,3 +95,48 @@ def test_muon_momentum_warms_up_linearly():
     assert muon_momentum(by_clock, 0, 0.0) == pytest.approx(0.85)  # the step count no longer matters
     assert muon_momentum(by_clock, 9999, 25_000.0) == pytest.approx(0.90)  # a quarter of the cap: halfway
     assert muon_momentum(by_clock, 1, 60_000.0) == pytest.approx(0.95)
+
+
+def test_polar_express_orthogonalises_more_tightly_than_the_quintic():
+    g = torch.randn(64, 128, generator=torch.Generator().manual_seed(0))
+    spread = {c: torch.linalg.svdvals(newton_schulz5(g, 5, coefficients=c)) for c in ("quintic", "polar-express")}
+    assert (spread["polar-express"] - 1).abs().max() < (spread["quintic"] - 1).abs().max()
+    assert (spread["polar-express"] - 1).abs().max() < 0.2
+
+
+def test_muoneq_r_makes_the_update_blind_to_the_scale_of_each_gradient_row():
+    torch.manual_seed(0)
+    grad = torch.randn(32, 48)
+    row_scale = torch.rand(32, 1) * 10 + 0.1
+    updates = []
+    for row_normalize in (True, False):
+        for g in (grad, grad * row_scale):
+            w = torch.nn.Parameter(torch.zeros(32, 48))
+            opt = Muon([w], lr=1.0, momentum=0.0, row_normalize=row_normalize)
+            w.grad = g.clone()
+            opt.step()
+            updates.append(w.detach().clone())
+    torch.testing.assert_close(updates[0], updates[1], rtol=1e-4, atol=1e-5)  # MuonEq-R: rows normalised first
+    assert not torch.allclose(updates[2], updates[3], rtol=1e-2, atol=1e-3)  # plain Muon sees the row scales
+
+
+def test_an_unknown_newton_schulz_variant_is_a_config_error():
+    from pgolf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="muon_coefficients"):
+        Muon([torch.nn.Parameter(torch.zeros(2, 2))], lr=0.1, coefficients="cubic")
+
+
+def test_the_lr_floor_holds_the_warmdown_at_min_lr():
+    clock = TrainConfig(max_wallclock_seconds=100, warmdown_fraction=0.85, min_lr=0.1)
+    assert lr_multiplier(clock, 1, 10_000) == 1.0
+    assert lr_multiplier(clock, 1, 50_000) == pytest.approx(50 / 85)
+    assert lr_multiplier(clock, 1, 95_000) == pytest.approx(0.1)  # 5/85 < 0.1: the floor
+    steps = dataclasses.replace(clock, max_wallclock_seconds=0, iterations=100)
+    assert lr_multiplier(steps, 99, 0) == pytest.approx(0.1)
+
+
+def test_the_embedding_group_takes_its_own_weight_decay():
+    m = GPT(ModelConfig(num_layers=2, model_dim=64, num_heads=4, num_kv_heads=2, vocab_size=64))
+    adam, _ = build_optimizers(m, TrainConfig(adam_weight_decay=0.02, embed_weight_decay=0.085), tied=True)
+    assert [g["weight_decay"] for g in adam.param_groups] == [0.085, 0.02]

@@ -66,3 +66,17 @@ def test_info_reports_groups_and_matches_the_published_count(capsys):
     assert r["params_per_group"]["addon:bigram_hash"] == 1536 * 128 + 128 * 512 + 1
     assert r["estimated_total_bytes"] == r["estimated_model_bytes"] + r["code_bytes"]
     assert main(["info", "naive-baseline"]) == 0 and "17,059,912" in capsys.readouterr().out
+
+
+def test_record_1855_mini_trains_and_switches_its_loop_on_at_its_fraction(tmp_path, tiny_data):
+    p = load_preset("record-1855-mini", [
+        "model.vocab_size=256", "train.seq_len=64", "train.tokens_per_step=512", "train.iterations=4",
+        "train.max_wallclock_seconds=0", "train.warmup_steps=2", 'train.compile="off"', "train.val_tokens_limit=1024",
+        "eval.seq_len=64", "eval.batch_tokens=1024", "train.gptq_calibration_seq_len=16",
+        "model.addons.depth_recurrence.enable_at=0.5",
+    ])
+    s = train(p, tiny_data, tmp_path / "run", Runtime(), progress=False)
+    assert s["steps"] == 4 and s["val_bpb"] == s["val_bpb"]
+    log = (tmp_path / "run" / "train.log").read_text()
+    switches = [line for line in log.splitlines() if line.startswith("switch ")]
+    assert switches == ["switch step:2 frac:0.500 layer_order:[0, 1, 1, 1, 2, 3]"]

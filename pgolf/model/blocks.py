@@ -111,6 +111,8 @@ class CausalSelfAttention(nn.Module):
         v = v.view(bsz, seq, self.num_kv_heads, self.head_dim).transpose(1, 2)
         q, k = self.rotary(rms_norm(q)), self.rotary(rms_norm(k))
         q = q * self.q_gain.to(q.dtype)[None, :, None, None]
+        if self._output_hooks:
+            ctx.attn_input = x
         y = F.scaled_dot_product_attention(
             q, k, v, is_causal=True, enable_gqa=self.num_kv_heads != self.num_heads
         )

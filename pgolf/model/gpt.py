@@ -1,8 +1,9 @@
 """The GPT backbone (docs/techniques.md), with add-on hooks at fixed points.
 
     x = E[ids] (+ embed hooks); x = rms(x) (+ post-embed hooks); x0 = x
-    for each block: before_block hooks; x = Block(x, x0); after_block hooks
-    logits = softcap · tanh(rms(x) Eᵀ / softcap)
+    for each block in the run order (layer_order hook; 0…L−1 by default):
+        before_block hooks; x = Block(x, x0) (or a block_forward hook); after_block hooks
+    x = final_hidden hooks (x);  logits = softcap · tanh(rms(x) Eᵀ / softcap)
 
 The naive baseline is this backbone with the `unet_skips` add-on (17,059,912 parameters with the
 default ModelConfig, the contest script's count).
@@ -34,6 +35,11 @@ class GPT(nn.Module):
                         for i in range(cfg.num_layers)]
         self._after = [[a for a in addons if a.implements("after_block") and a.applies_to(i)]
                        for i in range(cfg.num_layers)]
+        self._block_forward = [next((a for a in addons if a.implements("block_forward") and a.applies_to(i)), None)
+                               for i in range(cfg.num_layers)]
+        self._final_hooks = [a for a in addons if a.implements("final_hidden")]
+        self._order_hook = next((a for a in addons if a.implements("layer_order")), None)
+        self._progress_hooks = [a for a in addons if a.implements("on_train_progress")]
         if cfg.tie_embeddings:
             nn.init.normal_(self.tok_emb.weight, mean=0.0, std=cfg.tied_embed_init_std)
         for a in addons:
@@ -51,14 +57,32 @@ class GPT(nn.Module):
         for a in self._post_embed_hooks:
             x = a.post_embed(x, ctx)
         ctx.x0 = x
-        for i, block in enumerate(self.blocks):
+        order = self.layer_order()
+        ctx.num_virtual = len(order)
+        for v, i in enumerate(order):
+            ctx.virtual = v
             for a in self._before[i]:
                 x = a.before_block(x, i, ctx)
             x_in = x
-            x = block(x, ctx.x0, ctx)
+            custom = self._block_forward[i]
+            x = self.blocks[i](x, ctx.x0, ctx) if custom is None else custom.block_forward(self.blocks[i], x, ctx.x0, i, ctx)
             for a in self._after[i]:
                 x = a.after_block(x_in, x, i, ctx)
+        for a in self._final_hooks:
+            x = a.final_hidden(x, ctx)
         return rms_norm(x)
+
+    def layer_order(self) -> list[int]:
+        """The physical blocks one forward runs, in order."""
+        n = self.cfg.num_layers
+        return self._order_hook.layer_order(n) if self._order_hook is not None else list(range(n))
+
+    def set_train_progress(self, frac: float) -> bool:
+        """Tell the add-ons how much of the run is done; True when the computation changed."""
+        changed = False
+        for a in self._progress_hooks:
+            changed |= bool(a.on_train_progress(frac))
+        return changed
 
     def logits_from_hidden(self, h: torch.Tensor) -> torch.Tensor:
         weight = self.tok_emb.weight if self.lm_head is None else self.lm_head.weight

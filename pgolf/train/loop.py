@@ -47,7 +47,7 @@ from pgolf.train.optim.muon import Muon
 from pgolf.train.qat import crown_q_penalty, disable_qat, enable_qat
 from pgolf.train.resume import load_resume, restore, save_resume
 from pgolf.train.runlog import RunLog
-from pgolf.train.schedule import lr_multiplier, muon_momentum, training_cap_ms
+from pgolf.train.schedule import lr_multiplier, muon_momentum, training_cap_ms, training_fraction
 
 
 def seed_everything(seed: int) -> None:
@@ -199,7 +199,10 @@ def compile_warmup(t: Trainer) -> None:
     initial_model = copy.deepcopy(t.model.state_dict())
     initial_opts = [copy.deepcopy(o.state_dict()) for o in t.optimizers]
     stream_state = t.loader.stream.state()
+    switches = bool(t.model._progress_hooks)
     for w in range(t.cfg.warmup_steps):
+        if switches:  # compile both computations (e.g. unlooped and looped) before the clock starts
+            t.model.set_train_progress(0.0 if w < t.cfg.warmup_steps // 2 else 1.0)
         optimizer_step(t, 0, 1.0)
         t.log.line(f"warmup_step:{w + 1}/{t.cfg.warmup_steps}")
     t.model.load_state_dict(initial_model)
@@ -208,6 +211,7 @@ def compile_warmup(t: Trainer) -> None:
     t.loader.stream.load_state(stream_state)
     disable_qat(t.model)
     t.qat_on = False
+    t.model.set_train_progress(0.0)
 
 
 def resume_from_disk(t: Trainer) -> None:
@@ -362,6 +366,9 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
             if last:
                 break
             now_ms = t.clock.now_ms()
+            frac = training_fraction(cfg, t.step, now_ms)
+            if t.model.set_train_progress(frac):
+                t.log.line(f"switch step:{t.step} frac:{frac:.3f} layer_order:{t.model.layer_order()}")
             scale = lr_multiplier(cfg, t.step, now_ms)
             loss = optimizer_step(t, t.step, scale, now_ms)
             t.step += 1

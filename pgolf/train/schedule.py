@@ -1,6 +1,7 @@
 """Learning-rate multiplier and Muon momentum warm-up of the baseline (docs/techniques.md).
 
-The LR is constant, then decays linearly to zero exactly when the wallclock cap is reached:
+The LR is constant, then decays linearly to zero (or to the floor `min_lr`, #1787) exactly when
+the wallclock cap is reached:
 the warmdown lasts `warmdown_iters` steps at the measured average step time (or, with
 `warmdown_fraction`, that fraction of the cap). Without a cap it is step-based: `warmdown_iters`
 steps, or `warmdown_fraction` of `iterations` (so a fixed-step run, e.g. a sweep trial that must not
@@ -17,6 +18,14 @@ def training_cap_ms(cfg: TrainConfig) -> float:
     return max(cfg.max_wallclock_seconds - cfg.gptq_reserve_seconds, 0.0) * 1000.0
 
 
+def training_fraction(cfg: TrainConfig, step: int, elapsed_ms: float) -> float:
+    """How much of the run is done: of the wallclock cap, or of `iterations` without one."""
+    cap_ms = training_cap_ms(cfg)
+    if cfg.max_wallclock_seconds > 0 and cap_ms > 0:
+        return min(elapsed_ms / cap_ms, 1.0)
+    return min(step / max(cfg.iterations, 1), 1.0)
+
+
 def lr_multiplier(cfg: TrainConfig, step: int, elapsed_ms: float) -> float:
     cap_ms = training_cap_ms(cfg)
     if cfg.max_wallclock_seconds <= 0:
@@ -25,7 +34,7 @@ def lr_multiplier(cfg: TrainConfig, step: int, elapsed_ms: float) -> float:
             return 1.0
         if step < cfg.iterations - warmdown:
             return 1.0
-        return max((cfg.iterations - step) / warmdown, 0.0)
+        return max((cfg.iterations - step) / warmdown, cfg.min_lr)
     if cfg.warmdown_fraction > 0:
         warmdown_ms = cfg.warmdown_fraction * cap_ms
     elif cfg.warmdown_iters > 0:
@@ -34,7 +43,7 @@ def lr_multiplier(cfg: TrainConfig, step: int, elapsed_ms: float) -> float:
         return 1.0
     remaining_ms = max(cap_ms - elapsed_ms, 0.0)
     if remaining_ms <= warmdown_ms:
-        return remaining_ms / max(warmdown_ms, 1e-9)
+        return max(remaining_ms / max(warmdown_ms, 1e-9), cfg.min_lr)
     return 1.0
 
 

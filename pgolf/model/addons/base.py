@@ -11,11 +11,17 @@ add-ons' `ORDER` (then name) order; a hook an add-on does not override is never 
     values(v, layer, ctx)            value projection output (B, T, Hkv·D) (VE, VRL)
     attn_output(y, v, layer, ctx)    attention output per head (B, H, T, D) before `proj` (XSA)
     before_block(x, layer, ctx)      residual stream entering a block (U-Net decoder skips)
+    block_forward(block, x, x0, layer, ctx)  replaces the block's residual update (parallel lanes)
     after_block(x_in, x, layer, ctx) residual stream leaving a block (DTG, U-Net encoder side)
+    final_hidden(x, ctx)             residual stream after the last block, before the final norm
+    layer_order(num_layers)          the physical layers to run, in order (depth recurrence)
+    on_train_progress(frac)          the trainer reports the fraction of the run done (switches)
     init_weights(model)              after the whole model is built (orthogonal init)
     parameter_role(param_name)       the role of each of the add-on's own parameters (pgolf.model.roles)
 
-`applies_to(layer)` limits the per-layer hooks to chosen layers (e.g. XSA on the last 4).
+`applies_to(layer)` limits the per-layer hooks to chosen layers (e.g. XSA on the last 4). With
+depth recurrence a physical layer runs more than once; `ctx.virtual` is the position in the run
+order and `ctx.num_virtual` its length (the U-Net split uses them).
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ class ForwardContext:
     x0: torch.Tensor | None = None
     raw_values: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> W_v h, before hooks
     stash: dict[str, Any] = field(default_factory=dict)
+    virtual: int = 0  # position of the running block in the run order
+    num_virtual: int = 0  # length of the run order (num_layers without recurrence)
+    attn_input: torch.Tensor | None = None  # the normalised input of the running attention
 
 
 class AddOn(nn.Module):
@@ -47,7 +56,8 @@ class AddOn(nn.Module):
 
     HOOKS: ClassVar[tuple[str, ...]] = (
         "embed", "post_embed", "norm_scale", "make_rotary", "values", "attn_output",
-        "before_block", "after_block", "init_weights",
+        "before_block", "block_forward", "after_block", "final_hidden", "layer_order", "on_train_progress",
+        "init_weights",
     )
 
     def __init__(self, cfg: Any, model_cfg: Any) -> None:
@@ -87,8 +97,22 @@ class AddOn(nn.Module):
     def before_block(self, x: torch.Tensor, layer: int, ctx: ForwardContext) -> torch.Tensor:
         return x
 
+    def block_forward(self, block: nn.Module, x: torch.Tensor, x0: torch.Tensor, layer: int,
+                      ctx: ForwardContext) -> torch.Tensor:
+        return block(x, x0, ctx)
+
     def after_block(self, x_in: torch.Tensor, x: torch.Tensor, layer: int, ctx: ForwardContext) -> torch.Tensor:
         return x
+
+    def final_hidden(self, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
+        return x
+
+    def layer_order(self, num_layers: int) -> list[int]:
+        return list(range(num_layers))
+
+    def on_train_progress(self, frac: float) -> bool:
+        """Returns True when the model's computation changed (a switch flipped)."""
+        return False
 
     def init_weights(self, model: nn.Module) -> None:
         return None

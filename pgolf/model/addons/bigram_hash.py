@@ -6,6 +6,8 @@ P: dim → d, scale init 0.05. Only input tokens are hashed (legal: no target le
 Optimizer (#549): the table in the embedding group, projection and scale in the scalar group.
 Choice: P starts at zero but is not flagged zero-init, so `orthogonal_init` overwrites it as in
 the #549 lineage (docs/techniques.md).
+`bos_id` ≥ 0 (off by default, as in the seeds): a position whose token is BOS gets the bucket of
+a sequence start, so in rows that pack several documents no pair spans two of them.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from pgolf.model.blocks import Linear
 MUL_CURRENT, MUL_PREVIOUS = 36313, 27191
 
 
-def bigram_buckets(ids: torch.Tensor, buckets: int) -> torch.Tensor:
+def bigram_buckets(ids: torch.Tensor, buckets: int, bos_id: int = -1) -> torch.Tensor:
     ids = ids.long()
     h = torch.full_like(ids, buckets - 1)
     h[:, 1:] = torch.bitwise_xor(MUL_CURRENT * ids[:, 1:], MUL_PREVIOUS * ids[:, :-1]) % (buckets - 1)
+    if bos_id >= 0:
+        h = torch.where(ids == bos_id, buckets - 1, h)
     return h
 
 
@@ -35,6 +39,7 @@ class BigramHash(AddOn):
         buckets: int = 2048
         dim: int = 128
         scale_init: float = 0.05
+        bos_id: int = -1  # >= 0: no pair across a document boundary
 
     def __init__(self, cfg, model_cfg) -> None:
         super().__init__(cfg, model_cfg)
@@ -47,5 +52,5 @@ class BigramHash(AddOn):
         return "table" if param_name == "table" else "scalar"
 
     def embed(self, x, ctx):
-        h = bigram_buckets(ctx.ids, self.cfg.buckets)
+        h = bigram_buckets(ctx.ids, self.cfg.buckets, self.cfg.bos_id)
         return x + self.scale.to(x.dtype) * self.proj(self.table[h].to(x.dtype))
