@@ -35,8 +35,11 @@ SHAPE = {"VOCAB_SIZE": "1024", "NUM_LAYERS": "4", "MODEL_DIM": "256", "NUM_HEADS
          "VAL_LOSS_EVERY": "0", "TRAIN_LOG_EVERY": "10", "WARMUP_STEPS": "2", "ITERATIONS": "20000"}
 # The official schedule at this scale (what its CPU runs used): warmdown 200 steps, momentum warm-up 500.
 OFFICIAL_SCHEDULE = {"WARMDOWN_ITERS": "200"}
+# pgolf with the official script's schedule, learning rates and batch (cpu-mini's own are tuned).
 PGOLF_WITH_OFFICIAL_SCHEDULE = ["train.warmdown_iters=200", "train.warmdown_fraction=0.0",
-                                "train.muon_momentum_warmup_steps=500"]
+                                "train.muon_momentum_warmup_steps=500", "train.muon_momentum_warmup_fraction=0.0",
+                                "train.matrix_lr=0.04", "train.scalar_lr=0.04", "train.tied_embed_lr=0.05",
+                                "train.tokens_per_step=16384"]
 
 
 def patched_official(official: Path, work: Path) -> Path:
@@ -124,6 +127,8 @@ def main() -> None:
                     help="also run the pgolf preset with the official schedule (warmdown 200, momentum warm-up 500)")
     ap.add_argument("--faithfulness", action="store_true", help="first compare ten steps' train losses")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--save", type=Path, help="also write the results as JSON here after every budget "
+                                              "(a long comparison keeps what it finished)")
     args = ap.parse_args()
     if not args.official or not (Path(args.official) / "train_gpt.py").is_file():
         sys.exit(f"vs_official: pass --official DIR (or set {OFFICIAL_ENV}) holding train_gpt.py and cpu_patch.py")
@@ -149,7 +154,10 @@ def main() -> None:
                 r["speed_vs_official"] = r["tokens_per_second"] / base["tokens_per_second"]
                 r.pop("train_losses")
             out["budgets"][str(int(seconds))] = rows
-            print(f"vs_official: {int(seconds)} s done", file=sys.stderr, flush=True)
+            print(f"vs_official: {int(seconds)} s done: " + "; ".join(
+                f"{r['trainer']} {r['roundtrip_bpb']:.4f} ({r['steps']} steps)" for r in rows), file=sys.stderr, flush=True)
+            if args.save:
+                args.save.write_text(json.dumps(out, indent=1) + "\n")
     if args.json:
         print(json.dumps(out, indent=1))
         return

@@ -11,7 +11,7 @@ def test_builtin_presets_load():
     assert (base.model.num_layers, base.model.model_dim, base.train.tokens_per_step) == (9, 512, 524288)
     mini = load_preset("cpu-mini")
     assert (mini.model.num_layers, mini.model.model_dim, mini.model.num_heads, mini.model.num_kv_heads,
-            mini.train.seq_len, mini.train.tokens_per_step) == (4, 256, 4, 2, 512, 16384)
+            mini.train.seq_len, mini.train.tokens_per_step) == (4, 256, 4, 2, 512, 8192)
 
 
 def test_unknown_key_names_the_key_and_the_closest_valid_one(tmp_path):
