@@ -123,7 +123,11 @@ class PackConfig:
     embedding_bits: int = 8
     small_float: str = "fp16"
     control_float: str = "fp32"
-    clip_search: str = "matrix"  # gptq-lite / gptq scales: one clip quantile per matrix or per row
+    # gptq-lite / gptq scales: one clip quantile per matrix or per row, or "sdclip": the step is
+    # k·std(row)/qmax (#1394), with k per group from sdclip_k
+    clip_search: str = "matrix"
+    sdclip_k: dict = field(default_factory=dict)  # attention / mlp / embedding / other -> k (default 12.85)
+    gptq_embedding: bool = False  # GPTQ on the tied embedding with the output head's Hessian (#1394)
     gptq_act_order: str = "descending"  # none | descending (#1019/#1207) | ascending (#700)
     gptq_block_size: int = 128
     gptq_damping: float = 0.01

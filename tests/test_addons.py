@@ -31,6 +31,7 @@ ADDON_CASES = {
     "parallel_lanes": ({"start": 2}, None),  # two lanes are not the sequential block; see its reference test
     "sparse_attn_gate": ({"window": 12, "scale": 0.5}, None),  # zero-init halves heads; see its own test
     "smear_gate_v3": ({"window": 12}, lambda a: a.strength.zero_()),
+    "doc_isolation": ({"bos_id": 1}, None),  # a mask, not weights; see its own tests
 }
 
 
@@ -169,6 +170,7 @@ def test_orthogonal_init_keeps_zero_init_projections():
     ("parallel_lanes", L * 2 + L * 2 * 2),
     ("sparse_attn_gate", L * 4 * 12),
     ("smear_gate_v3", 12 + 1),
+    ("doc_isolation", 0),
 ])
 def test_addon_parameter_counts(name, expected):
     base = count_parameters(make({}))
@@ -310,3 +312,31 @@ def test_previous_token_features_do_not_reach_across_bos(name, table):
                 emb[tag, key] = x[:, 8]
         torch.testing.assert_close(emb["a", "masked"], emb["b", "masked"], rtol=0, atol=0)
         assert not torch.equal(emb["a", "unmasked"], emb["b", "unmasked"])
+
+
+def test_document_mask_allows_exactly_the_earlier_positions_of_the_same_document():
+    from pgolf.model.addons.doc_isolation import document_mask
+
+    ids = torch.tensor([[5, 6, 1, 7, 8, 1, 9]])
+    mask = document_mask(ids, 1)[0, 0]
+    doc = [0, 0, 1, 1, 1, 2, 2]
+    expected = torch.tensor([[k <= q and doc[k] == doc[q] for k in range(7)] for q in range(7)])
+    assert torch.equal(mask, expected)
+
+
+def test_doc_isolation_keeps_each_document_blind_to_the_one_before():
+    """With the mask (and BOS-masked previous-token features), positions of a document score the
+    same whatever came before its BOS; without it they do not."""
+    table = {"smear_gate_v3": {"window": 12, "bos_id": 1}}
+    isolated, plain = make({**table, "doc_isolation": {}}), make(table)
+    randomize(isolated)
+    plain.load_state_dict(isolated.state_dict())
+    ids = torch.randint(2, V, (2, 20))
+    ids[:, 9] = 1
+    other = ids.clone()
+    other[:, :9] = torch.randint(2, V, (2, 9))
+    with torch.no_grad():
+        torch.testing.assert_close(isolated(other)[:, 9:], isolated(ids)[:, 9:], rtol=1e-6, atol=1e-6)
+        assert not torch.allclose(plain(other)[:, 9:], plain(ids)[:, 9:], rtol=1e-4, atol=1e-4)
+        single = torch.randint(2, V, (2, 20))  # one document per row: the mask is plain causal attention
+        torch.testing.assert_close(isolated(single), plain(single), rtol=1e-5, atol=1e-5)

@@ -199,3 +199,21 @@ def test_workers_starting_at_once_all_open_the_same_new_study(tmp_path):
 
     assert len(optuna.get_all_study_names(url)) == 1
     assert len(optuna.load_study(study_name="x", storage=url).get_trials()) == 4
+
+
+def test_the_best_preset_extends_a_base_given_relative_to_the_sweep_file(tmp_path, monkeypatch):
+    import tomllib
+
+    from pgolf.sweep.report import best_preset_toml
+
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "base.toml").write_text('extends = "cpu-mini"\n[train]\nmatrix_lr = 0.03\n')
+    (tmp_path / "sweeps").mkdir()
+    sweep_file = tmp_path / "sweeps" / "s.toml"
+    sweep_file.write_text('preset = "../presets/base.toml"\nsteps = 5\nmode = "greedy"\n'
+                          '[greedy]\ncandidates = [["train.scalar_lr=0.02"]]\n')
+    monkeypatch.chdir(tmp_path)  # from here "../presets/base.toml" would name the wrong file
+    sweep = load_sweep(sweep_file)
+    best = tomllib.loads(best_preset_toml(sweep, ["train.scalar_lr=0.02"], 1.0, 2))
+    assert best["extends"] == [str((tmp_path / "presets" / "base.toml").resolve())]
+    assert best["train"] == {"scalar_lr": 0.02}

@@ -114,7 +114,8 @@ class CausalSelfAttention(nn.Module):
         if self._output_hooks:
             ctx.attn_input = x
         y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, enable_gqa=self.num_kv_heads != self.num_heads
+            q, k, v, attn_mask=ctx.attn_mask, is_causal=ctx.attn_mask is None,
+            enable_gqa=self.num_kv_heads != self.num_heads,
         )
         for hook in self._output_hooks:
             y = hook.attn_output(y, v, self.layer, ctx)

@@ -39,6 +39,7 @@ class GPT(nn.Module):
                                for i in range(cfg.num_layers)]
         self._final_hooks = [a for a in addons if a.implements("final_hidden")]
         self._order_hook = next((a for a in addons if a.implements("layer_order")), None)
+        self._mask_hook = next((a for a in addons if a.implements("attention_mask")), None)
         self._progress_hooks = [a for a in addons if a.implements("on_train_progress")]
         if cfg.tie_embeddings:
             nn.init.normal_(self.tok_emb.weight, mean=0.0, std=cfg.tied_embed_init_std)
@@ -50,6 +51,8 @@ class GPT(nn.Module):
     def hidden(self, ids: torch.Tensor) -> torch.Tensor:
         """Final normalised hidden states (B, T, d), before the output projection."""
         ctx = ForwardContext(ids=ids, num_layers=self.cfg.num_layers)
+        if self._mask_hook is not None:
+            ctx.attn_mask = self._mask_hook.attention_mask(ids)
         x = self.tok_emb(ids)
         for a in self._embed_hooks:
             x = a.embed(x, ctx)

@@ -93,17 +93,30 @@ def quantizable_linears(model: nn.Module) -> dict[str, nn.Linear]:
             if isinstance(m, nn.Linear) and m.weight.numel() > KEEP_FLOAT_MAX_NUMEL}
 
 
+TIED_EMBEDDING = "tok_emb.weight"
+
+
 @torch.no_grad()
 def collect_hessians(model: nn.Module, batches: Iterator[torch.Tensor]) -> dict[str, GPTQ]:
+    """Hessians of every quantizable linear's inputs; for a tied embedding also of the output
+    head's input, the final hidden states (what GPTQ on the embedding needs, #1394; the quantizer
+    uses it only with `pack.gptq_embedding`)."""
     layers = quantizable_linears(model)
     gptqs = {name: GPTQ(m.in_features) for name, m in layers.items()}
     handles = [m.register_forward_hook(lambda mod, inp, out, g=gptqs[name]: g.add_batch(inp[0]))
                for name, m in layers.items()]
+    tied = getattr(getattr(model, "cfg", None), "tie_embeddings", False) and hasattr(model, "hidden")
+    if tied:
+        gptqs[TIED_EMBEDDING] = GPTQ(model.cfg.model_dim)
     was_training = model.training
     model.eval()
     try:
         for ids in batches:
-            model(ids.to(next(model.parameters()).device))
+            ids = ids.to(next(model.parameters()).device)
+            if tied:  # the logits are not needed: the head's input is the last thing to record
+                gptqs[TIED_EMBEDDING].add_batch(model.hidden(ids))
+            else:
+                model(ids)
     finally:
         for h in handles:
             h.remove()

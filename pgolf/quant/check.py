@@ -8,6 +8,7 @@ from pgolf.config import Preset
 from pgolf.errors import ConfigError, did_you_mean
 from pgolf.quant.compress import COMPRESSORS
 from pgolf.quant.layout import LAYOUTS
+from pgolf.quant.gptq_lite import SDCLIP_GROUPS
 from pgolf.quant.mixed import FLOAT_DTYPES
 from pgolf.quant.registry import get_quantizer, needs_hessians
 
@@ -33,7 +34,14 @@ def check_pack(preset: Preset) -> None:
     _one_of(pack.small_float, tuple(FLOAT_DTYPES), "pack.small_float")
     _one_of(pack.control_float, tuple(FLOAT_DTYPES), "pack.control_float")
     _one_of(pack.code_wrapper, CODE_WRAPPERS, "pack.code_wrapper")
-    _one_of(pack.clip_search, ("matrix", "row"), "pack.clip_search")
+    _one_of(pack.clip_search, ("matrix", "row", "sdclip"), "pack.clip_search")
+    for group, k in pack.sdclip_k.items():
+        _one_of(group, SDCLIP_GROUPS, "pack.sdclip_k key")
+        if not isinstance(k, (int, float)) or k <= 0:
+            raise ConfigError(f"pack.sdclip_k.{group} = {k!r}: a positive number of standard deviations")
+    if pack.gptq_embedding and not (needs_hessians(pack.quant) and preset.model.tie_embeddings):
+        raise ConfigError("pack.gptq_embedding needs a gptq-intN quantizer and tied embeddings "
+                          "(the embedding's Hessian is the output head's input)")
     _one_of(pack.gptq_act_order, ("none", "descending", "ascending"), "pack.gptq_act_order")
     if pack.quant == "int8-rtn" and pack.embedding_bits != 8:
         raise ConfigError(f"pack.embedding_bits = {pack.embedding_bits}: int8-rtn (the baseline's exporter) "

@@ -80,10 +80,11 @@ class GPTQ:
 
 def _gptq_quantizer(bits: int):
     """Mixed-precision policy with full GPTQ on every calibrated matrix. Per-row scales come
-    from the GPTQ-lite clip search first (as #1019/#1207 fix scales before the solve); a matrix
-    without a Hessian (no calibration seen) falls back to that clip search alone."""
+    from the GPTQ-lite clip search (or SDClip) first (as #1019/#1207 fix scales before the solve);
+    a matrix without a Hessian (no calibration seen) falls back to those scales alone. The tied
+    embedding is solved with the output head's Hessian only with `pack.gptq_embedding`."""
     from pgolf.errors import PgolfError
-    from pgolf.quant.gptq_lite import clip_search_matrix
+    from pgolf.quant.gptq_lite import row_scales, tensor_group
     from pgolf.quant.mixed import encode_mixed
 
     def quantize(state, cfg, roles, hessians=None):
@@ -91,8 +92,11 @@ def _gptq_quantizer(bits: int):
             raise PgolfError(f"gptq-int{bits} needs calibration Hessians; run `pgolf calibrate RUN` first")
 
         def matrix(w, b, name):
-            q, scale = clip_search_matrix(w, b, cfg.clip_search)
+            group = tensor_group(name, roles[name])
+            q, scale = row_scales(w, b, cfg, group)
             g = hessians.get(name)
+            if group == "embedding" and not cfg.gptq_embedding:
+                g = None  # the seeds quantize the embedding without GPTQ
             if g is None or g.hessian.size(0) != w.size(1):
                 return q, scale
             return g.quantize(w, scale.float(), b, block_size=cfg.gptq_block_size, damp=cfg.gptq_damping,

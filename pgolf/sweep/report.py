@@ -53,8 +53,8 @@ def trial_rows(study) -> list[dict[str, Any]]:
 
 def best_preset_toml(sweep: Sweep, overrides: list[str], value: float, n_trials: int) -> str:
     """The best overrides (after the sweep's fixed ones) as a preset extending the base."""
-    table: dict[str, Any] = {"extends": [str(Path(sweep.file.preset).resolve()) if sweep.file.preset.endswith(".toml")
-                                         else sweep.file.preset],
+    ref = sweep.base_ref or sweep.file.preset
+    table: dict[str, Any] = {"extends": [str(Path(ref).resolve()) if ref.endswith(".toml") else ref],
                              "description": f"{sweep.base.name} tuned by pgolf sweep {Path(sweep.origin).name}: "
                                             f"best of {n_trials} trials, round-trip val_bpb {value:.4f}"}
     apply_overrides(table, list(sweep.file.set) + list(overrides))

@@ -94,6 +94,7 @@ class Sweep:
     candidates: list[list[str]]  # greedy mode
     base: Preset  # the base preset with the fixed overrides
     origin: str
+    base_ref: str = ""  # the base as loaded: a built-in name, or its TOML path (relative to the sweep file resolved)
 
     def base_value(self, key: str) -> Any:
         node: Any = self.base.to_dict()
@@ -220,4 +221,4 @@ def _check(f: SweepFile, overrides: list[str], path: Path) -> Sweep:
         with_overrides(base, cand)
     if not all(math.isfinite(d.low) and math.isfinite(d.high) for d in dims if d.kind != "categorical"):
         raise ConfigError("space bounds must be finite numbers")
-    return Sweep(f, dims, cands, base, str(path))
+    return Sweep(f, dims, cands, base, str(path), name)

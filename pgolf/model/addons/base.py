@@ -15,6 +15,8 @@ add-ons' `ORDER` (then name) order; a hook an add-on does not override is never 
     after_block(x_in, x, layer, ctx) residual stream leaving a block (DTG, U-Net encoder side)
     final_hidden(x, ctx)             residual stream after the last block, before the final norm
     layer_order(num_layers)          the physical layers to run, in order (depth recurrence)
+    attention_mask(ids)              a boolean (B, 1, T, T) mask for every attention, or None for plain
+                                     causal attention (document isolation)
     on_train_progress(frac)          the trainer reports the fraction of the run done (switches)
     init_weights(model)              after the whole model is built (orthogonal init)
     parameter_role(param_name)       the role of each of the add-on's own parameters (pgolf.model.roles)
@@ -47,6 +49,7 @@ class ForwardContext:
     virtual: int = 0  # position of the running block in the run order
     num_virtual: int = 0  # length of the run order (num_layers without recurrence)
     attn_input: torch.Tensor | None = None  # the normalised input of the running attention
+    attn_mask: torch.Tensor | None = None  # (B, 1, T, T) True = may attend; None = causal
 
 
 class AddOn(nn.Module):
@@ -56,7 +59,8 @@ class AddOn(nn.Module):
 
     HOOKS: ClassVar[tuple[str, ...]] = (
         "embed", "post_embed", "norm_scale", "make_rotary", "values", "attn_output",
-        "before_block", "block_forward", "after_block", "final_hidden", "layer_order", "on_train_progress",
+        "before_block", "block_forward", "after_block", "final_hidden", "layer_order", "attention_mask",
+        "on_train_progress",
         "init_weights",
     )
 
@@ -109,6 +113,9 @@ class AddOn(nn.Module):
 
     def layer_order(self, num_layers: int) -> list[int]:
         return list(range(num_layers))
+
+    def attention_mask(self, ids: torch.Tensor) -> torch.Tensor | None:
+        return None
 
     def on_train_progress(self, frac: float) -> bool:
         """Returns True when the model's computation changed (a switch flipped)."""

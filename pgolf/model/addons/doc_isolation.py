@@ -1,0 +1,41 @@
+"""Document-isolated causal attention (#1530's VarLen attention; in the 1.0611 record).
+
+Rows of the training and validation streams pack several documents, each starting with BOS. With
+this add-on no position attends to a position of another document: the mask allows key k for
+query q only when k ≤ q and no BOS lies in (k, q]. It is derived from the row's own token ids, so
+it reads nothing after q (causal by construction), and it applies identically in training,
+evaluation and test-time training. Tokens before a row's first BOS belong to a document that
+began in an earlier row and attend only among themselves.
+
+The mask goes to `scaled_dot_product_attention` as a boolean (B, 1, T, T) tensor: exact on every
+device, but it holds T² booleans per row and rules out the flash kernel. The record instead calls
+FlashAttention-3's varlen kernel on BOS-derived sequence boundaries, which skips the masked blocks;
+pgolf does not have that path yet. Pair it with the `bos_id` of every previous-token feature
+(SmearGate, BigramHash) so nothing else crosses a boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from pgolf.model.addons.base import ADDONS, AddOn
+
+
+def document_mask(ids: torch.Tensor, bos_id: int) -> torch.Tensor:
+    """(B, 1, T, T) bool: query q may attend key k iff k ≤ q and both lie in the same document."""
+    doc = torch.cumsum(ids == bos_id, dim=1)  # document index of each position within its row
+    t = ids.size(1)
+    causal = torch.ones(t, t, dtype=torch.bool, device=ids.device).tril()
+    return ((doc[:, :, None] == doc[:, None, :]) & causal)[:, None]
+
+
+@ADDONS.register("doc_isolation")
+class DocIsolation(AddOn):
+    @dataclass
+    class Options:
+        bos_id: int = 1
+
+    def attention_mask(self, ids):
+        return document_mask(ids, self.cfg.bos_id)
