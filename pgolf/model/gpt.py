@@ -53,13 +53,7 @@ class GPT(nn.Module):
         ctx = ForwardContext(ids=ids, num_layers=self.cfg.num_layers)
         if self._mask_hook is not None:
             ctx.attn_mask = self._mask_hook.attention_mask(ids)
-        x = self.tok_emb(ids)
-        for a in self._embed_hooks:
-            x = a.embed(x, ctx)
-        x = rms_norm(x)
-        for a in self._post_embed_hooks:
-            x = a.post_embed(x, ctx)
-        ctx.x0 = x
+        x = ctx.x0 = self.embed(ids, ctx)
         order = self.layer_order()
         ctx.num_virtual = len(order)
         for v, i in enumerate(order):
@@ -74,6 +68,16 @@ class GPT(nn.Module):
         for a in self._final_hooks:
             x = a.final_hidden(x, ctx)
         return rms_norm(x)
+
+    def embed(self, ids: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
+        """x0: the token embedding through the embed hooks, the first RMSNorm and the post-embed hooks."""
+        x = self.tok_emb(ids)
+        for a in self._embed_hooks:
+            x = a.embed(x, ctx)
+        x = rms_norm(x)
+        for a in self._post_embed_hooks:
+            x = a.post_embed(x, ctx)
+        return x
 
     def layer_order(self) -> list[int]:
         """The physical blocks one forward runs, in order."""
