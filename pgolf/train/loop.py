@@ -350,6 +350,7 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
     t.on_validation = on_validation
     cfg = t.cfg
     log_header(t)
+    t.model.set_train_progress(0.0)  # a built model runs its final computation; training starts at 0
     compile_warmup(t)
     t.averager = build_averager(t.model, cfg)
     t.clock = TrainingClock(runtime)
