@@ -80,3 +80,13 @@ def test_record_1855_mini_trains_and_switches_its_loop_on_at_its_fraction(tmp_pa
     log = (tmp_path / "run" / "train.log").read_text()
     switches = [line for line in log.splitlines() if line.startswith("switch ")]
     assert switches == ["switch step:2 frac:0.500 layer_order:[0, 1, 1, 1, 2, 3]"]
+
+
+def test_record_1855_packs_with_the_records_quantization_settings():
+    p = load_preset("record-1855")
+    assert (p.pack.quant, p.pack.clip_search, p.pack.embedding_bits, p.pack.gptq_embedding) == ("gptq-int6", "sdclip", 7, True)
+    assert p.pack.sdclip_k == {"attention": 13.0, "mlp": 11.5, "embedding": 14.0}
+    assert (p.train.muon_row_normalize, p.train.muon_coefficients, p.train.min_lr) == (True, "polar-express", 0.10)
+    assert p.train.gptq_reserve_seconds >= 8.0 and "doc_isolation" in p.model.addons
+    mini = load_preset("record-1855-mini")
+    assert mini.model.addons.keys() == p.model.addons.keys() and mini.pack == p.pack
