@@ -16,11 +16,9 @@ The sidecar is stored like a token shard (same header, uint16 per token), one fi
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
 import numpy as np
 
-from pgolf.data.shards import list_shards, read_shard, sidecar_path
+from pgolf.data.shards import list_shards, read_header, read_shard, sidecar_path
 from pgolf.data.transforms import TextTransform
 from pgolf.errors import DataError
 
@@ -51,7 +49,7 @@ def load_sidecar(directory: str | os.PathLike, split: str, expected_tokens: int)
             raise DataError(f"{shard}: no byte sidecar {side.name} beside it; the data was built with a text "
                             "transform, so bits per byte need it (rebuild with pgolf data build)")
         part = np.asarray(read_shard(side), dtype=np.int64)
-        n = int(np.asarray(read_shard(shard)).size)
+        n = read_header(shard)  # the token count, without reading the tokens
         if part.size != n:
             raise DataError(f"{side}: {part.size} byte counts for {n} tokens")
         parts.append(part)
@@ -60,6 +58,3 @@ def load_sidecar(directory: str | os.PathLike, split: str, expected_tokens: int)
         raise DataError(f"{directory}: the {split} sidecar has {out.size} entries for {expected_tokens} tokens")
     return out
 
-
-def sidecar_total(directory: str | Path, split: str) -> int:
-    return int(sum(np.asarray(read_shard(sidecar_path(s)), dtype=np.int64).sum() for s in list_shards(directory, split)))
