@@ -6,7 +6,8 @@
   tolerance 1e-6: on CPU an unchanged computation reproduces its bits, so any change is real);
 - score before adapt: every state update the methods report (weights, deltas, n-gram tables,
   mixer weights) used only targets before every position that state scores;
-- single pass: every target scored exactly once, in increasing order;
+- single pass: every target scored exactly once, in increasing order (document windows: in
+  increasing order within each document, documents of one batch interleaved);
 - normalization: at sampled positions the distribution the method reports sums to 1 (±1e-6) over
   the full vocabulary;
 - scored = reported: what it scored there is −log of that distribution at the target (±1e-4);
@@ -35,7 +36,7 @@ import numpy as np
 
 from pgolf.audit.probe import normalization_probe
 from pgolf.audit.recorder import AuditRecorder
-from pgolf.audit.window import audit_settings
+from pgolf.audit.window import DEFAULT_WINDOW, audit_settings
 from pgolf.evaluate.pipeline import run_pipeline
 
 TOLERANCE = 1e-6
@@ -217,6 +218,8 @@ def audit_pipeline(model, tokens, tables, preset, runtime, methods: list[str], o
     at most the stream); the reruns use `tokens[: window + 1]`."""
     t0 = time.perf_counter()
     available = tokens.size - 1
+    if window is None and available < DEFAULT_WINDOW:
+        window = available  # a short stream: size every method's settings to what is there
     settings = audit_settings(preset, methods, overrides, window)
     settings.window = min(settings.window, available)
     tokens = tokens[: settings.window + 1]
@@ -231,13 +234,15 @@ def audit_pipeline(model, tokens, tables, preset, runtime, methods: list[str], o
     windows = next(m for m in base.methods if m["role"] == "windows")
     seq_len = windows["seq_len"]
     # standard windows score the contest's usable prefix ⌊N/T⌋·T; sliding scores every target
-    scored = rec.counts if windows["method"] == "sliding" else rec.counts[: (rec.counts.size // seq_len) * seq_len]
+    every = windows["method"] in ("sliding", "doc-sliding")
+    scored = rec.counts if every else rec.counts[: (rec.counts.size // seq_len) * seq_len]
+    order = "in order within each document" if rec.doc_starts is not None else "in order"
     once = bool((scored == 1).all()) and rec.order_ok
     multi = np.nonzero(scored != 1)[0]
     checks.append(Check("single pass", once,
-                        f"{scored.size:,} targets each scored once, in order" if once else
+                        f"{scored.size:,} targets each scored once, {order}" if once else
                         f"{multi.size} target(s) scored {sorted(set(scored[multi].tolist()))} times; first position "
-                        f"{int(multi[0]) if multi.size else -1}; in order: {rec.order_ok}",
+                        f"{int(multi[0]) if multi.size else -1}; {order}: {rec.order_ok}",
                         [{"position": int(p), "times": int(scored[p])} for p in multi[:5]]))
     checks += recorded[1:]
     if probe_positions > 0:

@@ -58,6 +58,8 @@ class AuditRecorder:
     masses: list[tuple[int, float]] = field(default_factory=list)
     # (position, scored nats, −log of the reported distribution at the target)
     consistency: list[tuple[int, float, float]] = field(default_factory=list)
+    doc_starts: np.ndarray | None = None  # document windows: order is checked per document
+    _doc_last: np.ndarray | None = None
     _after_update: int | None = None
     _last_post_sample: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -73,9 +75,25 @@ class AuditRecorder:
         self.counts = np.zeros(n_targets, dtype=np.uint8)
 
     # pipeline events ---------------------------------------------------------------------
+    def on_documents(self, starts) -> None:
+        """The stream is scored document by document: each document's targets must come in
+        increasing order, documents may interleave (one batch holds a chunk of each)."""
+        self.doc_starts = np.asarray(starts, dtype=np.int64)
+        self._doc_last = np.full(self.doc_starts.size, -1, dtype=np.int64)
+
     def on_scored(self, positions, **_) -> None:
         positions = np.asarray(positions)
-        if positions.size:
+        if positions.size and self.doc_starts is not None:
+            docs = np.searchsorted(self.doc_starts, positions, side="right") - 1
+            order = np.argsort(docs, kind="stable")
+            d, p = docs[order], positions[order]
+            same = d[1:] == d[:-1]
+            first = np.concatenate([[True], ~same])
+            if (np.diff(p)[same] <= 0).any() or (p[first] <= self._doc_last[d[first]]).any():
+                self.order_ok = False
+            np.maximum.at(self._doc_last, d, p)
+            self.last_position = max(self.last_position, int(positions.max()))
+        elif positions.size:
             if positions[0] <= self.last_position or (np.diff(positions) <= 0).any():
                 self.order_ok = False
             self.last_position = int(positions[-1])

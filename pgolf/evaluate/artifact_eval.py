@@ -3,6 +3,7 @@ evaluation methods in one pass (see `pgolf.evaluate.pipeline`)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from pgolf.artifact.format import read_artifact
@@ -33,6 +34,7 @@ def evaluate_artifact(path: str | Path, data_dir: str | Path, runtime: Runtime,
                       strict_budget: bool = False, observer=None) -> dict:
     """`observer`: told what the pass scores and adapts (the audit's whole-evaluation recorder,
     `pgolf.audit.stream.evaluate_recorded`)."""
+    t0 = time.perf_counter()
     artifact = read_artifact(path)
     preset = preset_from_dict(artifact.preset)
     extra = list(overrides or []) + ([f"eval.seq_len={seq_len}"] if seq_len else [])
@@ -47,6 +49,7 @@ def evaluate_artifact(path: str | Path, data_dir: str | Path, runtime: Runtime,
     if trained_sha and trained_sha != file_sha256(tok_path):
         warnings.append(f"{tok_path} differs from the tokenizer the model was trained with")
     model = model_from_artifact(artifact, runtime.device)
+    load_seconds = time.perf_counter() - t0  # decompression and dequantization, data loading
     if runtime.device.type == "cuda" and all(registry.get(n).role in ("windows", "mix") for n in names):
         model = compile_module(model)  # weight-changing methods run eager (they deep-copy the model)
     if observer is not None and hasattr(observer, "start"):
@@ -55,6 +58,9 @@ def evaluate_artifact(path: str | Path, data_dir: str | Path, runtime: Runtime,
                           time_budget=time_budget, strict_budget=strict_budget)
     out = result.as_dict()
     warnings += out.pop("warnings")
+    # the records' two eval times: with setup (artifact load + warm-up) and without it
+    out["load_seconds"] = load_seconds
+    out["eval_seconds_with_setup"] = load_seconds + out["eval_seconds"]
     illegal = [m["method"] for m in out["methods"] if not m["legal_by_design"]]
     if illegal:
         warnings.append(f"not legal under the contest's rules (by design): {', '.join(illegal)}")

@@ -7,8 +7,14 @@
         mix.after_chunk(chunk)          # learns only from tokens already scored
         adapt.after_chunk(chunk)        # trains only on tokens already scored; never on the last
 
-A window belongs to the chunk holding its first scored position. Sums are float64 and
-all-reduced across ranks at the end; per-position scores are kept when `keep_scores` (audit).
+A window belongs to the chunk holding its first scored position. Chunks are `chunk_tokens`
+long, or end where an adapt method's own `cuts` say (phased TTT: at document-prefix boundaries;
+the mixer then keeps its own chunks as well, and learns at every end). Windows that carry a
+`group` (document windows) are scored group by group, split by length bucket. Methods with a
+`warmup(model)` run it first, on random tokens; its seconds are reported apart (`setup_seconds`),
+as the records report eval time both with and without setup. A fit method with `on_base_changed`
+is told when an adapt method changed the weights. Sums are float64 and all-reduced across ranks
+at the end; per-position scores are kept when `keep_scores` (audit).
 
 An `observer` (the audit's recorder) is told what was scored and every state update, and may
 ask for the full distribution at sampled rows. One with a `counterfactual_position` t (the
@@ -18,6 +24,7 @@ target from copies of the methods' current state (the black-box normalization pr
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import copy
 import time
@@ -84,7 +91,7 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
     ctx = EvalContext(tokens=tokens, tables=tables, preset=preset, runtime=runtime,
                       seq_len=preset.eval.seq_len, observer=observer)
     by_role = build_methods(methods, ctx, overrides)
-    win = by_role["windows"]
+    win = ctx.windows_method = by_role["windows"]
     if getattr(win.cfg, "seq_len", 0):
         ctx.seq_len = win.cfg.seq_len
     prepare, adapt, fit, mix = (by_role.get(r) for r in ("prepare", "adapt", "fit", "mix"))
@@ -96,25 +103,40 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
     model.eval()
     if prepare is not None:
         prepare.prepare(model)
+    setup_t0 = time.perf_counter()
+    for m in (win, adapt, fit, mix):
+        if m is not None and hasattr(m, "warmup"):
+            m.warmup(model)
+    setup_seconds = time.perf_counter() - setup_t0
     windows = win.windows(tokens.size)
     n_targets = tokens.size - 1
-    chunk = (adapt or mix).chunk_tokens if (adapt or mix) is not None else n_targets
-    n_chunks = (n_targets + chunk - 1) // chunk
+    adapt_ends = chunk_ends(adapt, n_targets) if adapt is not None else []
+    own_cuts = adapt is not None and hasattr(adapt, "cuts")
+    mix_ends = chunk_ends(mix, n_targets) if mix is not None and (adapt is None or own_cuts) else []
+    ends = sorted(set(adapt_ends) | set(mix_ends) | {n_targets})
+    n_chunks = len(ends)
     chunks: list[list] = [[] for _ in range(n_chunks)]
     for w in windows:
-        chunks[(w.start + w.score_from) // chunk].append(w)
+        chunks[bisect.bisect_right(ends, w.start + w.score_from)].append(w)
+    if observer is not None and hasattr(win, "document_starts") and hasattr(observer, "on_documents"):
+        observer.on_documents(starts=win.document_starts(tokens.size))
 
     sums = torch.zeros(3, dtype=torch.float64, device=runtime.device)
     scores = np.full(n_targets, np.nan) if keep_scores else None
     counts = np.zeros(n_targets, dtype=np.int32) if keep_scores else None
     batch = getattr(fit.cfg, "batch_windows", 0) if fit is not None else 0
-    batch = batch or win.cfg.batch_windows
+    batch = batch or getattr(win.cfg, "batch_windows", 0) or 1
     probe_at = getattr(observer, "counterfactual_position", None)
+
+    grouped = getattr(win, "grouped", False)
+
+    def width_of(group) -> int:
+        return min(bucket_width(max(w.length for w in group)), ctx.seq_len) if grouped else ctx.seq_len
 
     def score_group(group, fit_m, mix_m, watch: bool, logits=None):
         """Score a batch of windows with the given fit/mix method states; `watch` lets the
         observer sample the scored distribution. Returns (logits, inputs, targets, positions, nll)."""
-        x, y, flat, positions = batch_tensors(tokens, group, ctx.seq_len, runtime.device)
+        x, y, flat, positions = batch_tensors(tokens, group, width_of(group), runtime.device)
         if fit_m is not None:
             logits = fit_m.logits(model, x, y, flat, group)
         elif logits is None:
@@ -170,17 +192,19 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
 
     done = 0
     for k, chunk_windows in enumerate(chunks):
-        lo = len(chunk_windows) * runtime.rank // runtime.world_size
-        hi = len(chunk_windows) * (runtime.rank + 1) // runtime.world_size
-        mine = chunk_windows[lo:hi]
-        scoring = adapt.scoring_weights(model) if adapt is not None else contextlib.nullcontext()
+        if hasattr(win, "rank_share"):  # whole documents per rank (per-document state stays on one rank)
+            mine = win.rank_share(chunk_windows, runtime.rank, runtime.world_size)
+        else:
+            lo = len(chunk_windows) * runtime.rank // runtime.world_size
+            hi = len(chunk_windows) * (runtime.rank + 1) // runtime.world_size
+            mine = chunk_windows[lo:hi]
+        scoring = adapt.scoring_weights(model) if hasattr(adapt, "scoring_weights") else contextlib.nullcontext()
         with scoring:
-            for b in range(0, len(mine), batch):
-                group = mine[b : b + batch]
+            for group in batches(mine, batch, grouped):
                 logits = None
                 if probe_at is not None and any(w.start + w.length - 1 == probe_at for w in group):
                     if fit is None:
-                        x = batch_tensors(tokens, group, ctx.seq_len, runtime.device)[0]
+                        x = batch_tensors(tokens, group, width_of(group), runtime.device)[0]
                         with torch.no_grad(), autocast_context(runtime):
                             logits = model(x)
                     counterfactual(group, logits)
@@ -192,7 +216,7 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
                     scores[positions] = nll.cpu().numpy()
                     np.add.at(counts, positions, 1)
                 ctx.notify("on_scored", positions=positions, targets=targets, nll=nll)
-        lo_pos, hi_pos = k * chunk, min((k + 1) * chunk, n_targets)
+        lo_pos, hi_pos = (ends[k - 1] if k else 0), ends[k]
         done += len(chunk_windows)
         if time_budget > 0 and not warnings and k < n_chunks - 1:
             projected = (time.perf_counter() - t0) * len(windows) / max(done, 1)
@@ -204,8 +228,11 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
                 warnings.append(msg)
         if mix is not None:
             mix.after_chunk(lo_pos, hi_pos)
-        if adapt is not None and k < n_chunks - 1:
-            adapt.after_chunk(model, lo_pos, hi_pos, k, n_chunks)
+        if adapt is not None and hi_pos < n_targets and hi_pos in adapt_ends:
+            a = adapt_ends.index(hi_pos)
+            adapt.after_chunk(model, adapt_ends[a - 1] if a else 0, hi_pos, a, len(adapt_ends))
+            if fit is not None and hasattr(fit, "on_base_changed"):
+                fit.on_base_changed(model)
     model.train(was_training)
     for p, flag in zip(model.parameters(), requires_grad):
         p.requires_grad_(flag)
@@ -213,5 +240,39 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
     totals = BpbTotals(nats=float(sums[0]), tokens=int(sums[1]), bytes=int(sums[2]))
     described = [by_role[r].describe() for r in ROLE_ORDER if r in by_role]
     described[[d["role"] for d in described].index("windows")]["seq_len"] = ctx.seq_len
-    return PipelineResult(totals=totals, seconds=time.perf_counter() - t0, methods=described,
-                          scores=scores, score_counts=counts, extra={"warnings": warnings})
+    seconds = time.perf_counter() - t0
+    return PipelineResult(totals=totals, seconds=seconds, methods=described, scores=scores, score_counts=counts,
+                          extra={"warnings": warnings, "setup_seconds": setup_seconds,
+                                 "eval_seconds_without_setup": seconds - setup_seconds})
+
+
+def chunk_ends(method: EvalMethod, n_targets: int) -> list[int]:
+    """Where `method` wants the stream cut (ends of its chunks, ascending, the last = n_targets)."""
+    if hasattr(method, "cuts"):
+        return sorted({min(int(c), n_targets) for c in method.cuts(n_targets)} | {n_targets})
+    size = method.chunk_tokens
+    return list(range(size, n_targets, size)) + [n_targets]
+
+
+def batches(windows: list, size: int, grouped: bool):
+    """Consecutive windows in batches of `size`; grouped windows: each group split by length
+    bucket (the next power of two), so that a window runs at a width fixed by its own length —
+    never by its neighbours', which would let a later document change an earlier score's
+    floating-point rounding — and short early chunks are not padded to the full context."""
+    if not grouped:
+        for b in range(0, len(windows), size):
+            yield windows[b : b + size]
+        return
+    start = 0
+    for i in range(1, len(windows) + 1):
+        if i == len(windows) or windows[i].group != windows[start].group:
+            by_width: dict[int, list] = {}
+            for w in windows[start:i]:
+                by_width.setdefault(bucket_width(w.length), []).append(w)
+            for width in sorted(by_width):
+                yield by_width[width]
+            start = i
+
+
+def bucket_width(length: int) -> int:
+    return 1 << max(length - 1, 0).bit_length()

@@ -11,11 +11,19 @@ position p means "predict tokens[p+1] from tokens[..p]".
   once: the stream ends with the first window that reaches the last target. `legacy_tail=True`
   reproduces the records' loop, which keeps every start below N−1 and so re-scores the final
   targets in each tail window.
+- document chunks (`document_windows`): the stream split at BOS into documents; each document
+  scored in chunks of S targets, each window holding up to T tokens of that document only. A
+  document's targets run from its BOS to its last token (which predicts the next BOS). Windows
+  carry their document and a `group`: documents are taken in batches of consecutive documents,
+  and group g holds chunk c of every document of one batch, so chunk c of a document is scored
+  before its chunk c+1, and a batch is done before the next begins.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from pgolf.errors import ConfigError, DataError
 from pgolf.scoring import usable_targets
@@ -26,6 +34,8 @@ class Window:
     start: int
     length: int
     score_from: int
+    doc: int = -1  # document index (document windows only)
+    group: int = -1  # scoring batch (document windows only); -1: the pipeline batches by count
 
     @property
     def scored(self) -> range:
@@ -59,3 +69,41 @@ def sliding_windows(n_tokens: int, seq_len: int, stride: int, legacy_tail: bool 
             covered = w.start + w.length
         windows = fixed
     return windows
+
+
+def document_starts(tokens: np.ndarray, bos_id: int) -> np.ndarray:
+    """Start of every document: each BOS, and position 0 when the stream does not begin with one."""
+    starts = np.flatnonzero(np.asarray(tokens) == bos_id)
+    if starts.size == 0 or starts[0] != 0:
+        starts = np.concatenate([[0], starts])
+    return starts.astype(np.int64)
+
+
+def document_windows(tokens: np.ndarray, bos_id: int, seq_len: int, chunk: int, batch_docs: int) -> list[Window]:
+    """Windows in scoring order (see the module docstring). Every target 0…N−2 is scored once."""
+    if not 0 < chunk <= seq_len:
+        raise ConfigError(f"document chunk must be in 1..seq_len ({seq_len}), got {chunk}")
+    if batch_docs < 1:
+        raise ConfigError(f"batch_docs must be >= 1, got {batch_docs}")
+    total = tokens.size - 1
+    if total <= 0:
+        raise DataError("the validation split has fewer than two tokens")
+    starts = document_starts(tokens[:total], bos_id)
+    ends = np.append(starts[1:], total)  # targets of document d: positions starts[d] … ends[d]−1
+    out: list[Window] = []
+    group = 0
+    for first in range(0, starts.size, batch_docs):
+        docs = range(first, min(first + batch_docs, starts.size))
+        longest = max(int(ends[d] - starts[d]) for d in docs)
+        for c in range(0, longest, chunk):
+            added = False
+            for d in docs:
+                lo = int(starts[d]) + c
+                if lo >= ends[d]:
+                    continue
+                hi = min(lo + chunk, int(ends[d]))
+                begin = max(int(starts[d]), hi - seq_len)
+                out.append(Window(begin, hi - begin, lo - begin, doc=d, group=group))
+                added = True
+            group += added
+    return out

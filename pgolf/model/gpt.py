@@ -91,9 +91,12 @@ class GPT(nn.Module):
             changed |= bool(a.on_train_progress(frac))
         return changed
 
-    def logits_from_hidden(self, h: torch.Tensor) -> torch.Tensor:
+    def logits_from_hidden(self, h: torch.Tensor, delta: torch.Tensor | None = None) -> torch.Tensor:
+        """`delta`: added to the logits before the softcap (an evaluation-time adapter on the head)."""
         weight = self.tok_emb.weight if self.lm_head is None else self.lm_head.weight
         logits = F.linear(h, weight.to(h.dtype))
+        if delta is not None:
+            logits = logits + delta.to(logits.dtype)
         cap = self.cfg.logit_softcap
         return cap * torch.tanh(logits / cap) if cap > 0 else logits
 

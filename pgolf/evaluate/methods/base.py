@@ -39,6 +39,7 @@ class EvalContext:
     runtime: Runtime
     seq_len: int
     observer: Any = None  # the audit's recorder, or None
+    windows_method: Any = None  # the pass's windows method (a fit method may need its documents)
     log: Any = field(default=None)
 
     def notify(self, event: str, **info: Any) -> None:

@@ -1,0 +1,52 @@
+"""`doc-sliding`: documents scored independently (docs/techniques.md, "Document-aware evaluation").
+
+The stream is split at BOS; each document is scored in chunks of `chunk_tokens` targets, each
+with up to seq_len tokens of that document's own prefix as context (a sliding window that never
+crosses a document boundary, stride = the chunk). Documents go in batches of `batch_docs`
+consecutive documents: chunk c of every document of a batch is one scoring batch, so a method
+that adapts per document (`lora-ttt`) can take one step on chunk c before chunk c+1 is scored.
+Batches follow the stream order (the record sorted documents longest-first for GPU efficiency;
+pgolf keeps stream order so that every score depends only on earlier tokens of the stream, which
+the audit's future-invariance check can then verify directly).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pgolf.evaluate.methods.base import EvalMethod, register
+from pgolf.evaluate.windows import Window, document_starts, document_windows
+
+
+@dataclass
+class DocSlidingOptions:
+    seq_len: int = 0  # 0 = the preset's eval.seq_len (the longest context a chunk sees)
+    chunk_tokens: int = 48
+    batch_docs: int = 64
+    bos_id: int = 1
+
+
+@register
+class DocSliding(EvalMethod):
+    name = "doc-sliding"
+    role = "windows"
+    section = "doc_sliding"
+    Options = DocSlidingOptions
+    # scoring batches are the windows' groups, each padded only to its longest window
+    grouped = True
+
+    def windows(self, n_tokens: int) -> list[Window]:
+        return document_windows(self.ctx.tokens[:n_tokens], self.cfg.bos_id, self.ctx.seq_len,
+                                self.cfg.chunk_tokens, self.cfg.batch_docs)
+
+    def rank_share(self, windows: list[Window], rank: int, world: int) -> list[Window]:
+        """Rank r scores the document batches b with b mod world = r."""
+        if world == 1:
+            return windows
+        return [w for w in windows if (w.doc // self.cfg.batch_docs) % world == rank]
+
+    def document_starts(self, n_tokens: int) -> np.ndarray:
+        """Where each document's targets begin (for the audit's per-document order check)."""
+        return document_starts(self.ctx.tokens[: n_tokens - 1], self.cfg.bos_id)

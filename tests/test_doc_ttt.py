@@ -1,0 +1,247 @@
+"""Document windows, document-independent batched LoRA TTT, phased global SGD and the illegal
+validation warm-up: coverage, causality, once-only, normalization, independence, the audit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pgolf.audit.checks import audit_pipeline
+from pgolf.audit.recorder import AuditRecorder
+from pgolf.evaluate.methods.lora_ttt import SlotAdamW
+from pgolf.evaluate.pipeline import run_pipeline
+from pgolf.evaluate.windows import document_starts, document_windows
+from pgolf.runtime import Runtime
+from tests.test_eval_methods import OVERRIDES, MassRecorder
+from tests.test_windows_pipeline import _tiny
+
+BOS = 1
+DOC_OVERRIDES = {**OVERRIDES,
+                 "doc_sliding": {"chunk_tokens": 16, "batch_docs": 4},
+                 "lora_ttt": {"rank": 4, "alpha": 8.0, "lr": 0.01, "warmup_steps": 1},
+                 "illegal_val_warmup": {"rank": 4, "alpha": 8.0, "lr": 0.01, "warmup_steps": 3,
+                                        "warmup_tokens": 1024},
+                 "phased": {"phases": 2, "prefix_docs": 6, "chunk_tokens": 256, "lr": 0.05}}
+LEGAL = [["doc-sliding"], ["doc-sliding", "lora-ttt"], ["doc-sliding", "lora-ttt", "phased"], ["sliding", "phased"],
+         ["doc-sliding", "lora-ttt", "phased", "hedge-normalized"]]
+
+
+def _docs_stream(n: int = 1500, docs: int = 14, seed: int = 3) -> np.ndarray:
+    """The tiny stream with BOS only at `docs` chosen document starts (position 0 one of them)."""
+    tokens = _tiny()[3].copy()[:n]
+    tokens[tokens == BOS] = 2
+    rng = np.random.default_rng(seed)
+    tokens[np.concatenate([[0], np.sort(rng.choice(np.arange(8, n - 8), docs - 1, replace=False))])] = BOS
+    return tokens
+
+
+def _run(methods, tokens, observer=None, over=None, keep_scores=True):
+    preset, model, tables, _ = _tiny()
+    o = {k: dict(v) for k, v in DOC_OVERRIDES.items()}
+    for k, v in (over or {}).items():
+        o.setdefault(k, {}).update(v)
+    return run_pipeline(model, tokens, tables, preset, Runtime(), methods, overrides=o,
+                        keep_scores=keep_scores, observer=observer)
+
+
+def _perturbed(tokens, after, seed=1):
+    out = tokens.copy()
+    out[after + 1 :] = np.random.default_rng(seed).integers(0, 256, out.size - after - 1)
+    return out
+
+
+# document windows -------------------------------------------------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(2, 300), bos=st.lists(st.integers(0, 299), max_size=20), seq=st.integers(1, 40),
+       chunk=st.integers(1, 40), batch=st.integers(1, 6))
+def test_document_windows_score_every_target_once_inside_its_document(n, bos, seq, chunk, batch):
+    chunk = min(chunk, seq)
+    tokens = np.full(n, 7, dtype=np.uint16)
+    tokens[[b for b in bos if b < n]] = BOS
+    windows = document_windows(tokens, BOS, seq, chunk, batch)
+    starts = document_starts(tokens[: n - 1], BOS)
+    counts = np.zeros(n - 1, dtype=int)
+    last_in_doc: dict[int, int] = {}
+    for w in windows:
+        assert 1 <= w.length <= seq and 0 <= w.score_from < w.length
+        doc_lo = starts[w.doc]
+        doc_hi = starts[w.doc + 1] if w.doc + 1 < starts.size else n - 1
+        assert doc_lo <= w.start and w.start + w.length <= doc_hi  # context never leaves the document
+        assert w.length - w.score_from <= chunk
+        first = w.start + w.score_from
+        assert first > last_in_doc.get(w.doc, -1)  # a document's chunks in order
+        last_in_doc[w.doc] = w.start + w.length - 1
+        counts[w.start + w.score_from : w.start + w.length] += 1
+        assert w.doc // batch == max(ws.doc for ws in windows if ws.group == w.group) // batch  # one batch a group
+    assert (counts == 1).all()
+    groups = [w.group for w in windows]
+    assert groups == sorted(groups)
+
+
+def test_recorder_checks_order_per_document():
+    rec = AuditRecorder(20)
+    rec.on_documents(starts=np.array([0, 10]))
+    rec.on_scored(positions=np.array([0, 1, 10, 11]))
+    rec.on_scored(positions=np.array([2, 3, 12]))  # documents interleave: fine
+    assert rec.order_ok
+    rec.on_scored(positions=np.array([1]))  # back inside document 0
+    assert not rec.order_ok
+
+
+# the methods ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("methods", LEGAL, ids=lambda m: "+".join(m))
+def test_causality_future_tokens_never_change_past_scores(methods):
+    tokens = _docs_stream()
+    base = _run(methods, tokens)
+    for cut in (300, 777, 1100):
+        other = _run(methods, _perturbed(tokens, cut + 1))
+        scored = ~np.isnan(base.scores[: cut + 1])
+        np.testing.assert_allclose(other.scores[: cut + 1][scored], base.scores[: cut + 1][scored], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("methods", LEGAL, ids=lambda m: "+".join(m))
+def test_every_target_scored_exactly_once(methods):
+    r = _run(methods, _docs_stream())
+    assert (r.score_counts == 1).all() and r.totals.tokens == r.score_counts.size
+
+
+@pytest.mark.parametrize("methods", LEGAL, ids=lambda m: "+".join(m))
+def test_scored_distribution_sums_to_one(methods):
+    rec = MassRecorder()
+    _run(methods, _docs_stream(), observer=rec)
+    assert len(rec.masses) > 20
+    np.testing.assert_allclose(rec.masses, 1.0, atol=1e-6)
+
+
+def test_doc_sliding_scores_each_chunk_from_its_own_document_only():
+    """A target's score equals a plain forward over its document's prefix (≤ seq_len tokens)."""
+    preset, model, _, _ = _tiny()
+    tokens = _docs_stream()
+    r = _run(["doc-sliding"], tokens)
+    starts = document_starts(tokens[:-1], BOS)
+    T = preset.eval.seq_len
+    for p in (0, 5, 17, 400, 901, 1497):
+        d = np.searchsorted(starts, p, side="right") - 1
+        chunk_end = starts[d] + ((p - starts[d]) // 16 + 1) * 16
+        end = min(chunk_end, starts[d + 1] if d + 1 < starts.size else tokens.size - 1)
+        begin = max(starts[d], end - T)
+        x = torch.from_numpy(tokens[begin:end].astype(np.int64))[None]
+        with torch.no_grad():
+            logp = torch.log_softmax(model(x)[0, p - begin].double(), -1)
+        assert r.scores[p] == pytest.approx(-logp[int(tokens[p + 1])].item(), rel=1e-5)
+
+
+def test_lora_documents_in_one_batch_are_independent():
+    """Changing one document never changes another document's scores in the same batch."""
+    tokens = _docs_stream()
+    starts = document_starts(tokens[:-1], BOS)
+    base = _run(["doc-sliding", "lora-ttt"], tokens)
+    other = tokens.copy()
+    lo, hi = starts[2], starts[3]  # document 2 of batch 0 (documents 0..3)
+    other[lo + 1 : hi] = np.random.default_rng(9).integers(2, 256, hi - lo - 1)
+    changed = _run(["doc-sliding", "lora-ttt"], other)
+    for d in (0, 1, 3):
+        a, b = starts[d], starts[d + 1]
+        np.testing.assert_array_equal(changed.scores[a:b], base.scores[a:b])
+    assert not np.allclose(changed.scores[lo:hi], base.scores[lo:hi])
+
+
+def test_lora_first_chunk_is_the_base_model_and_later_chunks_adapt():
+    tokens = _docs_stream()
+    plain = _run(["doc-sliding"], tokens)
+    lora = _run(["doc-sliding", "lora-ttt"], tokens)
+    starts = document_starts(tokens[:-1], BOS)
+    first = np.concatenate([np.arange(s, min(s + 16, tokens.size - 1)) for s in starts])
+    np.testing.assert_allclose(lora.scores[first], plain.scores[first], rtol=1e-5)
+    later = np.setdiff1d(np.arange(tokens.size - 1), first)
+    assert np.abs(lora.scores[later] - plain.scores[later]).max() > 1e-4
+    zero = _run(["doc-sliding", "lora-ttt"], tokens, over={"lora_ttt": {"lr": 0.0, "weight_decay": 0.0}})
+    np.testing.assert_allclose(zero.scores, plain.scores, rtol=1e-5)  # lr 0: exactly the backbone
+
+
+def test_lora_warmup_on_random_tokens_leaves_no_trace_and_is_timed_apart():
+    tokens = _docs_stream()
+    none = _run(["doc-sliding", "lora-ttt"], tokens, over={"lora_ttt": {"warmup_steps": 0}})
+    warm = _run(["doc-sliding", "lora-ttt"], tokens, over={"lora_ttt": {"warmup_steps": 3}})
+    np.testing.assert_array_equal(warm.scores, none.scores)
+    assert warm.extra["setup_seconds"] > 0
+    assert warm.extra["eval_seconds_without_setup"] == pytest.approx(warm.seconds - warm.extra["setup_seconds"])
+
+
+def test_lora_needs_document_windows():
+    from pgolf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="doc-sliding"):
+        _run(["sliding", "lora-ttt"], _docs_stream())
+
+
+def test_slot_adamw_matches_torch_adamw_per_slot():
+    """Each slot follows torch's AdamW exactly, with its own step count; other slots stay put."""
+    torch.manual_seed(0)
+    p = torch.randn(3, 4, 5, requires_grad=True)
+    ref = [p[s].detach().clone().requires_grad_() for s in range(3)]
+    opts = [torch.optim.AdamW([r], lr=0.01, betas=(0.0, 0.99), eps=1e-10, weight_decay=0.5) for r in ref]
+    mine = SlotAdamW([p], 3, 0.01, [0.0, 0.99], 1e-10, 0.5)
+    schedule = [[0, 1], [1], [0, 2], [2], [0, 1, 2]]
+    for k, active in enumerate(schedule):
+        grads = torch.randn(3, 4, 5)
+        p.grad = grads.clone()
+        mine.step(torch.tensor(active))
+        for s in active:
+            ref[s].grad = grads[s].clone()
+            opts[s].step()
+    for s in range(3):
+        torch.testing.assert_close(p[s].detach(), ref[s].detach(), rtol=1e-5, atol=1e-7)
+
+
+class UpdateLog:
+    """Records each update with whether every target it used had been scored at that moment."""
+
+    def __init__(self, n: int) -> None:
+        self.scored = np.zeros(n, dtype=bool)
+        self.updates: list[dict] = []
+
+    def on_scored(self, positions, **_) -> None:
+        self.scored[np.asarray(positions)] = True
+
+    def on_update(self, method, state, spans, used_from) -> None:
+        self.updates.append({"method": method, "spans": spans, "used_from": used_from,
+                             "all_scored": all(self.scored[a:b].all() for a, b in spans)})
+
+
+def test_phased_trains_only_on_fully_scored_documents_at_document_boundaries():
+    tokens = _docs_stream()
+    log = UpdateLog(tokens.size - 1)
+    r = _run(["doc-sliding", "phased"], tokens, observer=log)
+    starts = set(document_starts(tokens[:-1], BOS).tolist())
+    updates = [u for u in log.updates if u["method"] == "phased"]
+    assert len(updates) == 2
+    for u in updates:
+        (lo, hi), = u["spans"]
+        assert lo == 0 and hi in starts and u["used_from"] == hi
+        assert u["all_scored"]  # every target before the boundary was scored first
+    assert next(m for m in r.methods if m["method"] == "phased")["phases_done"] == 2
+
+
+# the audit ---------------------------------------------------------------------------------------
+def _audit(methods):
+    preset, model, tables, _ = _tiny()
+    over = {k: dict(v) for k, v in DOC_OVERRIDES.items()}
+    return audit_pipeline(model, _docs_stream(), tables, preset, Runtime(), methods, overrides=over, cuts=2)
+
+
+@pytest.mark.parametrize("methods", [["doc-sliding", "lora-ttt"], ["doc-sliding", "lora-ttt", "phased"]],
+                         ids=lambda m: "+".join(m))
+def test_audit_passes_lora_and_phased_ttt(methods):
+    r = _audit(methods)
+    assert r["verdict"] == "pass", [c["detail"] for c in r["checks"] if not c["passed"]]
+
+
+def test_audit_flags_a_warmup_on_validation_tokens():
+    r = _audit(["doc-sliding", "illegal-val-warmup-lora-ttt"])
+    assert "score before adapt" in r["flagged"], r["checks"]
+    check = next(c for c in r["checks"] if c["name"] == "score before adapt")
+    assert check["evidence"] and check["evidence"][0]["state"] == "adapters (warm-up)"
