@@ -73,24 +73,25 @@ class SlotAdamW:
             self.t[i, slots] = 0
 
     @torch.no_grad()
-    def step(self, slots: torch.Tensor) -> None:
+    def step(self, slots: torch.Tensor, rows: list[torch.Tensor]) -> None:
+        """`rows[i]`: parameter i's rows of `slots` as the forward used them, with their gradients
+        (only the active documents' rows are ever materialised, never a full-size gradient)."""
         b1, b2 = self.betas
-        for i, (p, m, v) in enumerate(zip(self.params, self.m, self.v)):
-            if p.grad is None:
+        for i, (p, m, v, r) in enumerate(zip(self.params, self.m, self.v, rows)):
+            if r.grad is None:
                 continue
             self.t[i, slots] += 1
             t = self.t[i, slots]
             c1 = (1 - b1 ** t).to(p.device, p.dtype)
             c2 = (1 - b2 ** t).to(p.device, p.dtype)
             slots_here = slots.to(p.device)
-            g = p.grad[slots_here]
+            g = r.grad
             shape = (-1,) + (1,) * (p.dim() - 1)
             mi = m[slots_here].mul_(b1).add_(g, alpha=1 - b1)
             vi = v[slots_here].mul_(b2).addcmul_(g, g, value=1 - b2)
             m[slots_here], v[slots_here] = mi, vi
             update = (mi / c1.view(shape)) / ((vi / c2.view(shape)).sqrt() + self.eps)
-            p[slots_here] = p[slots_here] * (1 - self.lr * self.wd) - self.lr * update
-            p.grad = None
+            p[slots_here] = r.detach() * (1 - self.lr * self.wd) - self.lr * update
 
 
 def _modules(model) -> dict[str, list[tuple[str, torch.nn.Module]]]:
@@ -132,6 +133,7 @@ class LoraTTT(EvalMethod):
         if self.cfg.rank < 1:
             raise ConfigError(f"evaluation.lora_ttt.rank must be >= 1, got {self.cfg.rank}")
         self.steps = 0
+        self._live: dict = {}  # this batch's rows of every adapter, as leaves of the step's graph
         self._adapters: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     # setup -----------------------------------------------------------------------------------
@@ -201,7 +203,7 @@ class LoraTTT(EvalMethod):
         bound = 1 / math.sqrt(d_in)  # kaiming-uniform(a=√5), LoRA's usual A init
         a = (torch.rand(self.n_slots, r, d_in, generator=gen) * 2 - 1) * bound
         b = torch.zeros(self.n_slots, d_out, r)
-        return a.to(dev).requires_grad_(), b.to(dev).requires_grad_()
+        return a.to(dev), b.to(dev)
 
     def _init_a(self, slots: torch.Tensor) -> None:
         gen = torch.Generator(device="cpu").manual_seed(1234 + int(self.steps))
@@ -218,13 +220,13 @@ class LoraTTT(EvalMethod):
         self._calls[name] = call + 1
         if self._counting:
             return None
-        pair = self._adapters.get((name, call))
+        pair = self._live.get((name, call))
         if pair is None:
             return None
         return output + self._delta(pair, x).to(output.dtype)
 
     def _delta(self, pair, x: torch.Tensor) -> torch.Tensor:
-        a, b = pair[0][self._slots], pair[1][self._slots]  # (n, r, in), (n, out, r)
+        a, b = pair  # this batch's documents' adapters: (n, r, in), (n, out, r)
         return torch.bmm(torch.bmm(x.float(), a.transpose(1, 2)), b.transpose(1, 2)) * self.scale
 
     def warmup(self, model) -> None:
@@ -272,13 +274,15 @@ class LoraTTT(EvalMethod):
         frozen = [p.requires_grad for p in base.parameters()]
         for p in base.parameters():
             p.requires_grad_(False)
-        self._slots = slots.to(x.device)
+        index = slots.to(x.device)
+        self._live = {key: (a[index].requires_grad_(), b[index].requires_grad_())
+                      for key, (a, b) in self._adapters.items()}
         self._calls = {}
         setattr(base, ACTIVE, self)
         try:
             with torch.enable_grad(), autocast_context(self.ctx.runtime):
                 h = base.hidden(x)
-                head = self._adapters.get(("head", 0))
+                head = self._live.get(("head", 0))
                 delta = self._delta(head, h) if head is not None else None
                 logits = base.logits_from_hidden(h, delta)
                 scored = logits.reshape(-1, logits.size(-1)).index_select(0, flat).float()
@@ -291,7 +295,8 @@ class LoraTTT(EvalMethod):
             setattr(base, ACTIVE, None)
             for p, flag in zip(base.parameters(), frozen):
                 p.requires_grad_(flag)
-        self._opt.step(slots)
+        self._opt.step(slots, [t for pair in self._live.values() for t in pair])
+        self._live = {}
         self.steps += 1
         return logits.detach()
 
