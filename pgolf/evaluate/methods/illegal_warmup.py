@@ -45,8 +45,5 @@ class ValWarmupLoraTTT(LoraTTT):
         flat = torch.arange(n * seq, device=x.device)
         for _ in range(self.cfg.warmup_steps):
             self._score_and_step(model, x, y, flat, torch.arange(n), np.repeat(np.arange(n), seq))
-        self._opt.reset(torch.arange(self.n_slots), self._b_index)  # B reset as at a batch start; A kept
-        with torch.no_grad():
-            for i in self._b_index:
-                self._params[i].zero_()
+        self._restart_slots(torch.arange(self.n_slots), keep_a=True)  # B reset as at a batch start; A kept
         self.ctx.notify("on_update", method=self.name, state="adapters (warm-up)", spans=[(0, n * seq)], used_from=0)

@@ -205,6 +205,15 @@ class LoraTTT(EvalMethod):
         b = torch.zeros(self.n_slots, d_out, r)
         return a.to(dev), b.to(dev)
 
+    def _restart_slots(self, slots: torch.Tensor, keep_a: bool) -> None:
+        """B and its optimizer state back to zero for `slots`; A too (fresh init) unless `keep_a`."""
+        with torch.no_grad():
+            for i in self._b_index:
+                self._params[i][slots.to(self._params[i].device)] = 0
+        self._opt.reset(slots, self._b_index if keep_a else None)
+        if not keep_a:
+            self._init_a(slots)
+
     def _init_a(self, slots: torch.Tensor) -> None:
         gen = torch.Generator(device="cpu").manual_seed(1234 + int(self.steps))
         with torch.no_grad():
@@ -252,13 +261,7 @@ class LoraTTT(EvalMethod):
         slots = torch.as_tensor(docs % self.n_slots)
         starting = [i for i, w in enumerate(group) if w.start + w.score_from == self.doc_starts[w.doc]]
         if starting:  # a document's first chunk: its slot starts fresh (A kept when warm-starting)
-            fresh = slots[starting]
-            with torch.no_grad():
-                for i in self._b_index:
-                    self._params[i][fresh.to(self._params[i].device)] = 0
-            self._opt.reset(fresh, None if not self.cfg.warm_start_a else self._b_index)
-            if not self.cfg.warm_start_a:
-                self._init_a(fresh)
+            self._restart_slots(slots[starting], keep_a=self.cfg.warm_start_a)
         rows = np.concatenate([np.full(w.length - w.score_from, i) for i, w in enumerate(group)])
         logits = self._score_and_step(model, x, y, flat, slots, rows)
         for w, s in zip(group, slots.tolist()):
