@@ -585,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("preset", help="built-in preset name or TOML path")
     x.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a preset value")
     x.add_argument("--out", type=Path, default=Path(SCRIPT_FILE))
-    x.add_argument("--wrapper", choices=["plain", "minified", "minified-lzma"],
+    x.add_argument("--wrapper", choices=["plain", "minified", "minified-lzma", "minified-brotli"],
                    help="how the file is shipped (default: the preset's pack.code_wrapper)")
     x.add_argument("--minify", action="store_true", help="shrink with python-minifier")
     x.add_argument("--lzma", action="store_true", help="wrap in a self-extracting lzma stub")

@@ -33,7 +33,7 @@ MODULES: dict[str, dict[str, str]] = {
     "activation": {name: "pgolf.model.activations" for name in ("relu2", "leaky_relu2")},
     "weight averaging": {name: "pgolf.train.averaging" for name in ("none", "ema", "swa", "polyak")},
     "text transform": {"caseops": "pgolf.data.transforms.caseops"},
-    "compressor": {name: "pgolf.quant.compress" for name in ("zlib", "lzma", "zstd", "brotli")},
+    "compressor": {name: "pgolf.quant.compress" for name in ("zlib", "lzma", "zstd", "brotli", "pergroup")},
     "tensor encoding": {name: "pgolf.quant.encoding" for name in (
         "raw", "float", "int_per_tensor", "int_per_row", "int_per_row_packed", "int_per_row_t")},
     "quantizer": {"int8-rtn": "pgolf.quant.int8_rtn",

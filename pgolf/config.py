@@ -133,6 +133,14 @@ class PackConfig:
     gptq_damping: float = 0.01
     # Zero this fraction of the smallest |w| of every quantized matrix before quantizing (#700: 0.03).
     magnitude_prune: float = 0.0
+    # Gate weights an add-on declares (`GATE_PARAMETERS`) per row at this many bits; 0 keeps them in
+    # the small-tensor float (#1736's int8 gate quantization: gate_bits = 8).
+    gate_bits: int = 0
+    # LQER (#1797): a rank-`lqer_rank` 2/4-bit correction of the `lqer_top` matrices with the largest
+    # quantization error, B's scales per `lqer_group` elements; rank 0 = off.
+    lqer_rank: int = 0
+    lqer_top: int = 3
+    lqer_group: int = 64
     compressor: str = "zlib"
     # When non-empty, pack tries each of these and keeps the smallest artifact.
     compressors: list[str] = field(default_factory=list)

@@ -9,7 +9,7 @@ import pytest
 from pgolf.cli import main
 from tests.test_presets import SEEDS
 
-CONTEST = ["naive-baseline", *SEEDS]
+CONTEST = ["naive-baseline", *SEEDS, "record-1855"]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_dry_run_of_contest_preset(name, data_1024, tmp_path, capsys):
     assert stages[:4] == ["projected bytes", "data", "train", "pack"] and stages[-1] == "export"
     # the preset's own pack settings, with code bytes from its exported file in its wrapper
     assert r["pack"]["quant"] == preset.pack.quant and r["pack"]["compressor"] in [preset.pack.compressor]
-    assert r["pack"]["code_wrapper"] == preset.pack.code_wrapper == "minified-lzma"
+    assert r["pack"]["code_wrapper"] == preset.pack.code_wrapper in ("minified-lzma", "minified-brotli")
     assert d["code_bytes"] == r["projection"]["code_bytes"] > 10_000
     assert r["export"]["bytes"] > 10_000 and (tmp_path / "dry" / "run" / "train_gpt.py").is_file()
     if preset.pack.quant.startswith("gptq-int"):

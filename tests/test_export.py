@@ -15,20 +15,30 @@ def _sets(extra=()):
     return [a for o in TINY_OVERRIDES + list(extra) for a in ("--set", o)]
 
 
+SEED_EVAL = ["evaluation.sliding.seq_len=64", "evaluation.sliding.stride=32", "evaluation.ttt.chunk_tokens=512"]
+# record-1855-mini: doc-sliding + LoRA TTT + phased SGD, packed with GPTQ, LQER, int8 gates and pergroup
+FRONTIER_EVAL = ["evaluation.doc_sliding.seq_len=64", "evaluation.doc_sliding.chunk_tokens=32",
+                 "evaluation.phased.prefix_docs=4", "evaluation.phased.chunk_tokens=256",
+                 "evaluation.lora_ttt.rank=4", "train.gptq_calibration_seq_len=16"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("preset, shrink", [("cpu-mini", []), ("record-549-mini", []),
-                                            ("record-549-mini", ["--minify", "--lzma"])])
-def test_exported_script_reproduces_pgolf_val_bpb(tmp_path, tiny_data, capsys, preset, shrink):
-    extra = ["train.iterations=4", "evaluation.sliding.seq_len=64", "evaluation.sliding.stride=32",
-             "evaluation.ttt.chunk_tokens=512"]
+@pytest.mark.parametrize("preset, shrink, evaluation", [
+    ("cpu-mini", [], SEED_EVAL), ("record-549-mini", [], SEED_EVAL),
+    ("record-549-mini", ["--minify", "--lzma"], SEED_EVAL),
+    ("record-1855-mini", ["--wrapper", "minified-brotli"], FRONTIER_EVAL)])
+def test_exported_script_reproduces_pgolf_val_bpb(tmp_path, tiny_data, capsys, preset, shrink, evaluation):
+    extra = ["train.iterations=4", *evaluation]
     script = tmp_path / "train_gpt.py"
     assert main(["export", preset, "--out", str(script), "--json", *shrink, *_sets(extra)]) == 0
     exported = json.loads(capsys.readouterr().out)
     assert exported["code_bytes"] == script.stat().st_size
     text = script.read_text()
     assert "import pgolf" not in text and "from pgolf" not in text
-    if shrink:
+    if shrink == ["--minify", "--lzma"]:
         assert exported["sizes"]["lzma_wrapped"] < exported["sizes"]["minified"] < exported["sizes"]["plain"]
+    elif shrink:
+        assert exported["sizes"]["minified-brotli"] < exported["sizes"]["plain"]
     # pgolf itself
     run = tmp_path / "pgolf-run"
     assert main(["train", "--preset", preset, "--data", str(tiny_data), "--out", str(run), *_sets(extra)]) == 0

@@ -86,6 +86,9 @@ def test_record_1855_packs_with_the_records_quantization_settings():
     p = load_preset("record-1855")
     assert (p.pack.quant, p.pack.clip_search, p.pack.embedding_bits, p.pack.gptq_embedding) == ("gptq-int6", "sdclip", 7, True)
     assert p.pack.sdclip_k == {"attention": 13.0, "mlp": 11.5, "embedding": 14.0}
+    assert (p.pack.gate_bits, p.pack.lqer_rank, p.pack.lqer_top, p.pack.lqer_group) == (8, 4, 3, 64)
+    assert (p.pack.compressor, p.pack.layouts, p.pack.code_wrapper) == ("pergroup", ["bytes"], "minified-brotli")
+    assert p.pack.small_float == p.pack.control_float == "fp16"  # every small tensor in fp16, as its code
     assert (p.train.muon_row_normalize, p.train.muon_coefficients, p.train.min_lr) == (True, "polar-express", 0.10)
     assert p.train.gptq_reserve_seconds >= 8.0 and "doc_isolation" in p.model.addons
     mini = load_preset("record-1855-mini")

@@ -48,7 +48,7 @@ def test_int8_rtn_policy_per_tensor_kind():
     assert err <= 0.5 * out["tok_emb.weight"].abs().max() / 127 + 1e-3
 
 
-@pytest.mark.parametrize("compressor", ["zlib", "lzma", "zstd", "brotli"])
+@pytest.mark.parametrize("compressor", ["zlib", "lzma", "zstd", "brotli", "pergroup"])
 def test_artifact_roundtrip_is_exact_for_every_compressor(compressor):
     torch.manual_seed(0)
     tensors = quantize_int8_rtn(*with_roles({"a.weight": torch.randn(70, 1000), "b": torch.randn(5)}))
@@ -117,5 +117,5 @@ def test_property_mutated_artifacts_only_raise_artifact_error(blob, data):
         decode_artifact(mutated)
 
 
-def test_compressors_registry_has_the_four():
-    assert set(COMPRESSORS.names()) == {"zlib", "lzma", "zstd", "brotli"}
+def test_compressors_registry_has_the_five():
+    assert set(COMPRESSORS.names()) == {"zlib", "lzma", "zstd", "brotli", "pergroup"}

@@ -28,7 +28,7 @@ import pgolf
 from pgolf.components import MODULES, legal_methods, module_file
 from pgolf.config import Preset, preset_from_dict
 from pgolf.errors import PgolfError
-from pgolf.quant.compress import PACKAGE_OF
+from pgolf.quant.compress import ALSO_USES, PACKAGE_OF
 
 ROOT = Path(pgolf.__file__).parent
 # Entry modules of the exported program; everything they import from pgolf comes along.
@@ -197,13 +197,17 @@ def minify(source: str) -> str | None:
 
 
 def wrap(source: str, wrapper: str) -> str:
-    """The script as shipped: plain, minified, or minified + LZMA + base85 (self-extracting)."""
+    """The script as shipped: plain, minified, or minified + LZMA or Brotli + base85 (self-extracting)."""
     if wrapper == "plain":
         return source
     small = minify(source)
     if small is None:
         raise PgolfError(f"code wrapper {wrapper!r} needs python-minifier: pip install python-minifier")
-    return lzma_wrap(small) if wrapper == "minified-lzma" else small
+    if wrapper == "minified-lzma":
+        return lzma_wrap(small)
+    if wrapper == "minified-brotli":
+        return brotli_wrap(small)
+    return small
 
 
 @functools.lru_cache(maxsize=8)
@@ -222,7 +226,7 @@ def submission_script(preset: Preset, wrapper: str | None = None) -> tuple[str, 
 CONTEST_PACKAGES = {"torch", "numpy", "sentencepiece"}
 
 
-def requirements(source: str, compressors: list[str] = ()) -> list[str]:
+def requirements(source: str, compressors: list[str] = (), wrapper: str = "plain") -> list[str]:
     """Packages the exported (plain) script imports beyond the standard library and the contest's
     torch / numpy / sentencepiece: those of its import statements, plus the libraries of the
     compressors it packs with (imported by name when first used, so no statement shows them)."""
@@ -233,13 +237,17 @@ def requirements(source: str, compressors: list[str] = ()) -> list[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module.split(".")[0])
     found.update(PACKAGE_OF[c] for c in compressors if c in PACKAGE_OF)
+    found.update(p for c in compressors for p in ALSO_USES.get(c, ()))
+    if wrapper == "minified-brotli":
+        found.add("brotli")
     third_party = found - set(sys.stdlib_module_names) - CONTEST_PACKAGES - {"__future__", "pgolf"}
     return sorted(third_party)
 
 
 def preset_requirements(preset: Preset) -> list[str]:
     """What a submission of `preset` lists in requirements.txt beyond torch / numpy / sentencepiece."""
-    return requirements(export_script(preset), preset.pack.compressors or [preset.pack.compressor])
+    return requirements(export_script(preset), preset.pack.compressors or [preset.pack.compressor],
+                        preset.pack.code_wrapper)
 
 
 def lzma_wrap(source: str) -> str:
@@ -247,3 +255,12 @@ def lzma_wrap(source: str) -> str:
     blob = base64.b85encode(lzma.compress(source.encode("utf-8"), preset=9 | lzma.PRESET_EXTREME)).decode("ascii")
     return ("import lzma,base64\n"
             f"exec(compile(lzma.decompress(base64.b85decode({blob!r})),__file__,'exec'))\n")
+
+
+def brotli_wrap(source: str) -> str:
+    """The same stub with Brotli-11 (the 1.0611 record's wrapper; smaller than LZMA on code)."""
+    import brotli
+
+    blob = base64.b85encode(brotli.compress(source.encode("utf-8"), quality=11)).decode("ascii")
+    return ("import brotli,base64\n"
+            f"exec(compile(brotli.decompress(base64.b85decode({blob!r})),__file__,'exec'))\n")

@@ -62,6 +62,16 @@ def roles_of_config(model_cfg) -> dict[str, str]:
         return parameter_roles(GPT(model_cfg))
 
 
+def gate_tensors_of_config(model_cfg) -> set[str]:
+    """State-dict names of the parameters the model's add-ons declare as gates (`GATE_PARAMETERS`)."""
+    from pgolf.model.gpt import GPT
+
+    with torch.device("meta"):
+        model = GPT(model_cfg)
+    return {f"addons.{name}.{param}" for name, addon in getattr(model, "addons", {}).items()
+            for param in type(addon).GATE_PARAMETERS}
+
+
 def report_group(name: str, role: str) -> str:
     """The group a tensor is reported under (pack's bytes per group, `pgolf info`)."""
     if name.startswith("addons."):

@@ -12,7 +12,7 @@ from pgolf.quant.gptq_lite import SDCLIP_GROUPS
 from pgolf.quant.mixed import FLOAT_DTYPES
 from pgolf.quant.registry import get_quantizer, needs_hessians
 
-CODE_WRAPPERS = ("plain", "minified", "minified-lzma")
+CODE_WRAPPERS = ("plain", "minified", "minified-lzma", "minified-brotli")
 CALIBRATION_SOURCES = ("train", "self")
 # The contest accepted an 8 s reserve as enough to finish GPTQ Hessians inside the cap (after #1868).
 MIN_GPTQ_RESERVE_SECONDS = 8.0
@@ -50,6 +50,11 @@ def check_pack(preset: Preset) -> None:
         raise ConfigError(f"pack.embedding_bits = {pack.embedding_bits}: must be 5..8")
     if not 0.0 <= pack.magnitude_prune < 1.0:
         raise ConfigError(f"pack.magnitude_prune = {pack.magnitude_prune}: a fraction in [0, 1)")
+    if pack.gate_bits and not 2 <= pack.gate_bits <= 8:
+        raise ConfigError(f"pack.gate_bits = {pack.gate_bits}: 0 (keep gates in float) or 2..8")
+    if pack.lqer_rank < 0 or pack.lqer_top < 0 or pack.lqer_group <= 0:
+        raise ConfigError(f"pack.lqer_rank / lqer_top must be >= 0 and pack.lqer_group > 0 "
+                          f"(got {pack.lqer_rank}, {pack.lqer_top}, {pack.lqer_group})")
     if pack.budget_bytes <= 0:
         raise ConfigError(f"pack.budget_bytes = {pack.budget_bytes}: must be positive")
     _one_of(train.gptq_calibration_source, CALIBRATION_SOURCES, "train.gptq_calibration_source")

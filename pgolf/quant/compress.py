@@ -1,5 +1,6 @@
 """Byte compressors, registered by name. zlib-9 is the baseline's; lzma, zstd and brotli are the
-later records' choices (docs/techniques.md)."""
+later records' choices (docs/techniques.md); `pergroup` is the 1.0611 record's per-group coding
+(pgolf.quant.pergroup)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,9 @@ def _optional(module: str, package: str):
 
 
 # Compressors whose library is a separate package (imported when first used): name -> module.
-PACKAGE_OF = {"zstd": "zstandard", "brotli": "brotli"}
+PACKAGE_OF = {"zstd": "zstandard", "brotli": "brotli", "pergroup": "brotli"}
+# Packages a compressor may also use (pergroup's ans backend), listed in a submission's requirements.
+ALSO_USES = {"pergroup": ("constriction",)}
 
 
 def available(name: str) -> bool:
@@ -51,3 +54,18 @@ COMPRESSORS.register("zstd")(Compressor(
 COMPRESSORS.register("brotli")(Compressor(
     lambda b: _optional("brotli", "brotli").compress(b, quality=11),
     lambda b: _optional("brotli", "brotli").decompress(b)))
+
+
+def _pergroup_compress(body: bytes) -> bytes:
+    from pgolf.quant.pergroup import pergroup_compress
+
+    return pergroup_compress(body)
+
+
+def _pergroup_decompress(data: bytes) -> bytes:
+    from pgolf.quant.pergroup import pergroup_decompress
+
+    return pergroup_decompress(data)
+
+
+COMPRESSORS.register("pergroup")(Compressor(_pergroup_compress, _pergroup_decompress))

@@ -73,8 +73,21 @@ def _decode_per_row_packed(t: EncodedTensor) -> torch.Tensor:
     return _scaled_rows(torch.from_numpy(unpack_signed(t.parts["q"], bits, count).astype(np.float32)), t)
 
 
+def lqer_correction(t: EncodedTensor) -> torch.Tensor:
+    """Â·B̂ of a tensor carrying LQER parts (pgolf.quant.lqer): 2-bit A with one scale, 4-bit B with
+    one scale per group of its flattened elements."""
+    qa = torch.from_numpy(np.array(t.parts["lqer_a"])).float()
+    a = qa * float(np.array(t.parts["lqer_a_scale"]).astype(np.float32).reshape(-1)[0])
+    qb = torch.from_numpy(np.array(t.parts["lqer_b"])).float()
+    b_scale = torch.from_numpy(np.array(t.parts["lqer_b_scale"]).astype(np.float32))
+    b = (qb.reshape(b_scale.numel(), -1) * b_scale[:, None]).reshape(qb.shape)
+    return (a @ b).reshape(t.shape)
+
+
 def decode(t: EncodedTensor) -> torch.Tensor:
     out = DECODERS.get(t.encoding)(t)
+    if "lqer_a" in t.parts:
+        out = out.float() + lqer_correction(t)
     return out.to(getattr(torch, t.dtype))
 
 

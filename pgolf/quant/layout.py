@@ -48,10 +48,10 @@ def relayout(tensors: list[EncodedTensor], layout: str) -> list[EncodedTensor]:
         if q is None:
             out.append(t)
             continue
-        scale = np.asarray(t.parts["scale"])
+        extra = {k: v for k, v in t.parts.items() if k not in ("q", "bits")}  # scale, LQER factors
         if layout == "bytes":
-            out.append(EncodedTensor(t.name, t.shape, "int_per_row", {"q": q, "scale": scale}, t.dtype))
+            out.append(EncodedTensor(t.name, t.shape, "int_per_row", {"q": q, **extra}, t.dtype))
         else:
             out.append(EncodedTensor(t.name, t.shape, "int_per_row_t",
-                                     {"q": np.ascontiguousarray(q.T), "scale": scale}, t.dtype))
+                                     {"q": np.ascontiguousarray(q.T), **extra}, t.dtype))
     return out

@@ -15,7 +15,7 @@ add-ons' `ORDER` (then name) order; a hook an add-on does not override is never 
     after_block(x_in, x, layer, ctx) residual stream leaving a block (DTG, U-Net encoder side)
     final_hidden(x, ctx)             residual stream after the last block, before the final norm
     layer_order(num_layers)          the physical layers to run, in order (depth recurrence)
-    attention_mask(ids)              a boolean (B, 1, T, T) mask for every attention, or None for plain
+    attention_mask(ids)              a boolean (B, 1, T, T) mask (or a flex BlockMask) for every attention, or None for plain
                                      causal attention (document isolation)
     on_train_progress(frac)          the trainer reports the fraction of the run done (switches)
     init_weights(model)              after the whole model is built (orthogonal init)
@@ -49,13 +49,15 @@ class ForwardContext:
     virtual: int = 0  # position of the running block in the run order
     num_virtual: int = 0  # length of the run order (num_layers without recurrence)
     attn_input: torch.Tensor | None = None  # the normalised input of the running attention
-    attn_mask: torch.Tensor | None = None  # (B, 1, T, T) True = may attend; None = causal
+    attn_mask: Any = None  # (B, 1, T, T) bool, True = may attend; a flex_attention BlockMask; None = causal
 
 
 class AddOn(nn.Module):
     ORDER: ClassVar[int] = 50
     name: ClassVar[str]  # set by ADDONS.register
     Options: ClassVar[type] = object
+    # Parameters that are gates: pack can store them per row at `pack.gate_bits` (pgolf.quant.gate_int8).
+    GATE_PARAMETERS: ClassVar[tuple[str, ...]] = ()
 
     HOOKS: ClassVar[tuple[str, ...]] = (
         "embed", "post_embed", "norm_scale", "make_rotary", "values", "attn_output",

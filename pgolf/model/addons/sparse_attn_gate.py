@@ -20,6 +20,7 @@ from pgolf.model.addons.base import ADDONS, AddOn
 @ADDONS.register("sparse_attn_gate")
 class SparseAttnGate(AddOn):
     ORDER = 60  # after XSA (50) on the attention output
+    GATE_PARAMETERS = ("weight",)  # int8 per head with pack.gate_bits = 8 (the record)
 
     @dataclass
     class Options:
