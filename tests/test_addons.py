@@ -332,3 +332,22 @@ def test_doc_isolation_keeps_each_document_blind_to_the_one_before():
         assert not torch.allclose(plain(other)[:, 9:], plain(ids)[:, 9:], rtol=1e-4, atol=1e-4)
         single = torch.randint(2, V, (2, 20))  # one document per row: the mask is plain causal attention
         torch.testing.assert_close(isolated(single), plain(single), rtol=1e-5, atol=1e-5)
+
+
+def test_doc_isolation_flex_kernel_equals_the_boolean_mask():
+    """kernel = "flex" (a flex_attention block mask) computes what the boolean mask computes, and a
+    bad kernel name is a one-line error."""
+    from pgolf.errors import ConfigError
+
+    table = {"xsa": {"last": 0}}
+    masked = make({**table, "doc_isolation": {}})
+    flex = make({**table, "doc_isolation": {"kernel": "flex"}})
+    randomize(masked)
+    flex.load_state_dict(masked.state_dict())
+    ids = torch.randint(2, V, (2, 40))
+    ids[0, [0, 13, 14, 30]] = 1
+    ids[1, 25] = 1
+    with torch.no_grad():
+        torch.testing.assert_close(flex(ids), masked(ids), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ConfigError, match="kernel"):
+        make({"doc_isolation": {"kernel": "varlen"}})

@@ -113,10 +113,15 @@ class CausalSelfAttention(nn.Module):
         q = q * self.q_gain.to(q.dtype)[None, :, None, None]
         if self._output_hooks:
             ctx.attn_input = x
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=ctx.attn_mask, is_causal=ctx.attn_mask is None,
-            enable_gqa=self.num_kv_heads != self.num_heads,
-        )
+        if ctx.attn_mask is None or isinstance(ctx.attn_mask, torch.Tensor):
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=ctx.attn_mask, is_causal=ctx.attn_mask is None,
+                enable_gqa=self.num_kv_heads != self.num_heads,
+            )
+        else:  # a flex_attention BlockMask (doc_isolation kernel = "flex")
+            from torch.nn.attention.flex_attention import flex_attention
+
+            y = flex_attention(q, k, v, block_mask=ctx.attn_mask, enable_gqa=self.num_kv_heads != self.num_heads)
         for hook in self._output_hooks:
             y = hook.attn_output(y, v, self.layer, ctx)
         return self.proj(y.transpose(1, 2).reshape(bsz, seq, dim))
