@@ -351,3 +351,56 @@ def test_doc_isolation_flex_kernel_equals_the_boolean_mask():
         torch.testing.assert_close(flex(ids), masked(ids), rtol=1e-5, atol=1e-5)
     with pytest.raises(ConfigError, match="kernel"):
         make({"doc_isolation": {"kernel": "varlen"}})
+
+
+def test_segment_mask_cuts_documents_every_max_segment_tokens_from_their_own_start():
+    """Brute-force reference: k is visible from q iff k <= q, no BOS in (k, q], and both fall in
+    the same max_segment-long piece counted from their document's start (the row's start for the
+    document a row opens mid-way)."""
+    from pgolf.model.addons.doc_isolation import document_mask
+
+    torch.manual_seed(3)
+    for _ in range(20):
+        ids = torch.randint(2, 9, (1, 37))
+        ids[0, torch.randint(0, 37, (4,))] = 1
+        m = int(torch.randint(1, 9, ()))
+        row = ids[0].tolist()
+        start = [max([i for i in range(q + 1) if row[i] == 1], default=0) for q in range(37)]
+        expected = torch.tensor([[k <= q and start[k] == start[q] and (k - start[k]) // m == (q - start[q]) // m
+                                  for k in range(37)] for q in range(37)])
+        assert torch.equal(document_mask(ids, 1, m)[0, 0], expected)
+        assert torch.equal(document_mask(ids, 1, 0), document_mask(ids, 1))
+
+
+def test_packed_row_scores_each_piece_as_if_it_were_its_own_row():
+    """The record's packing: one row of several documents with doc_isolation(flex, max_segment)
+    gives every token the logits it gets when its piece (a document, or a max_segment-long part of
+    one) is run alone from position 0 — RoPE sees only relative offsets inside a piece. (Previous-
+    token features are cut at BOS only, as in the record, so they are left out here.)"""
+    packed = make({"doc_isolation": {"kernel": "flex", "max_segment": 8}})
+    randomize(packed)
+    docs = [[1, *torch.randint(2, V, (n - 1,)).tolist()] for n in (5, 19, 8, 3)]
+    row = torch.tensor([sum(docs, [])])
+    pieces = [d[i:i + 8] for d in docs for i in range(0, len(d), 8)]
+    with torch.no_grad():
+        together = packed(row)[0]
+        alone = torch.cat([packed(torch.tensor([p]))[0] for p in pieces])
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-5)
+
+
+def test_packed_rows_need_flex_doc_isolation_with_a_segment_length():
+    from pgolf.errors import ConfigError
+    from pgolf.preset_check import with_overrides
+    from pgolf.train.loop import check_packed_rows
+
+    base = load_preset("cpu-mini")
+    with pytest.raises(ConfigError, match="packed_rows"):
+        check_packed_rows(with_overrides(base, ["train.packed_rows=true"]))
+    with pytest.raises(ConfigError, match="packed_rows"):
+        check_packed_rows(with_overrides(base, ["train.packed_rows=true", "model.addons.doc_isolation.bos_id=1"]))
+    with pytest.raises(ConfigError, match="flex"):  # 8,192-token rows fit the mask, 65,536 do not
+        check_packed_rows(with_overrides(base, ["train.packed_rows=true", "train.tokens_per_step=131072",
+                                                "model.addons.doc_isolation.max_segment=512"]))
+    check_packed_rows(with_overrides(base, ["train.packed_rows=true", "model.addons.doc_isolation.max_segment=512"]))
+    check_packed_rows(with_overrides(base, ["train.packed_rows=true", 'model.addons.doc_isolation.kernel="flex"',
+                                            "model.addons.doc_isolation.max_segment=512"]))

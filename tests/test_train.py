@@ -59,3 +59,20 @@ def test_batch_geometry_errors_are_clear(tmp_path, tiny_data, tiny_preset):
         train(tiny_preset(["train.tokens_per_step=500"]), tiny_data, tmp_path / "r", Runtime())
     with pytest.raises(ConfigError, match="world size"):
         train(tiny_preset(["train.grad_accum=3"]), tiny_data, tmp_path / "r", Runtime(world_size=2))
+
+
+def test_packed_rows_read_the_same_tokens_as_one_row_and_train(tmp_path, tiny_data, tiny_preset):
+    """train.packed_rows: each micro-batch is the same stretch of the stream as one row, and a
+    packed doc-isolated run learns."""
+    from pgolf.data.loader import DistributedTokenLoader
+
+    rows, packed = (DistributedTokenLoader(tiny_data, 0, 1, torch.device("cpu")) for _ in range(2))
+    for _ in range(3):
+        (x, y), (px, py) = rows.next_batch(512, 64, 2), packed.next_batch(512, 64, 2, packed=True)
+        assert x.shape == (4, 64) and px.shape == (1, 256)
+        assert torch.equal(x.reshape(1, -1), px) and torch.equal(y.reshape(1, -1), py)
+    preset = tiny_preset(["train.iterations=12", "train.warmdown_iters=4", "train.packed_rows=true",
+                          'model.addons.doc_isolation.kernel="flex"', "model.addons.doc_isolation.max_segment=64"])
+    train(preset, tiny_data, tmp_path / "run", Runtime(), progress=False)
+    losses = _losses(tmp_path / "run")
+    assert len(losses) == 12 and losses[-1] < losses[0] - 0.3

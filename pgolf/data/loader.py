@@ -2,7 +2,8 @@
 wrapping around, no shuffling.
 
 Each micro-step takes `(local_tokens + 1) · world` contiguous tokens; rank r uses span r, with
-`x = span[:-1]`, `y = span[1:]` as (B, T). So 1 rank with 2 micro-steps and 2 ranks with 1 see
+`x = span[:-1]`, `y = span[1:]` as (B, T), or as one row (1, B·T) for packed training
+(`train.packed_rows`). So 1 rank with 2 micro-steps and 2 ranks with 1 see
 exactly the same batches, and each rank reads only its own part of the stream.
 """
 
@@ -57,7 +58,9 @@ class DistributedTokenLoader:
         self.rank, self.world_size, self.device = rank, world_size, device
         self.vocab_size = vocab_size
 
-    def next_batch(self, global_tokens: int, seq_len: int, micro_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def next_batch(self, global_tokens: int, seq_len: int, micro_steps: int,
+                   packed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, seq_len) inputs and targets, or one (1, local_tokens) row when `packed`."""
         local_tokens = global_tokens // (self.world_size * micro_steps)
         if local_tokens <= 0 or local_tokens % seq_len:
             raise DataError(
@@ -74,8 +77,9 @@ class DistributedTokenLoader:
                 f"{self.vocab_size}; the shards were built with a larger tokenizer than the model expects"
             )
         local = torch.from_numpy(chunk[self.rank * span : (self.rank + 1) * span].astype(np.int64))
-        x = local[:-1].view(-1, seq_len)
-        y = local[1:].view(-1, seq_len)
+        row = local_tokens if packed else seq_len
+        x = local[:-1].view(-1, row)
+        y = local[1:].view(-1, row)
         pin = self.device.type == "cuda"
         if pin:
             x, y = x.pin_memory(), y.pin_memory()
