@@ -9,6 +9,7 @@ quantization) on the same first `--val-tokens` validation tokens, so rows compar
     python benchmarks/ablate.py                       # full budget: 180 s of training per row
     python benchmarks/ablate.py --budget-seconds 60   # a quick look
     python benchmarks/ablate.py --rows baseline,+xsa --json
+    python benchmarks/ablate.py --frontier            # issue 18: the 1.0611 record's components and stacks
 
 Rows are appended to `--results` (JSON lines) as they finish; a re-run skips rows already there
 with the same budget, so an interrupted ablation resumes.
@@ -49,14 +50,31 @@ ADDON_ROWS: dict[str, list[str]] = {
     "+muon_wd": ["train.muon_weight_decay=0.04", "train.adam_weight_decay=0.04"],
     "+qk_gain_4": ["model.qk_gain_init=4.0"],
 }
-STACK_ROWS = ["record-549-mini", "seed-1150-ttt-slot-mini", "seed-1207-hydra-mini", "seed-1488-slot24-mini",
+# The 1.0611 record's (PR #1855) new components, each alone on cpu-mini at the record's settings
+# re-placed for 4 layers as record-1855-mini places them (issue 18).
+FRONTIER_ROWS: dict[str, list[str]] = {
+    "+depth_recurrence": ["model.addons.depth_recurrence.start=1", "model.addons.depth_recurrence.end=1",
+                          "model.addons.depth_recurrence.loops=2", "model.addons.depth_recurrence.enable_at=0.35"],
+    "+parallel_lanes": ["model.addons.parallel_lanes.start=3"],
+    "+gated_unet_skips": ["model.addons.unet_skips.gated=true"],
+    "+sparse_attn_gate": ["model.addons.sparse_attn_gate.window=12", "model.addons.sparse_attn_gate.scale=0.5"],
+    "+smear_gate_v3": ["model.addons.smear_gate_v3.window=12", "model.addons.smear_gate_v3.bos_id=1"],
+    "+doc_isolation": ["model.addons.doc_isolation.bos_id=1"],
+    "+mlp4x": ["model.mlp_mult=4.0"],
+    "+muoneq_r": ["train.muon_row_normalize=true"],
+    "+polar_express": ['train.muon_coefficients="polar-express"'],
+    "+momentum_0.97": ["train.muon_momentum=0.97", "train.muon_momentum_warmup_start=0.92"],
+    "+min_lr_0.1": ["train.min_lr=0.1"],
+    "+embed_wd": ["train.embed_weight_decay=0.085"],
+}
+STACK_ROWS = ["record-549-mini", "record-1855-mini", "seed-1150-ttt-slot-mini", "seed-1207-hydra-mini", "seed-1488-slot24-mini",
               "seed-731-hedge-mini", "seed-700-hedge-crownq-mini"]
 
 
 def all_rows() -> list[tuple[str, str, list[str]]]:
     rows = [("baseline", "cpu-mini", [])]
     rows += [(name.removesuffix("-mini") + " (stack)", name, []) for name in STACK_ROWS]
-    rows += [(name, "cpu-mini", over) for name, over in ADDON_ROWS.items()]
+    rows += [(name, "cpu-mini", over) for name, over in {**ADDON_ROWS, **FRONTIER_ROWS}.items()]
     return rows
 
 
@@ -94,6 +112,8 @@ def main() -> int:
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "pgolf-ablate-sp1024")
     ap.add_argument("--results", type=Path, default=Path("ablate-results.jsonl"))
     ap.add_argument("--rows", help="comma-separated row names (default all)")
+    ap.add_argument("--frontier", action="store_true",
+                    help="the baseline, the record-549 and record-1855 stacks and each 1.0611 component alone")
     ap.add_argument("--compile", default="on", choices=["on", "off"])
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads (default: all cores). With 1 (and `taskset -c N`), rows keep a "
@@ -112,6 +132,8 @@ def main() -> int:
             if r["budget_seconds"] == args.budget_seconds and r["val_tokens"] == args.val_tokens:
                 done[r["row"]] = r
     wanted = set(args.rows.split(",")) if args.rows else None
+    if args.frontier:
+        wanted = (wanted or set()) | {"baseline", "record-549 (stack)", "record-1855 (stack)", *FRONTIER_ROWS}
     for name, preset_name, overrides in all_rows():
         if (wanted and name not in wanted) or name in done:
             continue
@@ -121,7 +143,7 @@ def main() -> int:
         done[name] = r
         with open(args.results, "a") as f:
             f.write(json.dumps(r) + "\n")
-    rows = [done[n] for n, _, _ in all_rows() if n in done]
+    rows = [done[n] for n, _, _ in all_rows() if n in done and (not wanted or n in wanted)]
     base = done.get("baseline")
     for r in rows:
         r["delta_bpb"] = r["val_bpb"] - base["val_bpb"] if base else None
