@@ -45,8 +45,20 @@ def dry_run_overrides(preset: Preset, eval_tokens: int) -> list[str]:
         if "seq_len" in fields:
             sets.append(f"evaluation.{section}.seq_len={EVAL_SEQ_LEN}")
         if "chunk_tokens" in fields:  # several chunks, so TTT and the mixers adapt more than once
-            sets.append(f"evaluation.{section}.chunk_tokens={max(eval_tokens // 4, EVAL_SEQ_LEN)}")
+            chunk = min(_option(preset, registry, names, section, "chunk_tokens"), max(eval_tokens // 4, EVAL_SEQ_LEN))
+            if "seq_len" in fields:  # a chunk never spans more than one window
+                chunk = min(chunk, EVAL_SEQ_LEN)
+            sets.append(f"evaluation.{section}.chunk_tokens={chunk}")
     return sets
+
+
+def _option(preset: Preset, registry, names: list[str], section: str, key: str) -> int:
+    """The preset's value of evaluation.SECTION.KEY, or the method's default."""
+    table = preset.evaluation.get(section) or {}
+    if key in table:
+        return int(table[key])
+    cls = next(registry.get(n) for n in names if registry.get(n).section == section)
+    return int(next(f.default for f in dataclasses.fields(cls.Options) if f.name == key))
 
 
 def dry_run(preset: Preset, data: Path | None = None, tokenizer: str | None = None, out: Path | None = None,
