@@ -19,7 +19,8 @@ SEED_EVAL = ["evaluation.sliding.seq_len=64", "evaluation.sliding.stride=32", "e
 # record-1855-mini: doc-sliding + LoRA TTT + phased SGD, packed with GPTQ, LQER, int8 gates and pergroup
 FRONTIER_EVAL = ["evaluation.doc_sliding.seq_len=64", "evaluation.doc_sliding.chunk_tokens=32",
                  "evaluation.phased.prefix_docs=4", "evaluation.phased.chunk_tokens=256",
-                 "evaluation.lora_ttt.rank=4", "train.gptq_calibration_seq_len=16"]
+                 "evaluation.lora_ttt.rank=4", "train.gptq_calibration_seq_len=16",
+                 "model.num_layers=4"]  # the mini's parallel lanes start at layer 3
 
 
 @pytest.mark.slow
