@@ -56,14 +56,14 @@ def test_train_pack_eval_roundtrip_through_the_cli(capsys, tmp_path, tiny_data):
     code, out, _ = run_cli(capsys, "eval", run / "model.pgolf", "--data", tiny_data, "--json",
                            "--limit-tokens", 2048)
     assert json.loads(out)["val_bpb"] == pytest.approx(trained["val_bpb"], abs=0.02)
-    # Mixed-precision int6 and the smallest of all compressors.
+    # Mixed-precision int6 and the smallest of all compressors (5 compressors x 3 layouts).
     code, out, _ = run_cli(capsys, "pack", run, "--quant", "gptq-lite-int6", "--compressor", "best",
                            "--out", tmp_path / "int6.pgolf", "--json")
     best = json.loads(out)
     assert code == 0 and set(best["compressed_sizes"]) == {"zlib", "lzma", "zstd", "brotli", "pergroup"}
     assert best["model_bytes"] == min(best["compressed_sizes"].values())
     assert best["compressed_sizes"][best["compressor"]] == best["model_bytes"]
-    assert len(best["layout_sizes"]) == 12 and best["layout_sizes"][f"{best['compressor']}/{best['layout']}"] == best["model_bytes"]
+    assert len(best["layout_sizes"]) == 15 and best["layout_sizes"][f"{best['compressor']}/{best['layout']}"] == best["model_bytes"]
     code, out, _ = run_cli(capsys, "eval", tmp_path / "int6.pgolf", "--data", tiny_data, "--json",
                            "--limit-tokens", 2048)
     assert code == 0 and json.loads(out)["val_bpb"] == pytest.approx(trained["val_bpb"], abs=0.05)
