@@ -36,6 +36,9 @@ ENTRY_MODULES = ("train/loop.py", "artifact/pack.py", "evaluate/artifact_eval.py
 # Never exported: CLI, data building and fetching, reports (not part of a submission).
 EXCLUDED = {"cli.py", "run.py", "__main__.py", "data/fetch.py", "data/stats.py", "data/corpus.py",
             "artifact/estimate.py", "artifact/export.py", "artifact/code_size.py"}
+# Modules only a given compressor calls (lazily): shipped only when the preset packs with it, so a
+# submission neither carries their code nor lists their libraries otherwise.
+COMPRESSOR_MODULES = {"quant/pergroup.py": "pergroup", "quant/ans.py": "pergroup"}
 
 MAIN = '''
 # ---------------------------------------------------------------------------- entry point
@@ -102,9 +105,10 @@ def _pgolf_imports(tree: ast.Module, top_level_only: bool) -> list[str]:
     return out
 
 
-def module_closure(addons: set[str], eval_methods: list[str] = (), quantizer: str = "int8-rtn") -> list[str]:
+def module_closure(addons: set[str], eval_methods: list[str] = (), quantizer: str = "int8-rtn",
+                   compressors: list[str] = ()) -> list[str]:
     """Needed modules, each after its top-level pgolf dependencies: the entry modules, and the
-    modules of the preset's add-ons, legal eval methods and quantizer (`pgolf.components`)."""
+    modules of the preset's add-ons, legal eval methods, quantizer and compressors (`pgolf.components`)."""
     method_modules = MODULES["evaluation method"]
     needed: set[str] = set()
     stack = list(ENTRY_MODULES) + [module_file(MODULES["model add-on"][a]) for a in sorted(addons)]
@@ -112,7 +116,7 @@ def module_closure(addons: set[str], eval_methods: list[str] = (), quantizer: st
     stack.append(module_file(MODULES["quantizer"][quantizer]))
     while stack:
         mod = stack.pop()
-        if mod in needed or mod in EXCLUDED:
+        if mod in needed or mod in EXCLUDED or COMPRESSOR_MODULES.get(mod, "") not in ("", *compressors):
             continue
         if mod.startswith("model/addons/") and Path(mod).stem not in addons | {"__init__", "base"}:
             continue
@@ -166,7 +170,8 @@ def _strip(source: str, module: str) -> tuple[str, dict[str, str]]:
 
 def export_script(preset: Preset) -> str:
     methods = legal_methods(preset.eval_methods)
-    modules = module_closure(set(preset.model.addons), methods, preset.pack.quant)
+    modules = module_closure(set(preset.model.addons), methods, preset.pack.quant,
+                             preset.pack.compressors or [preset.pack.compressor])
     seen: dict[str, tuple[str, str]] = {}
     parts = []
     for mod in modules:
