@@ -2,7 +2,8 @@
 whole, so a mistake surfaces when it loads, not when a stage happens to read it.
 
 The whole-preset checks need the registries above the config floor: `[pack]` settings
-(`pgolf.quant.check`) and `[evaluation]` methods and options (`pgolf.evaluate.methods.check`).
+(`pgolf.quant.check`), `[evaluation]` methods and options (`pgolf.evaluate.methods.check`) and
+`[train]` settings that depend on the model (`pgolf.train.check`).
 Each failure is one ConfigError line naming where the preset came from and, where there is one,
 the closest valid name.
 """
@@ -13,11 +14,13 @@ from pgolf.config import Preset, override, preset_origin, read_preset
 from pgolf.errors import ConfigError
 from pgolf.evaluate.methods.check import check_evaluation
 from pgolf.quant.check import check_pack
+from pgolf.train.check import check_packed_rows
 
 
 def check_preset(preset: Preset) -> None:
     check_pack(preset)
     check_evaluation(preset)
+    check_packed_rows(preset)
 
 
 def load_preset(name_or_path: str, overrides: list[str] | None = None) -> Preset:

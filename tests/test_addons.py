@@ -391,7 +391,7 @@ def test_packed_row_scores_each_piece_as_if_it_were_its_own_row():
 def test_packed_rows_need_flex_doc_isolation_with_a_segment_length():
     from pgolf.errors import ConfigError
     from pgolf.preset_check import with_overrides
-    from pgolf.train.loop import check_packed_rows
+    from pgolf.train.check import check_packed_rows
 
     base = load_preset("cpu-mini")
     with pytest.raises(ConfigError, match="packed_rows"):

@@ -73,27 +73,6 @@ def micro_batches_per_rank(cfg: TrainConfig, world_size: int) -> int:
     return micro_per_rank
 
 
-# Longest packed row the boolean document mask may hold (row² booleans per row: 64 MiB here).
-MAX_MASKED_PACKED_ROW = 8192
-
-
-def check_packed_rows(preset: Preset) -> None:
-    """Packed rows are only sound with documents kept apart, each piece at most max_segment long,
-    by a kernel that can hold the row."""
-    cfg = preset.train
-    if not cfg.packed_rows:
-        return
-    iso = preset.model.addons.get("doc_isolation")
-    if iso is None or int(iso.get("max_segment", 0)) <= 0:
-        raise ConfigError("train.packed_rows = true needs [model.addons.doc_isolation] with max_segment > 0 "
-                          "(e.g. train.seq_len), or every token would attend over the whole packed row")
-    row = cfg.tokens_per_step // max(cfg.grad_accum, 1)
-    if iso.get("kernel", "mask") != "flex" and row > MAX_MASKED_PACKED_ROW:
-        raise ConfigError(f"train.packed_rows: a packed row of {row:,} tokens needs "
-                          f"model.addons.doc_isolation.kernel = \"flex\" (the boolean mask would hold "
-                          f"{row:,}² booleans)")
-
-
 @dataclass
 class Trainer:
     """What the training steps share: the run's inputs, model and optimizers, and its progress."""
@@ -143,7 +122,6 @@ def build_trainer(preset: Preset, data_dir: str | Path, run_dir: str | Path | No
                   tokenizer: str | Path | None, progress: bool | None) -> Trainer:
     cfg, mcfg = preset.train, preset.model
     micro_per_rank = micro_batches_per_rank(cfg, runtime.world_size)
-    check_packed_rows(preset)
     run_dir = Path(run_dir) if run_dir is not None else None
     if run_dir is not None and runtime.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
