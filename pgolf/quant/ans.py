@@ -79,10 +79,15 @@ def _cost_bits(counts: np.ndarray, stored: np.ndarray) -> float:
     return float(-(counts * np.log2(p)).sum())
 
 
+def _alphabet(matrices: list[np.ndarray]) -> tuple[int, int]:
+    """(lowest code, alphabet size) of the group; at least two symbols, which the coder needs."""
+    lo = int(min(m.min() for m in matrices))
+    return lo, max(int(max(m.max() for m in matrices)) - lo + 1, 2)
+
+
 def choose_model(matrices: list[np.ndarray]) -> tuple[int, int]:
     """(axis, classes) of least estimated bytes for this group."""
-    lo = int(min(m.min() for m in matrices))
-    size = max(int(max(m.max() for m in matrices)) - lo + 1, 2)  # the coder needs two symbols
+    lo, size = _alphabet(matrices)
     best, best_cost = (0, 1), float("inf")
     for axis in (0, 1):
         for classes in CLASS_CHOICES:
@@ -100,8 +105,7 @@ def encode_group(matrices: list[np.ndarray], axis: int | None = None, classes: i
     constriction = _constriction()
     if axis is None or classes is None:
         axis, classes = choose_model(matrices)
-    lo = int(min(m.min() for m in matrices))
-    size = max(int(max(m.max() for m in matrices)) - lo + 1, 2)  # the coder needs two symbols
+    lo, size = _alphabet(matrices)
     cls = _classes_of(matrices, axis, classes)
     stored = _stored_histograms(_histograms(matrices, cls, axis, classes, lo, size))
     models = [constriction.stream.model.Categorical(row.astype(np.float64), perfect=False) for row in stored]

@@ -28,7 +28,7 @@ COMPRESSORS.register("lzma")(Compressor(
     lambda b: lzma.compress(b, format=lzma.FORMAT_XZ, preset=9 | lzma.PRESET_EXTREME), lzma.decompress))
 
 
-def _optional(module: str, package: str):
+def import_optional(module: str, package: str):
     """Import a compressor's library when it is first used, so a missing one only matters then."""
     try:
         return importlib.import_module(module)
@@ -49,11 +49,11 @@ def available(name: str) -> bool:
 
 
 COMPRESSORS.register("zstd")(Compressor(
-    lambda b: _optional("zstandard", "zstandard").ZstdCompressor(level=22).compress(b),
-    lambda b: _optional("zstandard", "zstandard").ZstdDecompressor().decompress(b)))
+    lambda b: import_optional("zstandard", "zstandard").ZstdCompressor(level=22).compress(b),
+    lambda b: import_optional("zstandard", "zstandard").ZstdDecompressor().decompress(b)))
 COMPRESSORS.register("brotli")(Compressor(
-    lambda b: _optional("brotli", "brotli").compress(b, quality=11),
-    lambda b: _optional("brotli", "brotli").decompress(b)))
+    lambda b: import_optional("brotli", "brotli").compress(b, quality=11),
+    lambda b: import_optional("brotli", "brotli").decompress(b)))
 
 
 def _pergroup_compress(body: bytes) -> bytes:

@@ -21,7 +21,6 @@ not a pgolf body has no groups.
 
 from __future__ import annotations
 
-import json
 import lzma
 import re
 import struct
@@ -29,10 +28,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pgolf.artifact.format import body_header
+from pgolf.quant.compress import import_optional
+
 PERGROUP_MAGIC = b"PGG1"
 MIN_GROUP_ELEMENTS = 4096
 SORTED_GROUPS = ("tok_emb.weight", "attn.c_q.weight", "mlp.fc.weight")  # the record's similarity-sorted groups
 PERGROUP_BACKENDS = ("ans", "brotli", "lzma")
+
+
+def _brotli_11(data: bytes) -> bytes:
+    return import_optional("brotli", "brotli").compress(data, quality=11, lgwin=24)
 
 
 @dataclass
@@ -45,18 +51,10 @@ class CodeCut:
         return self.shape[0] * self.shape[1]
 
 
-def _brotli_module():
-    import brotli
-
-    return brotli
-
-
 def _code_groups(body: bytes) -> dict[str, list[CodeCut]]:
     """Group key -> the code matrices' places in the body, from the body's own tensor index."""
     try:
-        (hlen,) = struct.unpack_from("<I", body, 0)
-        header = json.loads(body[4 : 4 + hlen].decode("utf-8"))
-        base = 4 + hlen
+        header, base = body_header(body)
         groups: dict[str, list[CodeCut]] = {}
         for entry in header["tensors"]:
             for part in entry["parts"]:
@@ -127,7 +125,7 @@ def _encode_group(backend: str, key: str, matrices: list[np.ndarray], context: d
     if "raw" not in context:  # the sorted column-major stream, shared by the byte compressors
         context["raw"] = _context_payload(key, matrices)
     if backend == "brotli":
-        return _brotli_module().compress(context["raw"], quality=11, lgwin=24)
+        return _brotli_11(context["raw"])
     return lzma.compress(context["raw"], format=lzma.FORMAT_XZ, preset=9 | lzma.PRESET_EXTREME)
 
 
@@ -136,7 +134,7 @@ def _decode_group(backend: str, key: str, data: bytes, shapes: list[tuple[int, i
         from pgolf.quant.ans import decode_group
 
         return decode_group(data, shapes)
-    raw = _brotli_module().decompress(data) if backend == "brotli" else lzma.decompress(data)
+    raw = import_optional("brotli", "brotli").decompress(data) if backend == "brotli" else lzma.decompress(data)
     return _from_context_payload(key, raw, shapes)
 
 
@@ -155,7 +153,7 @@ def pergroup_compress(body: bytes, backends: list[str] | None = None) -> bytes:
         remainder.append(body[pos : c.start])
         pos = c.start + c.nbytes
     remainder.append(body[pos:])
-    streams = [_brotli_module().compress(b"".join(remainder), quality=11, lgwin=24)]
+    streams = [_brotli_11(b"".join(remainder))]
     for key, cs in groups.items():
         matrices = [np.frombuffer(body, dtype=np.int8, count=c.nbytes, offset=c.start).reshape(c.shape) for c in cs]
         context: dict = {}
@@ -174,7 +172,7 @@ def pergroup_decompress(data: bytes) -> bytes:
     for n in lengths:
         streams.append(data[pos : pos + n])
         pos += n
-    remainder = _brotli_module().decompress(streams[0])
+    remainder = import_optional("brotli", "brotli").decompress(streams[0])
     groups = _code_groups(remainder)  # the header is at the start of the remainder, uncut
     cuts = sorted((c for cs in groups.values() for c in cs), key=lambda c: c.start)
     body = bytearray(len(remainder) + sum(c.nbytes for c in cuts))
