@@ -255,17 +255,20 @@ def preset_requirements(preset: Preset) -> list[str]:
                         preset.pack.code_wrapper)
 
 
+def _self_extracting(module: str, compressed: bytes) -> str:
+    """A two-line stub that decompresses base85 text with `module` and runs it."""
+    blob = base64.b85encode(compressed).decode("ascii")
+    return (f"import {module},base64\n"
+            f"exec(compile({module}.decompress(base64.b85decode({blob!r})),__file__,'exec'))\n")
+
+
 def lzma_wrap(source: str) -> str:
-    """A self-extracting stub: the script lzma-compressed and base85-encoded, exec'd on start."""
-    blob = base64.b85encode(lzma.compress(source.encode("utf-8"), preset=9 | lzma.PRESET_EXTREME)).decode("ascii")
-    return ("import lzma,base64\n"
-            f"exec(compile(lzma.decompress(base64.b85decode({blob!r})),__file__,'exec'))\n")
+    """The script lzma-compressed and base85-encoded, exec'd on start."""
+    return _self_extracting("lzma", lzma.compress(source.encode("utf-8"), preset=9 | lzma.PRESET_EXTREME))
 
 
 def brotli_wrap(source: str) -> str:
     """The same stub with Brotli-11 (the 1.0611 record's wrapper; smaller than LZMA on code)."""
     import brotli
 
-    blob = base64.b85encode(brotli.compress(source.encode("utf-8"), quality=11)).decode("ascii")
-    return ("import brotli,base64\n"
-            f"exec(compile(brotli.decompress(base64.b85decode({blob!r})),__file__,'exec'))\n")
+    return _self_extracting("brotli", brotli.compress(source.encode("utf-8"), quality=11))
