@@ -23,9 +23,11 @@ build_shards([corpus], out, tokenizer=tok, val_fraction=0.1, transform="caseops"
 print(f"build {time.time()-t0:.0f}s")
 m = read_manifest(out)
 c = CaseOps()
-docs = [d for f in input_files([corpus]) for d in read_documents(f)]
-bad = sum(c.decode(c.encode(d)) != d for d in docs)
-changed = sum(c.encode(d) != d for d in docs)
+per_file = [list(read_documents(f)) for f in input_files([corpus])]
+docs = [d for ds in per_file for d in ds]
+encoded = [c.encode(d) for d in docs]
+bad = sum(c.decode(e) != d for d, e in zip(docs, encoded))
+changed = sum(e != d for d, e in zip(docs, encoded))
 print(f"documents {len(docs):,}; round-trip failures {bad}; documents the transform changes {changed:,}; "
       f"characters {sum(map(len, docs)):,}")
 v = m["splits"]["val"]
@@ -36,10 +38,8 @@ print(f"val tokens {tokens.size:,}; sidecar sum {int(counts.sum()):,}; manifest 
 starts = np.flatnonzero(tokens == 1).tolist() + [tokens.size]
 per_doc = [int(counts[a:b].sum()) for a, b in zip(starts, starts[1:])]
 print(f"val documents {len(per_doc):,}; bytes/token {counts.sum()/tokens.size:.3f}")
-val_docs = []
-for f in input_files([corpus]):
-    ds = list(read_documents(f)); k = int(round(len(ds) * 0.1))
-    val_docs += ds[len(ds) - k:]
+# the build's split: the last 10% of each input file
+val_docs = [d for ds in per_file for d in ds[len(ds) - int(round(len(ds) * 0.1)):]]
 raw = [len(d.encode("utf-8")) for d in val_docs]
 print(f"per-document sidecar == raw UTF-8 bytes of each of the {len(per_doc):,} val documents: {per_doc == raw}; "
       f"raw total {sum(raw):,}")
