@@ -102,19 +102,13 @@ def decode_artifact(data: bytes, origin: str = "artifact") -> Artifact:
     return _parse_body(body, compressor, origin)
 
 
-def body_header(body: bytes) -> tuple[dict, int]:
-    """The body's JSON header (tensor index) and the offset where its payload starts. Raises
-    ValueError, struct.error or UnicodeDecodeError on a body that is not one."""
-    (hlen,) = struct.unpack_from("<I", body, 0)
-    if hlen > min(len(body) - 4, MAX_HEADER_BYTES):
-        raise ValueError("header length beyond body")
-    return json.loads(body[4 : 4 + hlen].decode("utf-8")), 4 + hlen
-
-
 def _parse_body(body: bytes, compressor: str, origin: str) -> Artifact:
     try:
-        header, start = body_header(body)
-        payload = memoryview(body)[start:]
+        (hlen,) = struct.unpack_from("<I", body, 0)
+        if hlen > min(len(body) - 4, MAX_HEADER_BYTES):
+            raise ValueError("header length beyond body")
+        header = json.loads(body[4 : 4 + hlen].decode("utf-8"))
+        payload = memoryview(body)[4 + hlen :]
         if len(payload) != header["payload_bytes"]:
             raise ValueError("payload size mismatch")
         tensors = []

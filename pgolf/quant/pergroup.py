@@ -21,6 +21,7 @@ not a pgolf body has no groups.
 
 from __future__ import annotations
 
+import json
 import lzma
 import re
 import struct
@@ -28,7 +29,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pgolf.artifact.format import body_header
 from pgolf.quant.compress import import_optional
 
 PERGROUP_MAGIC = b"PGG1"
@@ -54,7 +54,9 @@ class CodeCut:
 def _code_groups(body: bytes) -> dict[str, list[CodeCut]]:
     """Group key -> the code matrices' places in the body, from the body's own tensor index."""
     try:
-        header, base = body_header(body)
+        (hlen,) = struct.unpack_from("<I", body, 0)  # pgolf.artifact.format's body (quant sits below artifact)
+        header = json.loads(body[4 : 4 + hlen].decode("utf-8"))
+        base = 4 + hlen
         groups: dict[str, list[CodeCut]] = {}
         for entry in header["tensors"]:
             for part in entry["parts"]:
