@@ -101,13 +101,58 @@ def _worker(space: Path, out: Path, data: Path, *extra: str) -> subprocess.Popen
                             stderr=subprocess.PIPE, text=True)
 
 
+def test_a_second_copy_of_the_base_trial_is_dropped_without_running(tmp_path, tiny_data, capsys):
+    """Two workers opening an empty study at once may both enqueue the base; made to happen here."""
+    import optuna
+
+    from pgolf.sweep.worker import make_study
+
+    space, out = write_space(tmp_path, trials=2), tmp_path / "s"
+    sweep = load_sweep(space)
+    out.mkdir()
+    study = make_study(sweep, f"sqlite:///{out / 'study.db'}")
+    for _ in range(2):
+        # What enqueue_trial writes, twice (it skips an existing copy, but not one another worker adds meanwhile).
+        study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.WAITING, params={}, distributions={},
+                                                  user_attrs={"base": True},
+                                                  system_attrs={"fixed_params": sweep.base_params()}))
+    assert main(["sweep", str(space), "--out", str(out), "--data", str(tiny_data), "--json"]) == 0
+    capsys.readouterr()
+    trials = study_trials(out)
+    assert trials[1].user_attrs.get("duplicate_of") == 0 and trials[1].state.name == "PRUNED"
+    assert not (out / "trials" / "00001").exists()  # it trained nothing
+    counted = [t for t in trials if t.user_attrs.get("duplicate_of") is None]
+    assert [t.state.name for t in counted] == ["COMPLETE", "COMPLETE"]  # the duplicate did not use up a trial
+    assert counted[0].params == sweep.base_params() != counted[1].params
+
+
+def test_a_token_budget_gives_each_trial_the_steps_its_batch_buys(tmp_path):
+    from pgolf.preset_check import with_overrides
+
+    path = write_space(tmp_path)
+    path.write_text(path.read_text().replace("steps = 4", "tokens = 65536"))
+    sweep = load_sweep(path)
+    per_step = sweep.base.train.tokens_per_step
+    assert sweep.budget_overrides(sweep.base) == [f"train.iterations={65536 // per_step}", "train.max_wallclock_seconds=0"]
+    half = with_overrides(sweep.base, [f"train.tokens_per_step={per_step // 2}"])
+    assert sweep.budget_overrides(half)[0] == f"train.iterations={2 * (65536 // per_step)}"
+    path.write_text(path.read_text().replace("tokens = 65536", "tokens = 65536\nsteps = 3"))
+    with pytest.raises(ConfigError, match="exactly one trial budget"):
+        load_sweep(path)
+
+
 @pytest.mark.slow
 def test_two_workers_share_one_study_with_no_lost_or_duplicated_trial(tmp_path, tiny_data):
     space, out = write_space(tmp_path, trials=6), tmp_path / "s"
     workers = [_worker(space, out, tiny_data) for _ in range(2)]
     logs = [w.communicate(timeout=600) for w in workers]
     assert all(w.returncode == 0 for w in workers), [e[-2000:] for _, e in logs]
-    trials = study_trials(out)
+    # Both may enqueue the base trial when they open the empty study at once: the later copy is
+    # dropped as a duplicate before it runs anything.
+    everything = study_trials(out)
+    dropped = [t for t in everything if t.user_attrs.get("duplicate_of") is not None]
+    assert all(t.state.name == "PRUNED" and t.user_attrs.get("base") for t in dropped)
+    trials = [t for t in everything if t not in dropped]
     states = [t.state.name for t in trials]
     assert "RUNNING" not in states and "FAIL" not in states and "WAITING" not in states
     assert 6 <= states.count("COMPLETE") <= 7  # both may start a last trial at once; none is lost

@@ -5,7 +5,8 @@ scored, and the search space over any preset key (the same dotted paths as `--se
     set = ["train.val_every=40"]        # fixed overrides for every trial
     trials = 24                         # finished trials (complete or pruned) the study stops at
     seeds = [1337]                      # each trial trains once per seed; the objective is the mean
-    budget_seconds = 600                # training wallclock cap per run (or steps = N: a fixed step count)
+    budget_seconds = 600                # training wallclock cap per run (or steps = N: a fixed step count,
+                                        # or tokens = N: a fixed token count, so batch sizes compare at equal compute)
     methods = "standard"                # eval pipeline scored on the round-tripped artifact ("preset" = its own)
     limit_val_tokens = 0                # score only the first N validation tokens (0 = all)
     sampler = "tpe"                     # tpe | random
@@ -76,6 +77,7 @@ class SweepFile:
     seeds: list[int] = field(default_factory=lambda: [1337])
     budget_seconds: float = 0.0
     steps: int = 0
+    tokens: int = 0
     methods: str = "standard"
     limit_val_tokens: int = 0
     sampler: str = "tpe"
@@ -114,9 +116,13 @@ class Sweep:
             out[d.key] = v
         return out
 
-    @property
-    def budget_overrides(self) -> list[str]:
+    def budget_overrides(self, trial_preset: Preset) -> list[str]:
+        """The trial budget as overrides, appended after the trial's own (so a trial cannot change
+        it). A token budget becomes a step count from the trial's own batch size."""
         f = self.file
+        if f.tokens > 0:
+            steps = max(f.tokens // trial_preset.train.tokens_per_step, 1)
+            return [f"train.iterations={steps}", "train.max_wallclock_seconds=0"]
         if f.steps > 0:
             return [f"train.iterations={f.steps}", "train.max_wallclock_seconds=0"]
         return [f"train.max_wallclock_seconds={f.budget_seconds}"]
@@ -201,8 +207,8 @@ def _check(f: SweepFile, overrides: list[str], path: Path) -> Sweep:
             raise ConfigError(f"{name} = {value!r} is not valid (valid: {', '.join(valid)})")
     if f.trials < 1 or not f.seeds:
         raise ConfigError("trials must be >= 1 and seeds a non-empty list")
-    if (f.steps > 0) == (f.budget_seconds > 0):
-        raise ConfigError("give exactly one trial budget: budget_seconds > 0 or steps > 0")
+    if sum(b > 0 for b in (f.budget_seconds, f.steps, f.tokens)) != 1:
+        raise ConfigError("give exactly one trial budget: budget_seconds > 0, steps > 0 or tokens > 0")
     preset_path = Path(f.preset)
     name = str(path.parent / preset_path) if preset_path.suffix == ".toml" and not preset_path.is_absolute() \
         and (path.parent / preset_path).is_file() else f.preset

@@ -47,7 +47,8 @@ def run_trial(sweep: Sweep, task: TrialTask, data: Path, tokenizer: str | None, 
     out = Path(task.directory)
     seeds = []
     for i, seed in enumerate(f.seeds):
-        preset = with_overrides(sweep.base, task.overrides + sweep.budget_overrides + [f"train.seed={seed}"])
+        trial_preset = with_overrides(sweep.base, task.overrides)
+        preset = with_overrides(trial_preset, sweep.budget_overrides(trial_preset) + [f"train.seed={seed}"])
         run_dir = out / f"seed_{seed}"
 
         def on_validation(step: int, val_loss: float, val_bpb: float, first=(i == 0)) -> None:

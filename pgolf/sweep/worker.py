@@ -2,7 +2,7 @@
 has `trials` finished ones (optuna mode) or the forward selection ends (greedy mode).
 
 Optuna drives the loop (`Study.optimize`), which also keeps the heartbeat of SQL storages, fails
-the stale trials of dead workers and re-queues them; `MaxTrialsCallback` stops every worker once
+the stale trials of dead workers and re-queues them; a callback stops every worker once
 the study as a whole has enough finished trials. Under torchrun, rank 0 runs the study and sends
 each trial to the other ranks, which train and score their share.
 """
@@ -99,6 +99,10 @@ class Worker:
     def task_for(self, trial) -> TrialTask | None:
         directory = str(self.out / "trials" / f"{trial.number:05d}")
         if self.sweep.file.mode == "optuna":
+            if trial.user_attrs.get("base"):
+                # Two workers opening an empty study at once may both enqueue the base; the lower
+                # number counts.
+                self.drop_if_duplicate(trial, lambda t: bool(t.user_attrs.get("base")))
             overrides = [format_override(d.key, suggest(trial, d)) for d in self.sweep.dimensions]
             trial.set_user_attr("overrides", overrides)
             return TrialTask(trial.number, overrides, directory)
@@ -124,21 +128,26 @@ class Worker:
         c = state.todo[0]
         for key, value in (("greedy_round", state.round), ("greedy_candidate", c), ("greedy_kept", state.kept)):
             trial.set_user_attr(key, value)
-        twins = [t for t in trial.study.get_trials(deepcopy=False)
-                 if t.number < trial.number and t.user_attrs.get("greedy_round") == state.round
-                 and t.user_attrs.get("greedy_candidate") == c and not t.user_attrs.get("duplicate_of")]
-        if twins:  # another worker took the same task an instant earlier: it counts, this one does not
-            trial.set_user_attr("duplicate_of", twins[0].number)
-            raise optuna.TrialPruned("duplicate of an earlier trial")
+        # Another worker may have taken the same task an instant earlier: it counts, this one does not.
+        self.drop_if_duplicate(trial, lambda t: t.user_attrs.get("greedy_round") == state.round
+                               and t.user_attrs.get("greedy_candidate") == c)
         overrides = overrides_for(state.kept, c, cands)
         trial.set_user_attr("overrides", overrides)
         return TrialTask(trial.number, overrides, directory)
 
+    @staticmethod
+    def drop_if_duplicate(trial, same_task) -> None:
+        """Prunes `trial` as a duplicate when an earlier trial (not itself a duplicate) has the same task."""
+        import optuna
+
+        twins = [t for t in trial.study.get_trials(deepcopy=False)
+                 if t.number < trial.number and same_task(t) and t.user_attrs.get("duplicate_of") is None]
+        if twins:
+            trial.set_user_attr("duplicate_of", twins[0].number)
+            raise optuna.TrialPruned("duplicate of an earlier trial")
+
     # ----------------------------------------------------------------- the loops
     def run(self, study, requeue_after: float = 0.0) -> None:
-        from optuna.study import MaxTrialsCallback
-        from optuna.trial import TrialState
-
         if requeue_after > 0:
             again = requeue_stale(study, requeue_after)
             if again:
@@ -147,9 +156,8 @@ class Worker:
         base = self.sweep.base_params() if limit else None
         if base is not None and not study.get_trials(deepcopy=False):
             study.enqueue_trial(base, user_attrs={"base": True}, skip_if_exists=True)  # trial 0: the reference
-        callbacks = [MaxTrialsCallback(limit, states=(TrialState.COMPLETE, TrialState.PRUNED))] if limit else []
-        finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
-        if limit is None or finished < limit:
+        callbacks = [stop_at_finished(limit)] if limit else []
+        if limit is None or finished_trials(study) < limit:
             study.optimize(self.objective, callbacks=callbacks, catch=(PgolfError,),
                            gc_after_trial=True, show_progress_bar=False)
 
@@ -164,6 +172,23 @@ class Worker:
                 run_trial(self.sweep, task, self.data, self.tokenizer, self.runtime, report=None)
             except PruneTrial:
                 pass
+
+
+def finished_trials(study) -> int:
+    """Complete or pruned trials, not counting dropped duplicates (they ran nothing)."""
+    from optuna.trial import TrialState
+
+    return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+               if t.user_attrs.get("duplicate_of") is None)
+
+
+def stop_at_finished(limit: int):
+    """A study callback: stop once `limit` trials have finished (Optuna's MaxTrialsCallback would
+    count duplicates too)."""
+    def callback(study, trial) -> None:
+        if finished_trials(study) >= limit:
+            study.stop()
+    return callback
 
 
 def run_sweep(sweep: Sweep, out: Path, data: Path, tokenizer: str | None = None, storage: str | None = None,
