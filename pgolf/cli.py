@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from pgolf.config import CODE_WRAPPERS
 from pgolf.rundir import SCRIPT_FILE, WEIGHTS_FILE
 from pgolf.errors import PgolfError
 
@@ -585,7 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("preset", help="built-in preset name or TOML path")
     x.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a preset value")
     x.add_argument("--out", type=Path, default=Path(SCRIPT_FILE))
-    x.add_argument("--wrapper", choices=["plain", "minified", "minified-lzma", "minified-brotli"],
+    x.add_argument("--wrapper", choices=CODE_WRAPPERS,
                    help="how the file is shipped (default: the preset's pack.code_wrapper)")
     x.add_argument("--minify", action="store_true", help="shrink with python-minifier")
     x.add_argument("--lzma", action="store_true", help="wrap in a self-extracting lzma stub")

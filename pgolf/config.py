@@ -116,6 +116,10 @@ class TrainConfig:
     gptq_calibration_seq_len: int = 0  # 0 = train.seq_len
 
 
+# How the counted code ships (pgolf.artifact.export); checked in pgolf.quant.check, offered by `pgolf export`.
+CODE_WRAPPERS = ("plain", "minified", "minified-lzma", "minified-brotli")
+
+
 @dataclass
 class PackConfig:
     """The system's own export: how its weights become the counted bytes (pgolf.artifact.pack)."""
@@ -150,7 +154,7 @@ class PackConfig:
     compressors: list[str] = field(default_factory=list)
     # Integer layouts pack tries with every compressor (pgolf.quant.layout); the smallest wins.
     layouts: list[str] = field(default_factory=lambda: ["packed", "bytes", "columns"])
-    # How the counted train_gpt.py is shipped: plain | minified | minified-lzma (self-extracting).
+    # How the counted train_gpt.py is shipped: one of CODE_WRAPPERS (the last two self-extracting).
     code_wrapper: str = "plain"
     budget_bytes: int = 16_000_000
 

@@ -150,11 +150,11 @@ def test_lqer_group_falls_back_to_the_row_length_when_64_does_not_divide():
 
 
 def test_gate_weights_are_int8_per_head_and_only_those():
-    from pgolf.model.roles import gate_tensors_of_config
+    from pgolf.model.roles import gate_tensors, model_on_meta
 
     preset = preset_from_dict({"model": {"vocab_size": 64, "num_layers": 2, "model_dim": 32, "num_heads": 4,
                                          "num_kv_heads": 2, "addons": {"sparse_attn_gate": {"window": 12}}}})
-    names = gate_tensors_of_config(preset.model)
+    names = gate_tensors(model_on_meta(preset.model))
     assert names == {"addons.sparse_attn_gate.weight"}
     torch.manual_seed(3)
     w = torch.randn(2, 4, 12) * 0.3

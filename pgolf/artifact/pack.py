@@ -13,12 +13,11 @@ from pgolf.errors import BudgetError, ConfigError
 from pgolf.quant.layout import LAYOUTS, relayout
 from pgolf.quant.registry import get_quantizer, needs_hessians
 from pgolf.io import atomic_write_bytes
-from pgolf.model.roles import gate_tensors_of_config, report_group, roles_of_config
+from pgolf.model.roles import gate_tensors, model_on_meta, parameter_roles, report_group
 from pgolf.quant.gate_int8 import quantize_gates
 from pgolf.quant.lqer import add_lqer
 from pgolf.train.checkpoint import load_checkpoint
 from pgolf.rundir import ARTIFACT_FILE
-
 
 
 def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | None = None,
@@ -46,13 +45,14 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
         from pgolf.quant.calibration import load_hessians
 
         hessians, calibration = load_hessians(run_dir)
-    roles = roles_of_config(preset_obj.model)
+    model = model_on_meta(preset_obj.model)
+    roles = parameter_roles(model)
     tensors = get_quantizer(quant)(weights, pack_cfg, roles, hessians=hessians)
     lqer: dict[str, float] = {}
     if pack_cfg.lqer_rank and pack_cfg.lqer_top:
         tensors, lqer = add_lqer(tensors, weights, pack_cfg.lqer_rank, pack_cfg.lqer_top, pack_cfg.lqer_group)
     if pack_cfg.gate_bits:
-        tensors = quantize_gates(tensors, weights, gate_tensors_of_config(preset_obj.model), pack_cfg.gate_bits)
+        tensors = quantize_gates(tensors, weights, gate_tensors(model), pack_cfg.gate_bits)
     meta = {"run": str(run_dir.resolve()), "train_summary": state.get("summary", {}),
             "data": state.get("data", {}), "calibration": calibration}
     sizes: dict[str, int] = {}  # best over layouts, per compressor

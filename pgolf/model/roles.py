@@ -54,20 +54,21 @@ def parameter_roles(model: nn.Module) -> dict[str, str]:
     return roles
 
 
+def model_on_meta(model_cfg):
+    """The model a config builds, on the meta device: its structure without memory or init cost."""
+    from pgolf.model.gpt import GPT
+
+    with torch.device("meta"):
+        return GPT(model_cfg)
+
+
 def roles_of_config(model_cfg) -> dict[str, str]:
-    """The role table of the model a config builds (on the meta device: no memory, no init cost)."""
-    from pgolf.model.gpt import GPT
-
-    with torch.device("meta"):
-        return parameter_roles(GPT(model_cfg))
+    """The role table of the model a config builds."""
+    return parameter_roles(model_on_meta(model_cfg))
 
 
-def gate_tensors_of_config(model_cfg) -> set[str]:
+def gate_tensors(model) -> set[str]:
     """State-dict names of the parameters the model's add-ons declare as gates (`GATE_PARAMETERS`)."""
-    from pgolf.model.gpt import GPT
-
-    with torch.device("meta"):
-        model = GPT(model_cfg)
     return {f"addons.{name}.{param}" for name, addon in getattr(model, "addons", {}).items()
             for param in type(addon).GATE_PARAMETERS}
 

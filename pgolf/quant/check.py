@@ -4,7 +4,7 @@ calibrate inside the training cap."""
 
 from __future__ import annotations
 
-from pgolf.config import Preset
+from pgolf.config import CODE_WRAPPERS, Preset
 from pgolf.errors import ConfigError, did_you_mean
 from pgolf.quant.compress import COMPRESSORS
 from pgolf.quant.layout import LAYOUTS
@@ -12,7 +12,6 @@ from pgolf.quant.gptq_lite import SDCLIP_GROUPS
 from pgolf.quant.mixed import FLOAT_DTYPES
 from pgolf.quant.registry import get_quantizer, needs_hessians
 
-CODE_WRAPPERS = ("plain", "minified", "minified-lzma", "minified-brotli")
 CALIBRATION_SOURCES = ("train", "self")
 # The contest accepted an 8 s reserve as enough to finish GPTQ Hessians inside the cap (after #1868).
 MIN_GPTQ_RESERVE_SECONDS = 8.0
