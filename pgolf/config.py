@@ -54,7 +54,8 @@ class TrainConfig:
     grad_accum: int = 8
     # One row per micro-batch (all of a rank's tokens, documents packed back to back) instead of
     # rows of seq_len: the record's packing loader. Needs doc_isolation with max_segment (and kernel
-    # flex beyond 8,192-token rows) so documents stay apart and none attends over max_segment tokens.
+    # flex or varlen beyond 8,192-token rows) so documents stay apart and none attends over
+    # max_segment tokens.
     packed_rows: bool = False
     iterations: int = 20_000
     max_wallclock_seconds: float = 600.0

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from pgolf.config import ModelConfig
 from pgolf.preset_check import load_preset
@@ -350,7 +351,45 @@ def test_doc_isolation_flex_kernel_equals_the_boolean_mask():
     with torch.no_grad():
         torch.testing.assert_close(flex(ids), masked(ids), rtol=1e-5, atol=1e-5)
     with pytest.raises(ConfigError, match="kernel"):
-        make({"doc_isolation": {"kernel": "varlen"}})
+        make({"doc_isolation": {"kernel": "flash"}})
+
+
+def reference_varlen(q, k, v, cu_q, cu_k, max_q, max_k, causal):
+    """flash_attn_varlen_func's contract, computed directly: (total, H, D) stream, causal attention
+    inside each [cu[i], cu[i+1]) segment, GQA by head count."""
+    assert causal and torch.equal(cu_q, cu_k) and cu_q.dtype == torch.int32 and q.dtype == torch.bfloat16
+    out = torch.empty_like(q)
+    bounds = cu_q.tolist()
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        assert 0 < e - s <= max_q == max_k
+        seg = [x[s:e].transpose(0, 1).float() for x in (q, k, v)]
+        out[s:e] = F.scaled_dot_product_attention(*seg, is_causal=True, enable_gqa=True).transpose(0, 1).to(q.dtype)
+    return out
+
+
+@pytest.mark.parametrize("max_segment", [0, 6])
+def test_doc_isolation_varlen_segments_feed_a_varlen_kernel_what_the_mask_allows(monkeypatch, max_segment):
+    """kernel = "varlen" flattens the rows into segments (documents, and max_segment pieces) for
+    FlashAttention's varlen function; with a reference function of the same signature in its place
+    the model computes what the boolean mask computes (to bf16 precision: the kernel takes bf16)."""
+    from pgolf.model.addons import doc_isolation as iso
+
+    masked = make({"doc_isolation": {"max_segment": max_segment}})
+    varlen = make({"doc_isolation": {"kernel": "varlen", "max_segment": max_segment}})
+    randomize(masked)
+    varlen.load_state_dict(masked.state_dict())
+    # This machine has no GPU (so the add-on itself takes the mask): hand the model the segments.
+    monkeypatch.setattr(iso.DocIsolation, "attention_mask", lambda self, ids: iso.varlen_segments(
+        ids, 1, max_segment, reference_varlen))
+    ids = torch.randint(2, V, (2, 40))
+    ids[0, [0, 13, 14, 30]] = 1
+    ids[1, 25] = 1
+    segments = iso.varlen_segments(ids, 1, max_segment, reference_varlen)
+    starts = {0: [0, 13, 14, 30], 6: [0, 6, 12, 13, 14, 20, 26, 30, 36]}[max_segment] + \
+        [40 + p for p in {0: [0, 25], 6: [0, 6, 12, 18, 24, 25, 31, 37]}[max_segment]]
+    assert segments.cu_seqlens.tolist() == starts + [80]
+    with torch.no_grad():
+        torch.testing.assert_close(varlen(ids), masked(ids), rtol=2e-2, atol=2e-2)
 
 
 def test_segment_mask_cuts_documents_every_max_segment_tokens_from_their_own_start():

@@ -118,6 +118,8 @@ class CausalSelfAttention(nn.Module):
                 q, k, v, attn_mask=ctx.attn_mask, is_causal=ctx.attn_mask is None,
                 enable_gqa=self.num_kv_heads != self.num_heads,
             )
+        elif hasattr(ctx.attn_mask, "attend"):  # segments for a varlen kernel (doc_isolation kernel = "varlen")
+            y = ctx.attn_mask.attend(q, k, v)
         else:  # a flex_attention BlockMask (doc_isolation kernel = "flex")
             from torch.nn.attention.flex_attention import flex_attention
 

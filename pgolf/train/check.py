@@ -21,7 +21,7 @@ def check_packed_rows(preset: Preset) -> None:
         raise ConfigError("train.packed_rows = true needs [model.addons.doc_isolation] with max_segment > 0 "
                           "(e.g. train.seq_len), or every token would attend over the whole packed row")
     row = cfg.tokens_per_step // max(cfg.grad_accum, 1)
-    if iso.get("kernel", "mask") != "flex" and row > MAX_MASKED_PACKED_ROW:
+    if iso.get("kernel", "mask") == "mask" and row > MAX_MASKED_PACKED_ROW:
         raise ConfigError(f"train.packed_rows: a packed row of {row:,} tokens needs "
-                          f"model.addons.doc_isolation.kernel = \"flex\" (the boolean mask would hold "
+                          f"model.addons.doc_isolation.kernel = \"flex\" or \"varlen\" (the boolean mask would hold "
                           f"{row:,}² booleans)")

@@ -15,6 +15,13 @@ BOS-derived boundaries, without needing flash-attn installed (compiled by the tr
 torch.compile; tested equal to the boolean mask on CPU, not yet timed on a GPU). Pair it with the
 `bos_id` of every previous-token feature (SmearGate, BigramHash) so nothing else crosses a boundary.
 
+`kernel = "varlen"`: on a GPU with FlashAttention installed (FA3's `flash_attn_interface`, what the
+record used, else FA2's `flash_attn`), the rows are flattened into one stream cut at every segment
+start (`cu_seqlens`) and attended by the varlen kernel, which never computes a masked block. Where
+no such kernel can run it takes the flex path (on a GPU) or the boolean mask (on CPU). The
+segmenting and the dispatch are tested on CPU against a per-segment reference with the same
+signature; the real kernel has not been run here (no GPU).
+
 `max_segment` with `train.packed_rows` is the record's packing loader: each micro-batch is one row
 of all the rank's tokens, and a document longer than `max_segment` is cut into pieces of that length
 counted from its own BOS (not from the row's start). Only the flex kernel can hold such a row.
@@ -22,12 +29,18 @@ counted from its own BOS (not from the row's start). Only the flex kernel can ho
 
 from __future__ import annotations
 
+import functools
+import importlib
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from pgolf.errors import ConfigError
 from pgolf.model.addons.base import ADDONS, AddOn
+
+
+KERNELS = ("mask", "flex", "varlen")
 
 
 def segment_ids(ids: torch.Tensor, bos_id: int, max_segment: int = 0) -> torch.Tensor:
@@ -68,25 +81,75 @@ def document_block_mask(ids: torch.Tensor, bos_id: int, max_segment: int = 0):
                              _compile=ids.is_cuda)
 
 
+@functools.cache
+def flash_varlen_function() -> Callable | None:
+    """FlashAttention's `flash_attn_varlen_func` when installed: FA3 first, then FA2; else None."""
+    for module in ("flash_attn_interface", "flash_attn"):
+        try:
+            return importlib.import_module(module).flash_attn_varlen_func
+        except (ImportError, AttributeError):
+            continue
+    return None
+
+
+@dataclass
+class VarlenSegments:
+    """The rows as one flattened stream of segments for a varlen kernel: `cu_seqlens` holds the
+    int32 offset of every segment start and the stream's end; `max_seqlen` bounds every segment
+    (an upper bound, so building it needs no device-to-host copy)."""
+
+    cu_seqlens: torch.Tensor
+    max_seqlen: int
+    function: Callable
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Causal attention inside each segment; (B, H, T, D) in and out, GQA by head count."""
+        b, h, t, d = q.shape
+        dtype = q.dtype
+        # The flash kernels take only half precision (training on a GPU already runs in bf16).
+        half = dtype if dtype in (torch.float16, torch.bfloat16) else torch.bfloat16
+
+        def flat(x: torch.Tensor) -> torch.Tensor:
+            return x.transpose(1, 2).reshape(b * t, x.size(1), d).to(half)
+
+        out = self.function(flat(q), flat(k), flat(v), self.cu_seqlens, self.cu_seqlens, self.max_seqlen,
+                            self.max_seqlen, causal=True)
+        out = out[0] if isinstance(out, tuple) else out  # FA3 versions differ: out or (out, lse)
+        return out.view(b, t, h, d).transpose(1, 2).to(dtype)
+
+
+def varlen_segments(ids: torch.Tensor, bos_id: int, max_segment: int, function: Callable) -> VarlenSegments:
+    """The segments of `segment_ids` (and every row's start) as offsets into the flattened rows."""
+    seg = segment_ids(ids, bos_id, max_segment)
+    b, t = ids.shape
+    starts = torch.ones_like(seg, dtype=torch.bool)
+    starts[:, 1:] = seg[:, 1:] != seg[:, :-1]
+    offsets = torch.nonzero(starts.reshape(-1)).squeeze(1)
+    cu_seqlens = torch.cat([offsets, offsets.new_tensor([b * t])]).to(torch.int32)
+    return VarlenSegments(cu_seqlens, min(max_segment, t) if max_segment > 0 else t, function)
+
+
 @ADDONS.register("doc_isolation")
 class DocIsolation(AddOn):
     @dataclass
     class Options:
         bos_id: int = 1
-        kernel: str = "mask"  # mask | flex
+        kernel: str = "mask"  # mask | flex | varlen
         # > 0: also cut every document into pieces of at most this many tokens (0 = never)
         max_segment: int = 0
 
     def __init__(self, cfg, model_cfg) -> None:
         super().__init__(cfg, model_cfg)
-        if cfg.kernel not in ("mask", "flex"):
-            raise ConfigError(f"model.addons.doc_isolation.kernel = {cfg.kernel!r}: choose mask or flex")
+        if cfg.kernel not in KERNELS:
+            raise ConfigError(f"model.addons.doc_isolation.kernel = {cfg.kernel!r}: choose {', '.join(KERNELS)}")
         if cfg.max_segment < 0:
             raise ConfigError(f"model.addons.doc_isolation.max_segment = {cfg.max_segment}: must be >= 0")
 
     def attention_mask(self, ids):
+        if self.cfg.kernel == "varlen" and ids.is_cuda and flash_varlen_function() is not None:
+            return varlen_segments(ids, self.cfg.bos_id, self.cfg.max_segment, flash_varlen_function())
         # torch's flex_attention has no backward on CPU: there, training takes the same rule as
         # the boolean mask (exact, only larger).
-        if self.cfg.kernel == "flex" and (ids.is_cuda or not torch.is_grad_enabled()):
+        if self.cfg.kernel in ("flex", "varlen") and (ids.is_cuda or not torch.is_grad_enabled()):
             return document_block_mask(ids, self.cfg.bos_id, self.cfg.max_segment)
         return document_mask(ids, self.cfg.bos_id, self.cfg.max_segment)
