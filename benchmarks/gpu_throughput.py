@@ -10,6 +10,12 @@ Ratios are against `naive-baseline` measured in the same run; the contest's own 
 43.54 ms/step on 8xH100 (docs/techniques.md), shown as a check of the projection.
 
     python benchmarks/gpu_throughput.py [--presets a,b] [--steps 20] [--json] [--out FILE]
+    python benchmarks/gpu_throughput.py --presets record-1855 \
+        --variant 'flex=model.addons.doc_isolation.kernel="flex"' \
+        --variant 'varlen-packed=model.addons.doc_isolation.kernel="varlen",model.addons.doc_isolation.max_segment=2048,train.packed_rows=true'
+
+`--variant NAME=OVERRIDE[,OVERRIDE...]` measures each preset again with those overrides, as the row
+`PRESET[NAME]` (e.g. the document-isolation kernels: boolean mask, flex, FlashAttention varlen).
 
 Needs CUDA. The JSON (`--out`) is what `pgolf plan PRESET --from-bench FILE` reads.
 """
@@ -24,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from pgolf.preset_check import load_preset
+from pgolf.preset_check import load_preset, with_overrides
 from pgolf.data.corpus import build_default_shards
 from pgolf.plan.hardware import parse_target
 from pgolf.plan.measure import device_name
@@ -45,7 +51,10 @@ def main() -> int:
     ap.add_argument("--eval-tokens", type=int, default=1 << 20)
     ap.add_argument("--out", type=Path, help="write the JSON here (for pgolf plan --from-bench)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=OVERRIDE[,OVERRIDE...]",
+                    help="also measure each preset with these overrides, as row PRESET[NAME]")
     args = ap.parse_args()
+    variants = [("", [])] + [parse_variant(v) for v in args.variant]
     runtime = init_runtime("auto")
     if runtime.device.type != "cuda":
         sys.exit("gpu_throughput: needs a CUDA device (see benchmarks/train_throughput.py for CPU)")
@@ -54,8 +63,9 @@ def main() -> int:
              "target": target.label, "rows": {}, "plans": {}}
     with tempfile.TemporaryDirectory() as tmp:
         data_by_vocab: dict[int, Path] = {}
-        for name in args.presets.split(","):
-            preset = load_preset(name)
+        for base_name, (label, overrides) in [(n, v) for n in args.presets.split(",") for v in variants]:
+            preset = with_overrides(load_preset(base_name), overrides)
+            name = f"{base_name}[{label}]" if label else base_name
             vocab = preset.model.vocab_size
             if vocab not in data_by_vocab:
                 data_by_vocab[vocab] = build_default_shards(Path(tmp) / f"v{vocab}", vocab, progress=False)
@@ -91,6 +101,14 @@ def main() -> int:
             print(f"{name:<22}{method:<34}{e['tokens_per_s_per_gpu']:>12,.0f}"
                   f"{bench['plans'][name]['eval_seconds'][method]:>18.1f}")
     return 0
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    """`NAME=KEY=VALUE,KEY=VALUE` -> (NAME, [KEY=VALUE, ...]); a comma inside a value is not supported."""
+    name, sep, rest = text.partition("=")
+    if not sep or not name or not rest:
+        sys.exit(f"gpu_throughput: --variant {text!r}: expected NAME=KEY=VALUE[,KEY=VALUE...]")
+    return name, rest.split(",")
 
 
 if __name__ == "__main__":
