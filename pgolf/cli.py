@@ -458,7 +458,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise PgolfError("pgolf sweep needs SPACE.toml and --data DIR (the shards every trial trains and scores on)")
         from pgolf.sweep.worker import run_sweep
 
-        sweep = load_sweep(args.space, args.set)
+        sweep = load_sweep(args.space, args.set, args.preset)
         info = run_sweep(sweep, args.out, args.data, tokenizer=args.tokenizer, storage=args.storage,
                          device=args.device, heartbeat=args.heartbeat, grace=args.grace,
                          requeue_after=args.requeue_stale)
@@ -665,6 +665,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--report-only", action="store_true", help="write trials.json, best.toml and plots, run nothing")
     sw.add_argument("--device", default="auto")
     sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra fixed override")
+    sw.add_argument("--preset", help="replace the file's base preset (the same search on another base; its own study)")
     sw.add_argument("--heartbeat", type=int, default=30, help=argparse.SUPPRESS)
     sw.add_argument("--grace", type=int, default=120, help=argparse.SUPPRESS)
     sw.add_argument("--requeue-stale", type=float, default=0.0, metavar="SECONDS",

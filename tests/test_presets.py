@@ -25,7 +25,10 @@ def test_seed_presets_declare_their_eval_methods_and_own_pack_settings(name):
     assert p.evaluation.get("methods") and p.pack.quant != "int8-rtn" and p.pack.compressor in ("lzma", "zstd")
     mini = load_preset(f"{name}-mini")
     assert mini.pack == p.pack  # a mini packs as its seed does
-    assert (mini.model.num_layers, mini.model.model_dim, mini.train.tokens_per_step) == (4, 256, 16384)
+    scale = load_preset("_mini-scale")  # the shared shape and schedule of every mini
+    assert (mini.model.num_layers, mini.model.model_dim) == (4, 256)
+    for key in ("tokens_per_step", "warmdown_fraction", "muon_momentum_warmup_fraction", "ema_decay"):
+        assert getattr(mini.train, key) == getattr(scale.train, key), key
     assert mini.model.addons.keys() == p.model.addons.keys()
     assert mini.reference == {}
 

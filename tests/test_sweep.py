@@ -101,6 +101,20 @@ def _worker(space: Path, out: Path, data: Path, *extra: str) -> subprocess.Popen
                             stderr=subprocess.PIPE, text=True)
 
 
+def test_preset_and_set_on_the_command_line_make_their_own_study_and_reach_the_best_preset(tmp_path, tiny_data, capsys):
+    from pgolf.preset_check import load_preset
+
+    space, out = write_space(tmp_path, trials=1), tmp_path / "s"
+    assert main(["sweep", str(space), "--out", str(out), "--data", str(tiny_data), "--preset", "naive-baseline",
+                 "--set", "train.muon_backend_steps=4", *[a for o in TINY_OVERRIDES for a in ("--set", o)], "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["study"] == "space-naive-baseline" and r["trials"][0]["state"] == "COMPLETE"
+    best = load_preset(r["best_preset"])  # extends the replaced base and keeps the command line's overrides
+    assert best.name != "cpu-mini" and best.train.muon_backend_steps == 4
+    assert main(["sweep", "--out", str(out), "--report-only", "--json"]) == 0  # reloads the same study
+    assert json.loads(capsys.readouterr().out)["study"] == "space-naive-baseline"
+
+
 def test_a_second_copy_of_the_base_trial_is_dropped_without_running(tmp_path, tiny_data, capsys):
     """Two workers opening an empty study at once may both enqueue the base; made to happen here."""
     import optuna

@@ -57,7 +57,7 @@ def best_preset_toml(sweep: Sweep, overrides: list[str], value: float, n_trials:
     table: dict[str, Any] = {"extends": [str(Path(ref).resolve()) if ref.endswith(".toml") else ref],
                              "description": f"{sweep.base.name} tuned by pgolf sweep {Path(sweep.origin).name}: "
                                             f"best of {n_trials} trials, round-trip val_bpb {value:.4f}"}
-    apply_overrides(table, list(sweep.file.set) + list(overrides))
+    apply_overrides(table, list(sweep.file.set) + sweep.extra_overrides + list(overrides))
     return "# Written by `pgolf sweep`; the values below override the preset it extends.\n" + tomli_w.dumps(table)
 
 
@@ -98,7 +98,7 @@ def open_sweep(directory: Path):
     if not record_path.is_file():
         raise DataError(f"{directory}: not a sweep directory (no {SWEEP_RECORD}; written by pgolf sweep --out)")
     record = json.loads(record_path.read_text())
-    sweep = load_sweep(record["sweep"])
+    sweep = load_sweep(record["sweep"], record.get("set"), record.get("preset"))
     return sweep, make_study(sweep, record["storage"])
 
 
@@ -108,7 +108,7 @@ def write_outputs(directory: Path) -> dict[str, Any]:
     rows = trial_rows(study)
     write_json(directory / TRIALS_FILE, {"study": study.study_name, "mode": sweep.file.mode, "trials": rows})
     complete = [r for r in rows if r["state"] == "COMPLETE" and r["val_bpb"] is not None]
-    out: dict[str, Any] = {"directory": str(directory), "trials": rows,
+    out: dict[str, Any] = {"directory": str(directory), "study": study.study_name, "trials": rows,
                            "finished": sum(r["state"] in ("COMPLETE", "PRUNED") and not r["note"].startswith("duplicate")
                                            for r in rows)}
     if complete:

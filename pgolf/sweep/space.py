@@ -97,6 +97,14 @@ class Sweep:
     base: Preset  # the base preset with the fixed overrides
     origin: str
     base_ref: str = ""  # the base as loaded: a built-in name, or its TOML path (relative to the sweep file resolved)
+    extra_overrides: list[str] = field(default_factory=list)  # `--set` on the command line
+    preset_override: str = ""  # `--preset`: the same search on another base
+
+    @property
+    def study_name(self) -> str:
+        """The file's stem, or stem-PRESET when `--preset` replaced the file's base (another study)."""
+        stem = Path(self.origin).stem
+        return f"{stem}-{Path(self.preset_override).stem}" if self.preset_override else stem
 
     def base_value(self, key: str) -> Any:
         node: Any = self.base.to_dict()
@@ -182,8 +190,9 @@ def _candidates(greedy: dict, where: str) -> list[list[str]]:
     return cands
 
 
-def load_sweep(path: str | Path, overrides: list[str] | None = None) -> Sweep:
-    """Read and check a sweep file. `overrides` are extra fixed `--set` overrides."""
+def load_sweep(path: str | Path, overrides: list[str] | None = None, preset: str | None = None) -> Sweep:
+    """Read and check a sweep file. `overrides` are extra fixed `--set` overrides; `preset`
+    replaces the file's base preset (the same search on another base)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: sweep file not found")
@@ -192,8 +201,11 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> Sweep:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     try:
+        if preset:
+            data["preset"] = preset
         f = from_dict(SweepFile, data)
         sweep = _check(f, list(overrides or []), path)
+        sweep.extra_overrides, sweep.preset_override = list(overrides or []), preset or ""
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return sweep

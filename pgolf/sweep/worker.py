@@ -32,7 +32,7 @@ def is_heartbeat_enabled(storage) -> bool:
 
 
 def study_name(sweep: Sweep) -> str:
-    return Path(sweep.origin).stem
+    return sweep.study_name
 
 
 def suggest(trial, dim: Dimension):
@@ -201,7 +201,8 @@ def run_sweep(sweep: Sweep, out: Path, data: Path, tokenizer: str | None = None,
     try:
         if runtime.is_main:
             out.mkdir(parents=True, exist_ok=True)
-            (out / SWEEP_RECORD).write_text(json.dumps({"sweep": sweep.origin, "storage": url,
+            (out / SWEEP_RECORD).write_text(json.dumps({"sweep": sweep.origin, "set": sweep.extra_overrides,
+                                                         "preset": sweep.preset_override, "storage": url,
                                                          "study": study_name(sweep)}, indent=1) + "\n")
             study = make_study(sweep, url, heartbeat, grace)
             worker = Worker(sweep, out, data, tokenizer, runtime, log=lambda s: print(s, file=sys.stderr, flush=True))
