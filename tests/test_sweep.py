@@ -227,6 +227,19 @@ def test_greedy_state_keeps_the_best_candidate_while_it_improves():
     assert failed.kept == [1] and failed.round == 1
 
 
+def test_greedy_does_not_retry_another_value_of_a_key_it_has_kept():
+    from pgolf.sweep.greedy import candidate_keys
+
+    cands = [["train.warmdown_fraction=0.7"], ["train.warmdown_fraction=0.95"], ["train.min_lr=0.1", "train.seed=3"]]
+    keys = candidate_keys(cands)
+    assert keys == [{"train.warmdown_fraction"}, {"train.warmdown_fraction"}, {"train.min_lr", "train.seed"}]
+    round0 = [_t(0, 0, BASE, 2.0), _t(1, 0, 0, 1.7), _t(2, 0, 1, 1.8), _t(3, 0, 2, 1.9)]
+    s = greedy_state(round0, 3, keys)
+    assert (s.kept, s.round, s.todo) == ([0], 1, [2])  # 0.95 was compared with 0.7 in round 0
+    s = greedy_state(round0 + [_t(4, 1, 2, 1.6)], 3, keys)
+    assert s.done and s.kept == [0, 2]  # nothing left that sets a new key
+
+
 def test_greedy_forward_selection_runs_through_the_study(tmp_path, tiny_data, capsys):
     extra = '[greedy]\ncandidates = [["train.matrix_lr=0.02"], ["train.warmdown_iters=1"]]'
     space = write_space(tmp_path, mode="greedy", extra=extra)

@@ -1,7 +1,8 @@
 """Greedy forward selection, the way the 1.0611 record (#1855) chose its final settings: round 0
 scores the base preset and each candidate alone; the best candidate is kept if it beats the base;
-each later round tries every remaining candidate on top of those kept; the search ends when no
-candidate improves on the round before, or none is left.
+each later round tries every remaining candidate on top of those kept, except those that set a key
+a kept candidate already set (an alternative value of a settled key: round 0 compared them); the
+search ends when no candidate improves on the round before, or none is left.
 
 The state lives entirely in the study (each trial carries `greedy_round` and `greedy_candidate`,
 -1 = the round's base), so any number of workers can share a search and a restarted worker
@@ -33,8 +34,14 @@ def _value_of(trials) -> float | None:
     return min(values) if values else None
 
 
-def greedy_state(trials, n_candidates: int) -> GreedyState:
-    """Where the search stands, from the study's trials (FrozenTrial-like: user_attrs, state, value)."""
+def candidate_keys(candidates: list[list[str]]) -> list[set[str]]:
+    """The preset keys each candidate's overrides set."""
+    return [{o.split("=", 1)[0].strip() for o in cand} for cand in candidates]
+
+
+def greedy_state(trials, n_candidates: int, keys: list[set[str]] | None = None) -> GreedyState:
+    """Where the search stands, from the study's trials (FrozenTrial-like: user_attrs, state, value).
+    `keys` (candidate_keys) lets a round skip candidates whose keys a kept candidate already set."""
     from optuna.trial import TrialState
 
     by_round: dict[int, dict[int, list]] = {}
@@ -49,7 +56,8 @@ def greedy_state(trials, n_candidates: int) -> GreedyState:
     history: list[dict] = []
     r = 0
     while True:
-        remaining = [c for c in range(n_candidates) if c not in kept]
+        settled = set().union(*(keys[c] for c in kept)) if keys else set()
+        remaining = [c for c in range(n_candidates) if c not in kept and not (keys and keys[c] & settled)]
         wanted = ([BASE] if r == 0 else []) + remaining
         if not remaining and r > 0:
             return GreedyState(kept, r, [], 0, True, history)

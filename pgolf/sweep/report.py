@@ -114,9 +114,10 @@ def write_outputs(directory: Path) -> dict[str, Any]:
     if complete:
         best = min(complete, key=lambda r: r["val_bpb"])
         if sweep.file.mode == "greedy":
-            from pgolf.sweep.greedy import greedy_state
+            from pgolf.sweep.greedy import candidate_keys, greedy_state
 
-            state = greedy_state(study.get_trials(deepcopy=False), len(sweep.candidates))
+            state = greedy_state(study.get_trials(deepcopy=False), len(sweep.candidates),
+                                 candidate_keys(sweep.candidates))
             out["greedy"] = {"kept": [sweep.candidates[c] for c in state.kept], "rounds": state.history,
                              "done": state.done}
         text = best_preset_toml(sweep, best["overrides"], best["val_bpb"], len(complete))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pgolf.errors import PgolfError
 from pgolf.runtime import Runtime, init_runtime, share_from_main, shutdown
-from pgolf.sweep.greedy import BASE, greedy_state, overrides_for
+from pgolf.sweep.greedy import BASE, candidate_keys, greedy_state, overrides_for
 from pgolf.sweep.space import Dimension, Sweep, format_override
 from pgolf.sweep.storage import GRACE_SECONDS, HEARTBEAT_SECONDS, open_storage, requeue_stale, storage_url
 from pgolf.sweep.trial import PruneTrial, TrialTask, remove_trial_weights, run_trial
@@ -119,7 +119,7 @@ class Worker:
             if is_heartbeat_enabled(trial.study._storage):
                 optuna.storages.fail_stale_trials(trial.study)  # a dead worker may hold this round open
             others = [t for t in trial.study.get_trials(deepcopy=False) if t.number != trial.number]
-            state = greedy_state(others, len(cands))
+            state = greedy_state(others, len(cands), candidate_keys(cands))
             if state.done:
                 return None
             if state.todo:
