@@ -137,11 +137,14 @@ class Worker:
 
     @staticmethod
     def drop_if_duplicate(trial, same_task) -> None:
-        """Prunes `trial` as a duplicate when an earlier trial (not itself a duplicate) has the same task."""
+        """Prunes `trial` as a duplicate when an earlier trial (not itself a duplicate, and not failed:
+        the re-queued copy of a dead worker's trial must run) has the same task."""
         import optuna
+        from optuna.trial import TrialState
 
         twins = [t for t in trial.study.get_trials(deepcopy=False)
-                 if t.number < trial.number and same_task(t) and t.user_attrs.get("duplicate_of") is None]
+                 if t.number < trial.number and same_task(t) and t.user_attrs.get("duplicate_of") is None
+                 and t.state != TrialState.FAIL]
         if twins:
             trial.set_user_attr("duplicate_of", twins[0].number)
             raise optuna.TrialPruned("duplicate of an earlier trial")
