@@ -20,7 +20,7 @@ from pgolf.config import apply_overrides
 from pgolf.errors import DataError
 from pgolf.io import atomic_write_bytes, write_json
 from pgolf.sweep.space import Sweep, load_sweep
-from pgolf.sweep.worker import SWEEP_RECORD, make_study
+from pgolf.sweep.worker import SWEEP_RECORD, finished_trials, make_study
 
 TRIALS_FILE = "trials.json"
 BEST_PRESET_FILE = "best.toml"
@@ -109,8 +109,7 @@ def write_outputs(directory: Path) -> dict[str, Any]:
     write_json(directory / TRIALS_FILE, {"study": study.study_name, "mode": sweep.file.mode, "trials": rows})
     complete = [r for r in rows if r["state"] == "COMPLETE" and r["val_bpb"] is not None]
     out: dict[str, Any] = {"directory": str(directory), "study": study.study_name, "trials": rows,
-                           "finished": sum(r["state"] in ("COMPLETE", "PRUNED") and not r["note"].startswith("duplicate")
-                                           for r in rows)}
+                           "finished": finished_trials(study)}
     if complete:
         best = min(complete, key=lambda r: r["val_bpb"])
         if sweep.file.mode == "greedy":

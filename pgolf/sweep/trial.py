@@ -46,9 +46,10 @@ def run_trial(sweep: Sweep, task: TrialTask, data: Path, tokenizer: str | None, 
     f = sweep.file
     out = Path(task.directory)
     seeds = []
+    trial_preset = with_overrides(sweep.base, task.overrides)
+    budget = sweep.budget_overrides(trial_preset)
     for i, seed in enumerate(f.seeds):
-        trial_preset = with_overrides(sweep.base, task.overrides)
-        preset = with_overrides(trial_preset, sweep.budget_overrides(trial_preset) + [f"train.seed={seed}"])
+        preset = with_overrides(trial_preset, budget + [f"train.seed={seed}"])
         run_dir = out / f"seed_{seed}"
 
         def on_validation(step: int, val_loss: float, val_bpb: float, first=(i == 0)) -> None:
