@@ -10,6 +10,12 @@ quantization) on the same first `--val-tokens` validation tokens, so rows compar
     python benchmarks/ablate.py --budget-seconds 60   # a quick look
     python benchmarks/ablate.py --rows baseline,+xsa --json
     python benchmarks/ablate.py --frontier            # issue 18: the 1.0611 record's components and stacks
+    python benchmarks/ablate.py --frontier --tokens 983040   # equal tokens instead of equal wallclock
+
+Equal wallclock charges each change its compute cost (what the contest's cap does); equal tokens
+(`--tokens N`: each row trains N // its own tokens-per-step steps, the schedule's fractions taken
+over steps) shows what a change does per token seen, and is deterministic per seed whatever else
+runs on the machine.
 
 Rows are appended to `--results` (JSON lines) as they finish; a re-run skips rows already there
 with the same budget, so an interrupted ablation resumes.
@@ -85,10 +91,19 @@ def ensure_data(cache: Path, tokenizer: Path, dev_data: Path | None) -> Path:
     return cache
 
 
+def budget_overrides(preset_name: str, overrides: list[str], budget: float, tokens: int) -> list[str]:
+    """Equal wallclock (`budget` seconds) or, with `tokens` > 0, equal tokens: the row's own batch
+    decides its step count."""
+    if tokens > 0:
+        per_step = load_preset(preset_name, overrides).train.tokens_per_step
+        return [f"train.iterations={max(tokens // per_step, 1)}", "train.max_wallclock_seconds=0"]
+    return [f"train.max_wallclock_seconds={budget}"]
+
+
 def run_row(preset_name: str, overrides: list[str], data: Path, tokenizer: Path, budget: float,
-            val_tokens: int, compile_mode: str, runtime) -> dict:
-    preset = load_preset(preset_name, overrides + [
-        f"train.max_wallclock_seconds={budget}", f"train.val_tokens_limit={val_tokens}",
+            val_tokens: int, compile_mode: str, runtime, tokens: int = 0) -> dict:
+    preset = load_preset(preset_name, overrides + budget_overrides(preset_name, overrides, budget, tokens) + [
+        f"train.val_tokens_limit={val_tokens}",
         f'train.compile="{compile_mode}"', f"train.warmup_steps={2 if compile_mode == 'on' else 0}",
         "train.val_every=0",
     ])
@@ -98,13 +113,15 @@ def run_row(preset_name: str, overrides: list[str], data: Path, tokenizer: Path,
         s = train(preset, data, run_dir, runtime, tokenizer=tokenizer, progress=False)
     return {"preset": preset_name, "overrides": overrides, "params": params, "steps": s["steps"],
             "tokens_per_s": s["tokens_seen"] / (s["train_time_ms"] / 1000), "val_loss": s["val_loss"],
-            "val_bpb": s["val_bpb"], "budget_seconds": budget, "val_tokens": val_tokens,
-            "compile": compile_mode}
+            "val_bpb": s["val_bpb"], "budget_seconds": 0 if tokens else budget, "budget_tokens": tokens,
+            "val_tokens": val_tokens, "compile": compile_mode, "train_seconds": s["train_time_ms"] / 1000}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--budget-seconds", type=float, default=180.0, help="training clock per row (default 180)")
+    ap.add_argument("--tokens", type=int, default=0,
+                    help="equal tokens instead of equal wallclock: each row trains this many tokens")
     ap.add_argument("--val-tokens", type=int, default=262_144, help="validation tokens scored per row")
     ap.add_argument("--data", type=Path, help="shard directory (default: build from the dev corpus)")
     ap.add_argument("--dev-data", type=Path, help=f"dev corpus directory (default ${ENV})")
@@ -129,7 +146,9 @@ def main() -> int:
     if args.results.is_file():
         for line in args.results.read_text().splitlines():
             r = json.loads(line)
-            if r["budget_seconds"] == args.budget_seconds and r["val_tokens"] == args.val_tokens:
+            same_budget = (r.get("budget_tokens", 0) == args.tokens if args.tokens
+                           else r["budget_seconds"] == args.budget_seconds and not r.get("budget_tokens"))
+            if same_budget and r["val_tokens"] == args.val_tokens:
                 done[r["row"]] = r
     wanted = set(args.rows.split(",")) if args.rows else None
     if args.frontier:
@@ -139,7 +158,7 @@ def main() -> int:
             continue
         print(f"ablate: {name} ...", file=sys.stderr, flush=True)
         r = {"row": name, **run_row(preset_name, overrides, data, args.tokenizer, args.budget_seconds,
-                                    args.val_tokens, args.compile, runtime)}
+                                    args.val_tokens, args.compile, runtime, args.tokens)}
         done[name] = r
         with open(args.results, "a") as f:
             f.write(json.dumps(r) + "\n")
@@ -151,15 +170,17 @@ def main() -> int:
     if args.json:
         print(json.dumps({"rows": rows}, sort_keys=True))
         return 0
-    print(f"cpu-mini scale, {torch.get_num_threads()} thread(s), {args.budget_seconds:.0f} s of training per row, val = first {args.val_tokens:,} "
+    budget = f"{args.tokens:,} tokens" if args.tokens else f"{args.budget_seconds:.0f} s"
+    print(f"cpu-mini scale, {torch.get_num_threads()} thread(s), {budget} of training per row, val = first {args.val_tokens:,} "
           f"tokens of the dev corpus's last-10% split (SP-1024), pre-quantization, compile {args.compile}")
-    head = f"{'row':<30}{'params':>11}{'steps':>7}{'tokens/s':>10}{'x base':>8}{'val_bpb':>9}{'Δ bpb':>9}"
+    head = f"{'row':<30}{'params':>11}{'steps':>7}{'train s':>8}{'tokens/s':>10}{'x base':>8}{'val_bpb':>9}{'Δ bpb':>9}"
     print(head)
     print("-" * len(head))
     for r in rows:
         d = f"{r['delta_bpb']:+.4f}" if r["delta_bpb"] is not None else "-"
         x = f"{r['throughput_ratio']:.2f}" if r["throughput_ratio"] is not None else "-"
-        print(f"{r['row']:<30}{r['params']:>11,}{r['steps']:>7}{r['tokens_per_s']:>10,.0f}{x:>8}"
+        secs = r.get("train_seconds", r["budget_seconds"])
+        print(f"{r['row']:<30}{r['params']:>11,}{r['steps']:>7}{secs:>8.0f}{r['tokens_per_s']:>10,.0f}{x:>8}"
               f"{r['val_bpb']:>9.4f}{d:>9}")
     return 0
 
