@@ -66,8 +66,13 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
     from pgolf.data.fetch import LocalHub, fetch
 
     hub = LocalHub(args.mirror) if args.mirror else None
-    r = fetch(args.out, args.variant, args.train_shards, hub=hub, progress=False if args.json else None)
+    r = fetch(args.out, args.variant, args.train_shards, hub=hub, progress=False if args.json else None,
+              with_docs=args.with_docs)
     _emit(args, r, lambda r: table(list(r.items())))
+    if "docs" in r and not args.json:
+        val = r["docs_val"] or 50_000
+        print(f"next, e.g.: pgolf data build {r['docs']} --val-docs {val} --transform caseops "
+              "--tokenizer CASEOPS.model --out DIR")
     return 0
 
 
@@ -553,6 +558,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", type=Path, default=Path("data"), help="download root (default ./data)")
     f.add_argument("--variant", default="sp1024", help="sp1024 or sp8192 (default sp1024)")
     f.add_argument("--train-shards", type=int, default=80, help="training shards to fetch (default 80)")
+    f.add_argument("--with-docs", action="store_true",
+                   help="also fetch the selected documents as text (docs_selected.jsonl, ~45 GiB; the first "
+                        "50,000 are validation), the input of `data build --transform caseops`")
     f.add_argument("--mirror", type=Path, help="a local directory laid out like the dataset repo")
     f.set_defaults(func=cmd_data_fetch)
 

@@ -1,5 +1,7 @@
 """`data fetch` against a local stand-in of the dataset repo (the live hub is not reachable here)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -23,6 +25,9 @@ def mirror(tmp_path):
         for ext in ("model", "vocab"):
             (tok / f"fineweb_{v}_bpe.{ext}").write_text(f"{v}.{ext}")
     (root / "README.md").write_text("x")
+    docs = ["First document.", "Second one, with CAPS.", "Third."]
+    (root / "datasets" / "docs_selected.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in docs))
+    (root / "datasets" / "docs_selected.source_manifest.json").write_text(json.dumps({"docs_val": 2, "num_docs": 3}))
     return root
 
 
@@ -59,3 +64,22 @@ def test_offline_gives_a_clear_message(tmp_path):
 
     with pytest.raises(DataError, match="are you offline"):
         fetch(tmp_path, hub=Offline(), progress=False)
+
+
+def test_with_docs_fetches_the_documents_and_reads_the_validation_count(tmp_path, mirror):
+    out = tmp_path / "data"
+    plain = fetch(out, "sp1024", 0, hub=LocalHub(mirror), progress=False)
+    assert "docs" not in plain and not (out / "datasets/docs_selected.jsonl").exists()
+    r = fetch(out, "sp1024", 0, hub=LocalHub(mirror), progress=False, with_docs=True)
+    assert r["docs"] == str(out / "datasets/docs_selected.jsonl") and r["docs_val"] == 2
+    lines = (out / "datasets/docs_selected.jsonl").read_text().splitlines()
+    assert [json.loads(line)["text"] for line in lines][1] == "Second one, with CAPS."
+    # the documents come last, after the shards a run needs
+    plan = plan_fetch(LocalHub(mirror).list_files(), "sp1024", 1, with_docs=True)
+    assert plan.files[-2:] == ["datasets/docs_selected.source_manifest.json", "datasets/docs_selected.jsonl"]
+
+
+def test_with_docs_on_a_repo_without_them_is_a_clear_error(mirror):
+    files = [f for f in LocalHub(mirror).list_files() if "docs_selected" not in f]
+    with pytest.raises(DataError, match="no datasets/docs_selected.jsonl"):
+        plan_fetch(files, "sp1024", 0, with_docs=True)

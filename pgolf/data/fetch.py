@@ -4,18 +4,23 @@ Layout of the dataset repo `willdepueoai/parameter-golf` (repo type "dataset"):
     datasets/fineweb10B_sp1024/fineweb_{train,val}_NNNNNN.bin
     datasets/fineweb10B_sp8192/...
     datasets/tokenizers/fineweb_1024_bpe.model (+ .vocab), fineweb_8192_bpe.model, ...
+    datasets/docs_selected.jsonl (+ docs_selected.source_manifest.json): the selected documents
+        as text (~45 GiB, the first 50,000 are validation), from which every export was tokenized
 All validation shards are fetched, plus a prefix of `train_shards` training shards of the frozen
-shuffled order (the contest's `--train-shards N`). Files already complete are skipped and partial
-downloads resume (huggingface_hub keeps `.incomplete` files), so re-running is cheap.
+shuffled order (the contest's `--train-shards N`), and with `with_docs` the documents — what a
+transform such as CaseOps needs (`pgolf data build DOCS --transform caseops --val-docs 50000`).
+Files already complete are skipped and partial downloads resume (huggingface_hub keeps
+`.incomplete` files), so re-running is cheap.
 
 The hub is reached through a small `Hub` interface so tests can point it at a local stand-in.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -26,6 +31,8 @@ from pgolf.errors import DataError
 REPO_ID = "willdepueoai/parameter-golf"
 VARIANTS = {"sp1024": 1024, "sp8192": 8192}
 _SHARD = re.compile(r"fineweb_(train|val)_(\d{6})\.bin$")
+DOCS = "datasets/docs_selected.jsonl"
+DOCS_MANIFEST = "datasets/docs_selected.source_manifest.json"
 
 
 class Hub(Protocol):
@@ -77,14 +84,18 @@ class FetchPlan:
     val: list[str]
     train: list[str]
     tokenizer: list[str]
+    docs: list[str] = field(default_factory=list)
 
     @property
     def files(self) -> list[str]:
-        return self.tokenizer + self.val + self.train
+        # the documents last: the shards a run needs are usable while the 45 GiB of text arrives
+        return self.tokenizer + self.val + self.train + self.docs
 
 
-def plan_fetch(all_files: list[str], variant: str = "sp1024", train_shards: int = 80) -> FetchPlan:
-    """Choose which repo files to download for a variant and a number of training shards."""
+def plan_fetch(all_files: list[str], variant: str = "sp1024", train_shards: int = 80,
+               with_docs: bool = False) -> FetchPlan:
+    """Choose which repo files to download for a variant, a number of training shards and,
+    with `with_docs`, the documents' text and its manifest."""
     if variant not in VARIANTS:
         raise DataError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     if train_shards < 0:
@@ -104,16 +115,22 @@ def plan_fetch(all_files: list[str], variant: str = "sp1024", train_shards: int 
         raise DataError(f"--train-shards {train_shards} asked, but the repo has {len(train)}")
     vocab = VARIANTS[variant]
     tok = [f for f in all_files if f.startswith(f"datasets/tokenizers/fineweb_{vocab}_bpe.")]
-    return FetchPlan(variant, shards_dir, [n for _, n in sorted(shards["val"])], train[:train_shards], sorted(tok))
+    docs = []
+    if with_docs:
+        docs = [f for f in (DOCS_MANIFEST, DOCS) if f in all_files]
+        if DOCS not in docs:
+            raise DataError(f"--with-docs: the dataset repo has no {DOCS}")
+    return FetchPlan(variant, shards_dir, [n for _, n in sorted(shards["val"])], train[:train_shards], sorted(tok),
+                     docs)
 
 
 def fetch(out_dir: str | Path, variant: str = "sp1024", train_shards: int = 80,
-          hub: Hub | None = None, progress: bool | None = None) -> dict:
+          hub: Hub | None = None, progress: bool | None = None, with_docs: bool = False) -> dict:
     """Download a variant into `out_dir`, keeping the repo layout (`out_dir/datasets/...`)."""
     hub = hub or HuggingFaceHub()
     out_dir = Path(out_dir)
     try:
-        plan = plan_fetch(hub.list_files(), variant, train_shards)
+        plan = plan_fetch(hub.list_files(), variant, train_shards, with_docs)
     except DataError:
         raise
     except Exception as exc:  # network errors come in many types (httpx, OSError, hub errors)
@@ -136,7 +153,7 @@ def fetch(out_dir: str | Path, variant: str = "sp1024", train_shards: int = 80,
             ) from None
         fetched.append(name)
     tokenizer = next((out_dir / f for f in plan.tokenizer if f.endswith(".model")), None)
-    return {
+    out = {
         "variant": variant,
         "data_dir": str(out_dir / plan.shards_dir),
         "tokenizer": str(tokenizer) if tokenizer else None,
@@ -145,6 +162,19 @@ def fetch(out_dir: str | Path, variant: str = "sp1024", train_shards: int = 80,
         "fetched": len(fetched),
         "skipped_complete": len(skipped),
     }
+    if plan.docs:
+        out["docs"] = str(out_dir / DOCS)
+        out["docs_val"] = _docs_val(out_dir / DOCS_MANIFEST)
+    return out
+
+
+def _docs_val(manifest: Path) -> int | None:
+    """How many leading documents are validation, as the documents' manifest says (None: unknown)."""
+    if not manifest.is_file():
+        return None
+    meta = json.loads(manifest.read_text())
+    value = meta.get("docs_val", meta.get("num_val_docs"))
+    return int(value) if value is not None else None
 
 
 def _complete_shard(path: Path) -> bool:
