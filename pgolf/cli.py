@@ -48,7 +48,8 @@ def cmd_data_build(args: argparse.Namespace) -> int:
     m = build_shards(args.inputs, args.out, tokenizer=args.tokenizer, vocab_size=args.vocab_size or 1024,
                      byte_fallback=not args.no_byte_fallback, val_docs=args.val_docs,
                      val_fraction=args.val_fraction, shard_tokens=args.shard_tokens,
-                     progress=False if args.json else None, transform=args.transform)
+                     progress=False if args.json else None, transform=args.transform,
+                     workers=args.workers or os.cpu_count() or 1, max_train_docs=args.max_train_docs)
     s = m["splits"]
     _emit(args, {"out": str(args.out), **m}, lambda r: table([
         ("out", str(args.out)), ("tokenizer", m["tokenizer"]["source"]),
@@ -552,6 +553,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--transform", choices=["caseops"],
                    help="text transform before tokenizing; bpb is then charged on the original bytes "
                         "through a per-token byte sidecar")
+    b.add_argument("--workers", type=int, default=0,
+                   help="processes that tokenize (default 0: one per core); the shards are the same for any number")
+    b.add_argument("--max-train-docs", type=int,
+                   help="stop after this many training documents (with --val-docs; the contest's 15 M documents "
+                        "hold far more tokens than a 10-minute run reads)")
     b.set_defaults(func=cmd_data_build)
 
     f = with_json(dsub.add_parser("fetch", help="download the contest's FineWeb shards from the Hugging Face hub"))

@@ -70,3 +70,30 @@ def test_bad_inputs_give_clear_errors(tmp_path, tiny_data):
         build_shards([one], tmp_path / "o", tokenizer=tok, val_docs=1, progress=False)
     with pytest.raises(DataError, match="not found"):
         build_shards([tmp_path / "missing.jsonl"], tmp_path / "o", tokenizer=tok, val_docs=1)
+
+
+def test_worker_processes_write_the_same_shards(tmp_path, tiny_data, corpus_docs, monkeypatch):
+    monkeypatch.setattr("pgolf.data.build.ENCODE_BATCH_DOCS", 7)  # many batches, finished out of order
+    tok = tiny_data / "tokenizer.model"
+    src = write_jsonl(tmp_path / "a.jsonl", corpus_docs)
+    one = build_shards([src], tmp_path / "one", tokenizer=tok, val_docs=3, progress=False, shard_tokens=2048)
+    two = build_shards([src], tmp_path / "two", tokenizer=tok, val_docs=3, progress=False, shard_tokens=2048,
+                       workers=2)
+    assert one["splits"] == two["splits"] and len(one["splits"]["train"]["shards"]) > 1
+    for name in one["splits"]["train"]["shards"] + one["splits"]["val"]["shards"]:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+
+
+def test_max_train_docs_stops_after_that_many_training_documents(tmp_path, tiny_data, corpus_docs):
+    tok = tiny_data / "tokenizer.model"
+    src = write_jsonl(tmp_path / "a.jsonl", corpus_docs[:20])
+    m = build_shards([src], tmp_path / "out", tokenizer=tok, val_docs=4, max_train_docs=5, progress=False)
+    assert m["splits"]["val"]["docs"] == 4 and m["splits"]["train"]["docs"] == 5
+    assert m["split_rule"] == {"val_docs": 4, "max_train_docs": 5} and m["inputs"][0]["docs"] == 9
+    sp = load_tokenizer(tok)
+    train = np.asarray(read_shard(tmp_path / "out" / "fineweb_train_000000.bin")).tolist()
+    assert train == [t for d in corpus_docs[4:9] for t in [sp.bos_id()] + sp.encode(d)]
+    with pytest.raises(DataError, match="needs val_docs"):
+        build_shards([src], tmp_path / "o2", tokenizer=tok, val_fraction=0.1, max_train_docs=5, progress=False)
+    with pytest.raises(DataError, match="workers must be"):
+        build_shards([src], tmp_path / "o3", tokenizer=tok, val_docs=1, workers=0, progress=False)

@@ -167,3 +167,17 @@ def test_train_pack_and_audit_on_caseops_data_charge_the_original_bytes(caseops_
     bad = byte_accounting(counts, {"splits": {"val": {"utf8_bytes": 7}}}, 4)
     flagged = provenance({}, bad)
     assert not flagged.passed and flagged.evidence == [{"charged_bytes": 6, "original_bytes": 7}]
+
+
+def test_worker_processes_write_the_same_shards_and_sidecars(caseops_data, tmp_path, monkeypatch):
+    monkeypatch.setattr("pgolf.data.build.ENCODE_BATCH_DOCS", 5)  # many batches over the two workers
+    out, manifest, docs = caseops_data
+    src = write_jsonl(tmp_path / "docs.jsonl", docs)
+    again = build_shards([src], tmp_path / "two", tokenizer=out / "tokenizer.model", val_fraction=0.1,
+                         progress=False, transform="caseops", shard_tokens=4096, workers=2)
+    assert again["splits"] == manifest["splits"]
+    names = sorted(p.name for p in out.glob("fineweb_*.bin"))
+    assert names == sorted(p.name for p in (tmp_path / "two").glob("fineweb_*.bin"))
+    assert any("_bytes_" in n for n in names)
+    for name in names:
+        assert (out / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name

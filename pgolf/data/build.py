@@ -8,6 +8,8 @@ With a text transform (`transform="caseops"`), each document is transformed befo
 and every validation shard gets a byte sidecar (data/sidecar.py) holding the original bytes each
 token stands for; bits per byte are then charged from it, not from the piece table.
 
+Documents are encoded in `workers` processes (data/encode.py) and written in input order.
+
 Validation is either the first K documents overall (`val_docs`, the contest's rule: its val set
 is the first 50,000 documents) or the last fraction F of each input file's documents
 (`val_fraction`, the dev corpus's benchmark split).
@@ -25,16 +27,9 @@ from typing import Iterable, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from pgolf.data.bpb import target_bytes
+from pgolf.data.encode import encode_batches
 from pgolf.data.shards import SPLITS, shard_name, sidecar_path, write_shard
-from pgolf.data.sidecar import charged_bytes
-from pgolf.data.tokenizer import (
-    Normalizer,
-    build_byte_tables,
-    file_sha256,
-    load_tokenizer,
-    train_tokenizer,
-)
+from pgolf.data.tokenizer import file_sha256, load_tokenizer, train_tokenizer
 from pgolf.errors import DataError
 
 MANIFEST_NAME = "manifest.json"
@@ -157,8 +152,12 @@ def build_shards(
     shard_tokens: int = DEFAULT_SHARD_TOKENS,
     progress: bool | None = None,
     transform: str | None = None,
+    workers: int = 1,
+    max_train_docs: int | None = None,
 ) -> dict:
-    """Tokenize `inputs` into train/val shards under `out_dir`; return the manifest."""
+    """Tokenize `inputs` into train/val shards under `out_dir`; return the manifest. `workers` > 1
+    encodes in that many processes (same shards); `max_train_docs` stops after that many training
+    documents (the contest's documents hold far more tokens than a 10-minute run reads)."""
     from pgolf.data.transforms import TRANSFORMS
 
     text_transform = TRANSFORMS.get(transform) if transform else None
@@ -168,6 +167,11 @@ def build_shards(
         raise DataError(f"val_fraction must lie in (0, 1), got {val_fraction}")
     if val_docs is not None and val_docs < 1:
         raise DataError(f"val_docs must be >= 1, got {val_docs}")
+    if max_train_docs is not None and (max_train_docs < 1 or val_docs is None):
+        raise DataError("max_train_docs must be >= 1 and needs val_docs (validation first, then training)"
+                        if val_docs is None else f"max_train_docs must be >= 1, got {max_train_docs}")
+    if workers < 1:
+        raise DataError(f"workers must be >= 1, got {workers}")
     files = input_files(inputs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -189,69 +193,61 @@ def build_shards(
         trained = True
     if text_transform is not None:
         check_reserved_pieces(sp, text_transform, tok_path)
-    tables = build_byte_tables(sp)
-    normalize = Normalizer(tok_path)
-    bos = sp.bos_id()
-    if bos < 0:
+    if sp.bos_id() < 0:
         raise DataError(f"{tok_path}: tokenizer has no BOS piece; the contest format needs one")
-    unk = sp.unk_id()
 
-    counts = [count_documents(f) for f in files]
+    # only the per-file split needs the counts up front; counting 45 GiB of JSONL takes minutes
+    counts = [count_documents(f) for f in files] if val_fraction is not None else None
+    used = [0] * len(files)  # documents read from each file
     stats = {s: SplitStats() for s in SPLITS}
     for split in SPLITS:
         stats[split].sidecar = text_transform is not None
     # only validation is scored, so only validation carries a sidecar
     writers = {s: ShardWriter(out_dir, s, shard_tokens, stats[s], sidecar=text_transform is not None and s == "val")
                for s in SPLITS}
-    bar = tqdm(total=sum(counts), unit="doc", desc="tokenize", disable=not _want_progress(progress))
+    total = sum(counts) if counts else (val_docs + max_train_docs if max_train_docs is not None else None)
+    bar = tqdm(total=total, unit="doc", desc="tokenize", disable=not _want_progress(progress))
     seen = 0
 
-    def flush(batch: list[tuple[str, str]]) -> None:
-        threads = os.cpu_count() or 1
-        if text_transform is None:
-            encoded = [t for _, t in batch]
-            ids = sp.encode(encoded, num_threads=threads)
-        else:
-            encoded = [text_transform.encode(t) for _, t in batch]
-            ids = sp.encode(encoded, return_type="proto", num_threads=threads)
-        normalized = [normalize(t) for _, t in batch]
-        for (split, text), pieces, norm, enc in zip(batch, ids, normalized, encoded):
-            nbytes = None
-            if text_transform is not None:
-                pieces, charged, leftover = charged_bytes(text_transform, enc, pieces)
-                nbytes = np.concatenate([[leftover], charged])
-                if nbytes.max(initial=0) >= 1 << 16:
-                    raise DataError(f"a {split} document charges {int(nbytes.max())} bytes to one token, more than "
-                                    "a uint16 sidecar holds (a run of whitespace the tokenizer drops?)")
-            doc = np.empty(len(pieces) + 1, dtype=np.int64)
-            doc[0] = bos
-            doc[1:] = pieces
-            st = stats[split]
-            st.docs += 1
-            st.tokens += doc.size
-            st.utf8_bytes += len(text.encode("utf-8"))
-            st.normalized_bytes += len(norm.encode("utf-8"))
-            st.counted_bytes += (int(nbytes.sum()) if nbytes is not None
-                                 else int(target_bytes(tables, doc[:-1], doc[1:]).sum()))
-            st.unk_tokens += int((doc == unk).sum())
-            writers[split].add(doc.astype(np.uint16), nbytes.astype(np.uint16) if nbytes is not None else None)
-        bar.update(len(batch))
+    def documents() -> Iterator[tuple[str, str]]:
+        nonlocal seen
+        train = 0
+        for k, f in enumerate(files):
+            n_val_here = int(round(counts[k] * val_fraction)) if counts else 0
+            for i, text in enumerate(read_documents(f)):
+                if counts:
+                    split = "val" if i >= counts[k] - n_val_here else "train"
+                else:
+                    split = "val" if seen < val_docs else "train"
+                if split == "train":
+                    if max_train_docs is not None and train >= max_train_docs:
+                        return
+                    train += 1
+                seen += 1
+                used[k] += 1
+                yield split, text
 
-    batch: list[tuple[str, str]] = []
-    for f, n_docs in zip(files, counts):
-        n_val_here = int(round(n_docs * val_fraction)) if val_fraction is not None else 0
-        for i, text in enumerate(read_documents(f)):
-            if val_fraction is not None:
-                split = "val" if i >= n_docs - n_val_here else "train"
-            else:
-                split = "val" if seen < val_docs else "train"
-            seen += 1
-            batch.append((split, text))
+    def batches() -> Iterator[list[tuple[str, str]]]:
+        batch: list[tuple[str, str]] = []
+        for doc in documents():
+            batch.append(doc)
             if len(batch) >= ENCODE_BATCH_DOCS:
-                flush(batch)
+                yield batch
                 batch = []
-    if batch:
-        flush(batch)
+        if batch:
+            yield batch
+
+    for encoded in encode_batches(batches(), tok_path, transform, workers):
+        for d in encoded:
+            st = stats[d.split]
+            st.docs += 1
+            st.tokens += d.tokens.size
+            st.utf8_bytes += d.utf8_bytes
+            st.normalized_bytes += d.normalized_bytes
+            st.counted_bytes += d.counted_bytes
+            st.unk_tokens += d.unk_tokens
+            writers[d.split].add(d.tokens, d.nbytes)
+        bar.update(len(encoded))
     bar.close()
     for w in writers.values():
         w.close()
@@ -271,9 +267,10 @@ def build_shards(
             "vocab_size": sp.vocab_size(),
             "trained_here": trained,
         },
-        "inputs": [{"path": str(f), "docs": n} for f, n in zip(files, counts)],
-        "split_rule": {"val_docs": val_docs} if val_docs is not None else {"val_fraction": val_fraction},
-        "bos_id": bos,
+        "inputs": [{"path": str(f), "docs": n} for f, n in zip(files, used)],
+        "split_rule": ({"val_docs": val_docs} if val_docs is not None else {"val_fraction": val_fraction})
+        | ({"max_train_docs": max_train_docs} if max_train_docs is not None else {}),
+        "bos_id": sp.bos_id(),
         "transform": transform or None,
         "splits": {s: stats[s].to_dict() for s in SPLITS},
     }
