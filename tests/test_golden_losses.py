@@ -2,7 +2,12 @@
 refactors must reproduce it bit for bit.
 
 The run: `cpu-mini` with the suite's tiny overrides, 8 steps, one thread, on the suite's tiny
-shards. Regenerate only for an intended change of behaviour, and say so in the commit:
+shards. Bits are fixed only for one torch build on one CPU instruction set: torch's AVX2 and
+AVX-512 kernels add in different orders (the last bit of a loss differs), so the file keeps one
+entry per `torch.backends.cpu.get_cpu_capability()`. On a machine with an entry the run must match
+it exactly; on another it must match every entry to 1e-5 relative (a behaviour change moves these
+losses by far more than re-associated sums do). Regenerate (the current machine's entry) only for an
+intended change of behaviour, and say so in the commit:
 
     PGOLF_WRITE_GOLDEN=1 python -m pytest tests/test_golden_losses.py
 """
@@ -13,6 +18,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 import torch
 
 from pgolf.preset_check import load_preset
@@ -38,10 +44,20 @@ def _run(tmp_path: Path, data: Path) -> dict:
 
 def test_tiny_run_reproduces_the_golden_losses_bit_for_bit(tmp_path, tiny_data):
     got = _run(tmp_path, tiny_data)
-    if os.environ.get("PGOLF_WRITE_GOLDEN"):
-        GOLDEN.write_text(json.dumps({"preset": "cpu-mini", "overrides": OVERRIDES, "threads": 1,
-                                      "torch": torch.__version__, **got}, indent=1) + "\n")
+    capability = torch.backends.cpu.get_cpu_capability()
     golden = json.loads(GOLDEN.read_text())
+    if os.environ.get("PGOLF_WRITE_GOLDEN"):
+        golden.update(overrides=OVERRIDES, threads=1, torch=torch.__version__)
+        golden["by_cpu_capability"][capability] = got
+        GOLDEN.write_text(json.dumps(golden, indent=1) + "\n")
+    assert golden["torch"] == torch.__version__, "the golden losses were written with another torch"
     assert len(got["train_loss"]) == 8
-    assert got["train_loss"] == golden["train_loss"]  # exact: floats survive JSON unchanged
-    assert (got["val_loss"], got["val_bpb"]) == (golden["val_loss"], golden["val_bpb"])
+    entries = golden["by_cpu_capability"]
+    if capability in entries:
+        want = entries[capability]
+        assert got["train_loss"] == want["train_loss"]  # exact: floats survive JSON unchanged
+        assert (got["val_loss"], got["val_bpb"]) == (want["val_loss"], want["val_bpb"])
+    else:
+        for want in entries.values():
+            assert got["train_loss"] == pytest.approx(want["train_loss"], rel=1e-5)
+            assert (got["val_loss"], got["val_bpb"]) == pytest.approx((want["val_loss"], want["val_bpb"]), rel=1e-5)
