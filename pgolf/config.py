@@ -115,6 +115,13 @@ class TrainConfig:
     # lineage) or "self" (sequences the model samples itself, #1019/#1207); both on the clock.
     gptq_calibration_source: str = "train"
     gptq_calibration_seq_len: int = 0  # 0 = train.seq_len
+    # How training sequences are drawn: "stream" (the stream's first windows) or "random"
+    # (windows at random offsets over every train shard, without repeats, seeded by train.seed:
+    # #1855's shuffled calibration loader).
+    gptq_calibration_sampling: str = "stream"
+    # On CUDA, keep the tied embedding (and so its Adam moments) and Muon's momentum in bf16, as
+    # #1855 does; fp32 stays the CPU path (bf16 there is slower and gains nothing).
+    bf16_state: bool = False
 
 
 # How the counted code ships (pgolf.artifact.export); checked in pgolf.quant.check, offered by `pgolf export`.

@@ -99,6 +99,26 @@ def compile_module(module: torch.nn.Module) -> torch.nn.Module:
     return torch.compile(module, dynamic=False)
 
 
+def data_parallel(module: torch.nn.Module, runtime: Runtime) -> torch.nn.Module:
+    """`module` wrapped in DDP when several ranks train. Under torch's fake process group (the
+    planner's emulated world: one process posing as rank 0 of N) collectives move nothing, and DDP's
+    gradient hook is given the local gradients back as the "reduced" ones."""
+    if not runtime.distributed:
+        return module
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    wrapped = DDP(module, device_ids=[runtime.local_rank] if runtime.device.type == "cuda" else None,
+                  broadcast_buffers=False, gradient_as_bucket_view=True)
+    if dist.get_backend() == "fake":
+        def local_gradients(_, bucket):
+            done = torch.futures.Future()
+            done.set_result(bucket.buffer())
+            return done
+
+        wrapped.register_comm_hook(None, local_gradients)
+    return wrapped
+
+
 def all_reduce_sum_(tensor: torch.Tensor, runtime: Runtime) -> torch.Tensor:
     """Sum over the ranks of `runtime`; a one-process runtime (e.g. rank 0 auditing alone under
     torchrun) reduces nothing, whatever process group exists."""

@@ -67,6 +67,29 @@ def tiny_data(tmp_path_factory, corpus_file) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def data_1024(tmp_path_factory):
+    """The embedded corpus with a 1,024-piece tokenizer: the contest presets' vocab."""
+    from pgolf.data.corpus import build_default_shards
+
+    return build_default_shards(tmp_path_factory.mktemp("data1024"), 1024, progress=False, max_chars=1_000_000)
+
+
+@pytest.fixture(scope="session")
+def data_8192(tmp_path_factory):
+    """The embedded corpus cut into ~300-character documents, with an 8,192-piece tokenizer (the
+    1.0611 preset's vocab). Short documents, so the audit's 1,024-token window holds the several
+    document boundaries phased TTT needs to adapt more than once in it."""
+    from pgolf.data.build import build_shards
+    from pgolf.data.corpus import default_documents, write_documents
+
+    work = tmp_path_factory.mktemp("dry8192")
+    docs = [d[i:i + 300] for d in default_documents(max_chars=1_000_000) for i in range(0, len(d), 300)]
+    corpus = write_documents(work / "corpus.jsonl", [d for d in docs if d.strip()])
+    build_shards([corpus], work / "data", vocab_size=8192, val_fraction=0.1, progress=False)
+    return work / "data"
+
+
 @pytest.fixture
 def tiny_preset():
     from pgolf.preset_check import load_preset

@@ -148,3 +148,57 @@ def test_the_reserve_moves_the_end_of_the_warmdown():
     cfg = TrainConfig(max_wallclock_seconds=600, gptq_reserve_seconds=18, warmdown_fraction=0.1)
     assert training_cap_ms(cfg) == 582_000
     assert lr_multiplier(cfg, 100, 582_000) == 0.0 and lr_multiplier(cfg, 100, 400_000) == 1.0
+
+
+def test_hessians_of_linears_that_share_an_input_equal_one_update_per_linear(tiny_preset):
+    """Q/K/V read one tensor and get its xᵀx computed once: the same Hessians, bit for bit, as a
+    plain hook that updates each linear from its own input."""
+    from pgolf.model.gpt import GPT
+    from pgolf.quant.calibration import collect_hessians, quantizable_linears
+
+    torch.manual_seed(0)
+    model = GPT(tiny_preset(["model.model_dim=256"]).model)
+    batches = [torch.randint(0, 256, (2, 16)) for _ in range(3)]
+    got = collect_hessians(model, iter(batches))
+    plain = {name: GPTQ(m.in_features) for name, m in quantizable_linears(model).items()}
+    hooks = [m.register_forward_hook(lambda mod, inp, out, g=plain[n]: g.add_batch(inp[0]))
+             for n, m in quantizable_linears(model).items()]
+    with torch.no_grad():
+        for ids in batches:
+            model.hidden(ids)
+    for h in hooks:
+        h.remove()
+    assert plain and set(plain) < set(got)
+    for name, g in plain.items():
+        assert torch.equal(got[name].hessian, g.hessian), name
+
+
+def test_random_calibration_windows_are_distinct_in_range_and_seeded():
+    from pgolf.quant.calibration import random_windows
+
+    sizes = [5000, 300, 12000]
+    w = random_windows(sizes, 40, 64, seed=3)
+    assert len(set(w)) == 40 and w == random_windows(sizes, 40, 64, seed=3) != random_windows(sizes, 40, 64, seed=4)
+    assert all(0 <= a and a + 65 <= sizes[s] for s, a in w)
+    # shards are drawn in proportion to their windows (a 3x larger shard, about 3x the picks)
+    picks = [s for s, _ in random_windows([6400, 19200], 200, 64, seed=0)]
+    assert 0.15 < picks.count(0) / 200 < 0.35
+    with pytest.raises(Exception, match="windows"):
+        random_windows([100], 5, 64, seed=0)
+
+
+def test_random_calibration_reads_training_windows_at_random_offsets(tiny_data):
+    import numpy as np
+
+    from pgolf.data.loader import TokenStream
+    from pgolf.quant.calibration import train_calibration_batches
+
+    batches, prov = train_calibration_batches(tiny_data, 10, 32, batch=4, sampling="random", seed=1)
+    rows = torch.cat(list(batches))
+    assert rows.shape == (10, 32) and prov["sampling"] == "random" and prov["seed"] == 1
+    train = np.concatenate([np.asarray(s) for s in TokenStream(tiny_data, "train").shards])
+    first = torch.from_numpy(train[: 10 * 32].astype(np.int64)).view(10, 32)
+    assert not torch.equal(rows, first)  # not the stream's start
+    text = train.tobytes()
+    for r in rows:  # every row is a window of the training stream
+        assert r.numpy().astype(train.dtype).tobytes() in text

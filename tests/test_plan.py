@@ -103,3 +103,28 @@ def test_muon_in_an_emulated_world_updates_only_rank0_share():
     assert not torch.distributed.is_initialized()  # the emulated group is gone afterwards
     changed = [not torch.equal(p, b) for p, b in zip(params, before)]
     assert changed == [True, False, True, False]
+
+
+def test_calibration_estimate_counts_the_records_work_and_judges_the_reserve():
+    """record-1855's 768 sequences: every hooked call of the looped model (17 virtual layers) in
+    float64, Q/K/V's shared input once; 8x the sequences (what the preset once took) misses 8 s."""
+    from pgolf.plan.calibration import calibration_work, estimate_calibration
+    from pgolf.plan.hardware import GPU_KINDS
+
+    preset = load_preset("record-1855")
+    matmul, hessian, virtual = calibration_work(preset)
+    assert virtual == 17
+    d, h = 512, 2048
+    per_call = 2 * (d * d + d * d + d * d + h * h)  # shared q/k/v input, attention out, MLP in, MLP out
+    assert hessian == 17 * per_call + 2 * d * d
+    est = estimate_calibration(preset, GPU_KINDS["H100"])
+    assert est.sequences == 768 and est.forward_tokens == 768 * 2048 and est.fits
+    eight_times = estimate_calibration(load_preset("record-1855", ["train.gptq_calibration_sequences=6144"]),
+                                       GPU_KINDS["H100"])
+    assert not eight_times.fits and eight_times.seconds > 7 * est.seconds
+    plan = project(preset, parse_target("8xH100"), _train_row(), {}, ["standard"])
+    assert any(v.startswith("GPTQ calibration (768 x 2048 train)") and v.endswith("fits") for v in plan.verdicts)
+    slow = project(load_preset("record-1855", ["train.gptq_calibration_sequences=6144"]), parse_target("8xH100"),
+                   _train_row(), {}, ["standard"])
+    assert not slow.fits
+    assert estimate_calibration(load_preset("naive-baseline"), GPU_KINDS["H100"]) is None

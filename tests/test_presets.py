@@ -94,5 +94,11 @@ def test_record_1855_packs_with_the_records_quantization_settings():
     assert p.pack.small_float == p.pack.control_float == "fp16"  # every small tensor in fp16, as its code
     assert (p.train.muon_row_normalize, p.train.muon_coefficients, p.train.min_lr) == (True, "polar-express", 0.10)
     assert p.train.gptq_reserve_seconds >= 8.0 and "doc_isolation" in p.model.addons
+    # the record's layout: one packed 98,304-token row per rank, documents cut every 2,048 tokens from
+    # their own BOS, the varlen kernel; its rank 0's calibration: 16 x 48 random training windows
+    assert (p.train.grad_accum, p.train.packed_rows) == (8, True)
+    assert p.model.addons["doc_isolation"] == {"bos_id": 1, "kernel": "varlen", "max_segment": 2048}
+    assert (p.train.gptq_calibration_sequences, p.train.gptq_calibration_sampling) == (768, "random")
+    assert p.train.bf16_state
     mini = load_preset("record-1855-mini")
     assert mini.model.addons.keys() == p.model.addons.keys() and mini.pack == p.pack

@@ -19,14 +19,15 @@ class GPUKind:
     bf16_tflops: float  # dense peak
     allreduce_busbw_gbs: float  # NCCL all-reduce bus bandwidth, 8 GPUs on NVLink
     memory_gib: float
+    fp64_tflops: float  # dense FP64 matmul peak (tensor cores): GPTQ's float64 Hessians
 
 
 GPU_KINDS = {
-    # H100 SXM5: 989 TFLOP/s dense bf16; NVLink4 900 GB/s per GPU, NCCL all-reduce busbw ~360 GB/s
-    # measured at tens of MB (conservative: large messages reach ~450).
-    "H100": GPUKind("H100", 989.0, 360.0, 80.0),
-    "H200": GPUKind("H200", 989.0, 360.0, 141.0),
-    "A100": GPUKind("A100", 312.0, 230.0, 80.0),
+    # H100 SXM5: 989 TFLOP/s dense bf16, 67 FP64 (tensor core); NVLink4 900 GB/s per GPU, NCCL
+    # all-reduce busbw ~360 GB/s measured at tens of MB (conservative: large messages reach ~450).
+    "H100": GPUKind("H100", 989.0, 360.0, 80.0, 67.0),
+    "H200": GPUKind("H200", 989.0, 360.0, 141.0, 67.0),
+    "A100": GPUKind("A100", 312.0, 230.0, 80.0, 19.5),
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from pgolf.config import Preset
+from pgolf.plan.calibration import estimate_calibration
 from pgolf.plan.hardware import Target, kind_of_device_name
 
 CONTEST_TRAIN_SECONDS = 600.0
@@ -83,7 +84,13 @@ def project(preset: Preset, target: Target, train: dict, evals: dict[str, dict],
     verdicts.append(f"training: {steps_in_cap:,} steps fit in {train_seconds:g} s at {step_ms:.1f} ms/step "
                     f"({compute:.1f} compute + {comm:.2f} collectives)"
                     + (f"; the preset stops at iterations={cfg.iterations:,}" if steps_run < steps_in_cap else ""))
-    if cfg.gptq_reserve_seconds:
+    calibration = estimate_calibration(preset, target.kind)
+    if calibration is not None:
+        verdicts.append(f"GPTQ calibration ({calibration.sequences:,} x {calibration.seq_len} {calibration.source}): "
+                        f"~{calibration.seconds:.1f} s estimated of the {cfg.gptq_reserve_seconds:g} s reserved "
+                        "inside the cap — " + ("fits" if calibration.fits else "does NOT fit"))
+        fits &= calibration.fits
+    elif cfg.gptq_reserve_seconds:
         verdicts.append(f"GPTQ calibration: {cfg.gptq_reserve_seconds:g} s reserved inside the cap")
     if peak is not None and peak > target.kind.memory_gib * 0.95:
         fits = False

@@ -32,22 +32,54 @@ VAL_RULE = ("GPTQ calibration may not read validation data (contest rule: the va
             "self-generated sequences)")
 
 
-def train_calibration_batches(data_dir: str | Path, sequences: int, seq_len: int,
-                              batch: int = 8) -> tuple[Iterator[torch.Tensor], dict]:
-    """The first `sequences` windows of the training stream; a validation shard is refused."""
+SAMPLINGS = ("stream", "random")
+
+
+def random_windows(sizes: list[int], sequences: int, seq_len: int, seed: int) -> list[tuple[int, int]]:
+    """(shard, start) of `sequences` distinct windows of seq_len + 1 tokens, drawn uniformly from
+    every shard's grid of non-overlapping windows at a random phase (#1855's shuffled loader draws
+    from the same set: a shard in proportion to the windows it has left, then one of them)."""
+    rng = np.random.default_rng(seed)
+    phases = [int(rng.integers(min(seq_len, max(size - seq_len - 1, 0)) + 1)) for size in sizes]
+    counts = np.array([max((size - 1 - ph) // seq_len, 0) for size, ph in zip(sizes, phases)], dtype=np.int64)
+    total = int(counts.sum())
+    if total < sequences:
+        raise DataError(f"the training shards hold {total:,} windows of {seq_len} tokens; "
+                        f"calibration asks for {sequences:,}")
+    picks = rng.choice(total, size=sequences, replace=False)
+    bounds = np.cumsum(counts)
+    shard = np.searchsorted(bounds, picks, side="right")
+    first = bounds - counts
+    return [(int(s), phases[s] + int(p - first[s]) * seq_len) for s, p in zip(shard, picks)]
+
+
+def train_calibration_batches(data_dir: str | Path, sequences: int, seq_len: int, batch: int = 8,
+                              sampling: str = "stream", seed: int = 0) -> tuple[Iterator[torch.Tensor], dict]:
+    """`sequences` windows of the training stream: its first ones (`stream`) or windows at random
+    offsets over every shard (`random`); a validation shard is refused."""
     path = Path(data_dir)
     if path.is_file() or "fineweb_val_" in path.name:
         raise DataError(f"{path}: {VAL_RULE}")
+    if sampling not in SAMPLINGS:
+        raise DataError(f"calibration sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
     stream = TokenStream(path, "train")  # reads fineweb_train_* only
     provenance = {"source": "train", "shards": [str(p) for p in stream.paths], "sequences": sequences,
-                  "seq_len": seq_len}
+                  "seq_len": seq_len, "sampling": sampling}
+    if sampling == "random":
+        provenance["seed"] = seed
+        windows = random_windows([s.size for s in stream.shards], sequences, seq_len, seed)
+
+    def take(n: int, done: int) -> np.ndarray:
+        if sampling == "stream":
+            return stream.take(n * seq_len)
+        return np.concatenate([np.asarray(stream.shards[s][a : a + seq_len]) for s, a in windows[done : done + n]])
 
     def gen() -> Iterator[torch.Tensor]:
-        left = sequences
-        while left > 0:
-            n = min(batch, left)
-            yield torch.from_numpy(stream.take(n * seq_len).astype(np.int64)).view(n, seq_len)
-            left -= n
+        done = 0
+        while done < sequences:
+            n = min(batch, sequences - done)
+            yield torch.from_numpy(take(n, done).astype(np.int64)).view(n, seq_len)
+            done += n
 
     return gen(), provenance
 
@@ -84,7 +116,8 @@ def calibration_batches(model: nn.Module, train_cfg, data_dir: str | Path,
     if train_cfg.gptq_calibration_source == "self":
         return self_generated_batches(model, train_cfg.gptq_calibration_sequences, seq_len, vocab_size,
                                       seed=train_cfg.seed)
-    return train_calibration_batches(data_dir, train_cfg.gptq_calibration_sequences, seq_len)
+    return train_calibration_batches(data_dir, train_cfg.gptq_calibration_sequences, seq_len,
+                                     sampling=train_cfg.gptq_calibration_sampling, seed=train_cfg.seed)
 
 
 def quantizable_linears(model: nn.Module) -> dict[str, nn.Linear]:
@@ -103,7 +136,18 @@ def collect_hessians(model: nn.Module, batches: Iterator[torch.Tensor]) -> dict[
     uses it only with `pack.gptq_embedding`)."""
     layers = quantizable_linears(model)
     gptqs = {name: GPTQ(m.in_features) for name, m in layers.items()}
-    handles = [m.register_forward_hook(lambda mod, inp, out, g=gptqs[name]: g.add_batch(inp[0]))
+    # Q, K and V read one tensor: its xᵀx is computed once and folded into each (the same values).
+    # The input is held while cached, so no other tensor can take its id; `_version` catches an
+    # in-place change between two readers.
+    last: dict = {}
+
+    def record(g: GPTQ, x: torch.Tensor) -> None:
+        if last.get("x") is not x or last["version"] != x._version:
+            flat = x.reshape(-1, x.size(-1)).to(g.hessian.dtype)
+            last.update(x=x, version=x._version, gram=flat.T @ flat, n=flat.size(0))
+        g.add_gram(last["gram"], last["n"])
+
+    handles = [m.register_forward_hook(lambda mod, inp, out, g=gptqs[name]: record(g, inp[0]))
                for name, m in layers.items()]
     tied = getattr(getattr(model, "cfg", None), "tie_embeddings", False) and hasattr(model, "hidden")
     if tied:
@@ -120,6 +164,7 @@ def collect_hessians(model: nn.Module, batches: Iterator[torch.Tensor]) -> dict[
     finally:
         for h in handles:
             h.remove()
+        last.clear()
         model.train(was_training)
     return gptqs
 

@@ -9,6 +9,7 @@ from pgolf.errors import ConfigError, did_you_mean
 from pgolf.quant.compress import COMPRESSORS
 from pgolf.quant.layout import LAYOUTS
 from pgolf.quant.gptq_lite import SDCLIP_GROUPS
+from pgolf.quant.calibration import SAMPLINGS
 from pgolf.quant.mixed import FLOAT_DTYPES
 from pgolf.quant.registry import get_quantizer, needs_hessians
 
@@ -57,6 +58,7 @@ def check_pack(preset: Preset) -> None:
     if pack.budget_bytes <= 0:
         raise ConfigError(f"pack.budget_bytes = {pack.budget_bytes}: must be positive")
     _one_of(train.gptq_calibration_source, CALIBRATION_SOURCES, "train.gptq_calibration_source")
+    _one_of(train.gptq_calibration_sampling, SAMPLINGS, "train.gptq_calibration_sampling")
     if needs_hessians(pack.quant):
         if train.gptq_calibration_sequences <= 0:
             raise ConfigError(

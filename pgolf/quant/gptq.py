@@ -34,9 +34,13 @@ class GPTQ:
     def add_batch(self, x: torch.Tensor) -> None:
         """x: (..., columns) layer inputs; the running mean of xxᵀ is kept in float64."""
         x = x.reshape(-1, x.size(-1)).to(self.hessian.dtype)
-        n = x.size(0)
+        self.add_gram(x.T @ x, x.size(0))
+
+    @torch.no_grad()
+    def add_gram(self, gram: torch.Tensor, n: int) -> None:
+        """Fold in xᵀx of `n` inputs computed elsewhere (once for layers that read the same input)."""
         total = self.samples + n
-        self.hessian.mul_(self.samples / total).add_(x.T @ x, alpha=1.0 / total)
+        self.hessian.mul_(self.samples / total).add_(gram, alpha=1.0 / total)
         self.samples = total
 
     @torch.no_grad()

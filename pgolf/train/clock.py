@@ -27,8 +27,9 @@ class TrainingClock:
         self._pending: torch.cuda.Event | None = None
         self._group = None
         if runtime.distributed and dist.is_initialized():
-            # A CPU group for the stop flag: a gloo collective never waits on the CUDA stream.
-            self._group = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else dist.group.WORLD
+            # A CPU group for the stop flag: a gloo collective never waits on the CUDA stream. Only
+            # NCCL's world group runs on the GPU (gloo's and the planner's fake one do not).
+            self._group = dist.new_group(backend="gloo") if dist.get_backend() == "nccl" else dist.group.WORLD
 
     def _sync(self) -> None:
         if self.cuda:

@@ -23,7 +23,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 from pgolf.config import Preset, TrainConfig
 from pgolf.data.bpb import TorchByteTables
@@ -37,9 +36,10 @@ from pgolf.io import write_json
 from pgolf.model.gpt import GPT, count_parameters
 from pgolf.quant.calibration import calibrate, calibration_batches
 from pgolf.rundir import CALIBRATION_FILE, state_record
-from pgolf.runtime import Runtime, all_reduce_sum_, autocast_context, compile_module
+from pgolf.runtime import Runtime, all_reduce_sum_, autocast_context, compile_module, data_parallel
 from pgolf.scoring import evaluate_standard
 from pgolf.train.averaging import Averager, build_averager
+from pgolf.train.batch import micro_batches_per_rank
 from pgolf.train.checkpoint import save_checkpoint
 from pgolf.train.clock import TrainingClock
 from pgolf.train.optim.groups import build_optimizers
@@ -59,18 +59,6 @@ def want_compile(mode: str, runtime: Runtime) -> bool:
     if mode not in ("auto", "on", "off"):
         raise ConfigError(f"train.compile must be auto, on or off, got {mode!r}")
     return mode == "on" or (mode == "auto" and runtime.device.type == "cuda")
-
-
-def micro_batches_per_rank(cfg: TrainConfig, world_size: int) -> int:
-    micro_per_rank, rem = divmod(cfg.grad_accum, world_size)
-    if micro_per_rank < 1 or rem:
-        raise ConfigError(
-            f"train.grad_accum {cfg.grad_accum} must be a positive multiple of the world size {world_size}")
-    if cfg.tokens_per_step % (cfg.grad_accum * cfg.seq_len):
-        raise ConfigError(
-            f"train.tokens_per_step {cfg.tokens_per_step} must be a multiple of grad_accum x seq_len "
-            f"= {cfg.grad_accum * cfg.seq_len}")
-    return micro_per_rank
 
 
 @dataclass
@@ -130,8 +118,7 @@ def build_trainer(preset: Preset, data_dir: str | Path, run_dir: str | Path | No
     model = GPT(mcfg).to(runtime.device)
     optimizers = build_optimizers(model, cfg, tied=mcfg.tie_embeddings)
     compiled = compile_module(model) if want_compile(cfg.compile, runtime) else model
-    train_model = DDP(compiled, device_ids=[runtime.local_rank] if runtime.device.type == "cuda" else None,
-                      broadcast_buffers=False, gradient_as_bucket_view=True) if runtime.distributed else compiled
+    train_model = data_parallel(compiled, runtime)
     loader = DistributedTokenLoader(data_dir, runtime.rank, runtime.world_size, runtime.device,
                                     vocab_size=mcfg.vocab_size)
     log = RunLog(run_dir, runtime.is_main, progress, cfg.max_wallclock_seconds)
