@@ -140,3 +140,57 @@ def test_the_embedding_group_takes_its_own_weight_decay():
     m = GPT(ModelConfig(num_layers=2, model_dim=64, num_heads=4, num_kv_heads=2, vocab_size=64))
     adam, _ = build_optimizers(m, TrainConfig(adam_weight_decay=0.02, embed_weight_decay=0.085), tied=True)
     assert [g["weight_decay"] for g in adam.param_groups] == [0.085, 0.02]
+
+
+def test_bf16_state_keeps_the_embedding_its_adam_moments_and_muons_momentum_in_bf16():
+    """#1855's precision (train.bf16_state): only the tied embedding is bf16 (so are its AdamW
+    moments), Muon's momentum is bf16, every other parameter and state stays fp32; a step under bf16
+    autocast works, and the embedding goes back to fp32 exactly when training ends."""
+    from pgolf.train.precision import keep_embedding_in_bf16, restore_fp32_embedding
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=64, num_layers=2, model_dim=64, num_heads=4, num_kv_heads=2)
+    model = GPT(cfg)
+    keep_embedding_in_bf16(model)
+    tcfg = dataclasses.replace(TrainConfig(), adam_weight_decay=0.02)
+    adam, muon = build_optimizers(model, tcfg, tied=True, momentum_dtype=torch.bfloat16)
+    ids = torch.randint(0, 64, (2, 16))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(ids, ids)
+    loss.backward()
+    adam.step()
+    muon.step()
+    assert {n for n, p in model.named_parameters() if p.dtype == torch.bfloat16} == {"tok_emb.weight"}
+    assert adam.state[model.tok_emb.weight]["exp_avg"].dtype == torch.bfloat16
+    others = [s["exp_avg"].dtype for p, s in adam.state.items() if p is not model.tok_emb.weight]
+    assert others and set(others) == {torch.float32}
+    assert muon.state and {s["momentum_buffer"].dtype for s in muon.state.values()} == {torch.bfloat16}
+    before = model.tok_emb.weight.detach().clone()
+    restore_fp32_embedding(model)
+    assert model.tok_emb.weight.dtype == torch.float32 and torch.equal(model.tok_emb.weight, before.float())
+
+
+def test_bf16_momentum_step_stays_close_to_the_fp32_step():
+    torch.manual_seed(0)
+    w = torch.randn(64, 32)
+    g = torch.randn(64, 32)
+    out = []
+    for dtype in (None, torch.bfloat16):
+        p = torch.nn.Parameter(w.clone())
+        p.grad = g.clone()
+        opt = Muon([p], lr=0.02, momentum=0.95, row_normalize=True, momentum_dtype=dtype)
+        opt.step()
+        out.append(p.detach())
+    assert not torch.equal(out[0], out[1])  # the bf16 path really ran
+    torch.testing.assert_close(out[1], out[0], atol=2e-3, rtol=0)
+
+
+def test_bf16_state_is_a_cuda_setting_cpu_training_stays_fp32(tiny_data, tiny_preset, tmp_path):
+    from pgolf.runtime import Runtime
+    from pgolf.train.loop import build_trainer
+    from pgolf.train.precision import wants_bf16_state
+
+    preset = tiny_preset(["train.bf16_state=true"])
+    assert wants_bf16_state(preset.train, torch.device("cuda")) and not wants_bf16_state(preset.train, torch.device("cpu"))
+    t = build_trainer(preset, tiny_data, None, Runtime(), None, progress=False)
+    assert t.model.tok_emb.weight.dtype == torch.float32 and t.muon.momentum_dtype is None

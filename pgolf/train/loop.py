@@ -44,6 +44,8 @@ from pgolf.train.checkpoint import save_checkpoint
 from pgolf.train.clock import TrainingClock
 from pgolf.train.optim.groups import build_optimizers
 from pgolf.train.optim.muon import Muon
+from pgolf.train.precision import (keep_embedding_in_bf16, muon_momentum_dtype, restore_fp32_embedding,
+                                   wants_bf16_state)
 from pgolf.train.qat import crown_q_penalty, disable_qat, enable_qat
 from pgolf.train.resume import load_resume, restore, save_resume
 from pgolf.train.runlog import RunLog
@@ -116,7 +118,10 @@ def build_trainer(preset: Preset, data_dir: str | Path, run_dir: str | Path | No
     val_tokens, tables, tok_path = load_eval_inputs(data_dir, tokenizer, mcfg.vocab_size, runtime.device)
     seed_everything(cfg.seed)
     model = GPT(mcfg).to(runtime.device)
-    optimizers = build_optimizers(model, cfg, tied=mcfg.tie_embeddings)
+    if wants_bf16_state(cfg, runtime.device):
+        keep_embedding_in_bf16(model)
+    optimizers = build_optimizers(model, cfg, tied=mcfg.tie_embeddings,
+                                  momentum_dtype=muon_momentum_dtype(cfg, runtime.device))
     compiled = compile_module(model) if want_compile(cfg.compile, runtime) else model
     train_model = data_parallel(compiled, runtime)
     loader = DistributedTokenLoader(data_dir, runtime.rank, runtime.world_size, runtime.device,
@@ -256,6 +261,7 @@ def prepare_final_weights(t: Trainer) -> None:
     """The weights to score and save: float (QAT off), averaged (EMA/SWA), calibrated if GPTQ packs them."""
     disable_qat(t.model)
     t.averager.apply_to(t.model)
+    restore_fp32_embedding(t.model)
     if t.cfg.gptq_calibration_sequences > 0 and t.calibration is None:
         calibrate_in_cap(t)
 

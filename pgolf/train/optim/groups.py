@@ -31,7 +31,10 @@ def split_parameters(model: nn.Module) -> dict[str, list[tuple[str, nn.Parameter
     return groups
 
 
-def build_optimizers(model: nn.Module, cfg: TrainConfig, tied: bool) -> list[torch.optim.Optimizer]:
+def build_optimizers(model: nn.Module, cfg: TrainConfig, tied: bool,
+                     momentum_dtype: torch.dtype | None = None) -> list[torch.optim.Optimizer]:
+    """`momentum_dtype`: Muon's momentum buffers (None: the gradients' fp32). Adam's moments take
+    each parameter's own dtype (a bf16 embedding gets bf16 moments)."""
     groups = split_parameters(model)
     fused = next(model.parameters()).is_cuda
     adam_groups = [
@@ -50,7 +53,8 @@ def build_optimizers(model: nn.Module, cfg: TrainConfig, tied: bool) -> list[tor
         adam = torch.optim.Adam(adam_groups, **adam_kwargs)
     muon = Muon([p for _, p in groups["matrix"]], lr=cfg.matrix_lr, momentum=cfg.muon_momentum,
                 backend_steps=cfg.muon_backend_steps, weight_decay=cfg.muon_weight_decay,
-                row_normalize=cfg.muon_row_normalize, coefficients=cfg.muon_coefficients)
+                row_normalize=cfg.muon_row_normalize, coefficients=cfg.muon_coefficients,
+                momentum_dtype=momentum_dtype)
     optimizers: list[torch.optim.Optimizer] = [adam, muon]
     for opt in optimizers:
         for g in opt.param_groups:

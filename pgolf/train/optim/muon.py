@@ -71,7 +71,7 @@ def orthogonalize(grad: torch.Tensor, steps: int, coefficients: str = "quintic")
 class Muon(torch.optim.Optimizer):
     def __init__(self, params, lr: float, momentum: float = 0.95, backend_steps: int = 5,
                  nesterov: bool = True, weight_decay: float = 0.0, row_normalize: bool = False,
-                 coefficients: str = "quintic") -> None:
+                 coefficients: str = "quintic", momentum_dtype: torch.dtype | None = None) -> None:
         if coefficients not in COEFFICIENTS:
             from pgolf.errors import ConfigError
 
@@ -79,6 +79,9 @@ class Muon(torch.optim.Optimizer):
         defaults = dict(lr=lr, momentum=momentum, backend_steps=backend_steps, nesterov=nesterov,
                         weight_decay=weight_decay, row_normalize=row_normalize, coefficients=coefficients)
         super().__init__(params, defaults)
+        # None: the gradient's dtype. bf16 (#1855, train.bf16_state on CUDA): the gradient is cast
+        # first and the momentum, the Nesterov sum and the row normalisation run in bf16.
+        self.momentum_dtype = momentum_dtype
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -96,7 +99,7 @@ class Muon(torch.optim.Optimizer):
             for i, p in enumerate(params):
                 n = p.numel()
                 if i % world == rank and p.grad is not None:
-                    g = p.grad
+                    g = p.grad if self.momentum_dtype is None else p.grad.to(self.momentum_dtype)
                     state = self.state[p]
                     if "momentum_buffer" not in state:
                         state["momentum_buffer"] = torch.zeros_like(g)
@@ -104,8 +107,8 @@ class Muon(torch.optim.Optimizer):
                     buf.mul_(mu).add_(g)
                     if group["nesterov"]:
                         g = g.add(buf, alpha=mu)
-                    if group["row_normalize"]:  # MuonEq-R
-                        g = g / g.norm(dim=-1, keepdim=True).clamp_min(1e-7)
+                    if group["row_normalize"]:  # MuonEq-R; the norms in fp32 whatever g's dtype
+                        g = g / g.float().norm(dim=-1, keepdim=True).clamp_min(1e-7).to(g.dtype)
                     update = orthogonalize(g, group["backend_steps"], group["coefficients"])
                     update = update * max(1.0, update.size(0) / update.size(1)) ** 0.5
                     flat[offset : offset + n] = update.reshape(-1)
