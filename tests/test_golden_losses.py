@@ -2,11 +2,12 @@
 refactors must reproduce it bit for bit.
 
 The run: `cpu-mini` with the suite's tiny overrides, 8 steps, one thread, on the suite's tiny
-shards. Bits are fixed only for one torch build on one CPU instruction set: torch's AVX2 and
-AVX-512 kernels add in different orders (the last bit of a loss differs), so the file keeps one
-entry per `torch.backends.cpu.get_cpu_capability()`. On a machine with an entry the run must match
-it exactly; on another it must match every entry to 1e-5 relative (a behaviour change moves these
-losses by far more than re-associated sums do). Regenerate (the current machine's entry) only for an
+shards. Bits are fixed only for one torch build on one CPU's kernels: torch's AVX2 and AVX-512
+kernels add in different orders (the last bit of a loss differs), so the file keeps one entry per
+`torch.backends.cpu.get_cpu_capability()` where it was written. On a machine whose capability has
+an entry the run must match one of the entries exactly (the capability name alone does not decide
+the kernels: an AVX-512 machine has matched the AVX2 entry); on another it must match every entry
+to 1e-5 relative (a behaviour change moves these losses by far more than re-associated sums do). Regenerate (the current machine's entry) only for an
 intended change of behaviour, and say so in the commit:
 
     PGOLF_WRITE_GOLDEN=1 python -m pytest tests/test_golden_losses.py
@@ -54,9 +55,9 @@ def test_tiny_run_reproduces_the_golden_losses_bit_for_bit(tmp_path, tiny_data):
     assert len(got["train_loss"]) == 8
     entries = golden["by_cpu_capability"]
     if capability in entries:
-        want = entries[capability]
-        assert got["train_loss"] == want["train_loss"]  # exact: floats survive JSON unchanged
-        assert (got["val_loss"], got["val_bpb"]) == (want["val_loss"], want["val_bpb"])
+        # Exact (floats survive JSON unchanged) to one recorded entry: the capability name does not fix
+        # the kernels (an AVX-512 Xeon here summed as the AVX2 entry does), so any known bit pattern counts.
+        assert got in entries.values(), (got, entries)
     else:
         for want in entries.values():
             assert got["train_loss"] == pytest.approx(want["train_loss"], rel=1e-5)
