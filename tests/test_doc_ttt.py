@@ -92,14 +92,100 @@ def test_recorder_checks_order_per_document():
 
 
 # the methods ---------------------------------------------------------------------------------------
+STREAM = {"doc_sliding": {"order": "stream"}}
+
+
 @pytest.mark.parametrize("methods", LEGAL, ids=lambda m: "+".join(m))
 def test_causality_future_tokens_never_change_past_scores(methods):
+    """In stream order: a score depends only on earlier tokens of the stream."""
     tokens = _docs_stream()
-    base = _run(methods, tokens)
+    base = _run(methods, tokens, over=STREAM)
     for cut in (300, 777, 1100):
-        other = _run(methods, _perturbed(tokens, cut + 1))
+        other = _run(methods, _perturbed(tokens, cut + 1), over=STREAM)
         scored = ~np.isnan(base.scores[: cut + 1])
         np.testing.assert_allclose(other.scores[: cut + 1][scored], base.scores[: cut + 1][scored], rtol=1e-6, atol=1e-7)
+
+
+def _view(tokens, batch_docs=4):
+    from pgolf.evaluate.order import evaluation_view
+
+    return evaluation_view(tokens, BOS, "longest-first", batch_docs)
+
+
+def _run_view(methods, view_tokens, rank):
+    preset, model, tables, _ = _tiny()
+    o = {k: dict(v) for k, v in DOC_OVERRIDES.items()}
+    o["doc_sliding"]["order"] = "stream"
+    return run_pipeline(model, view_tokens, tables, preset, Runtime(), methods, overrides=o, keep_scores=True,
+                        document_rank=rank)
+
+
+@pytest.mark.parametrize("methods", [m for m in LEGAL if m[0] == "doc-sliding"], ids=lambda m: "+".join(m))
+def test_longest_first_is_a_left_to_right_pass_over_its_view(methods):
+    """The default order scores the documents re-laid longest first: exactly a stream-order pass
+    over that view, its scores returned at their original positions."""
+    tokens = _docs_stream()
+    view = _view(tokens)
+    assert not np.array_equal(view.tokens, tokens) and sorted(view.source.tolist()) == list(range(tokens.size))
+    default = _run(methods, tokens)
+    inner = _run_view(methods, view.tokens, view.length_rank)
+    np.testing.assert_array_equal(default.scores[view.source[:-1]], inner.scores)
+    assert default.totals == inner.totals
+    assert next(m for m in default.methods if m["role"] == "windows")["order"] == "longest-first"
+
+
+@pytest.mark.parametrize("methods", [m for m in LEGAL if m[0] == "doc-sliding" and len(m) > 1],
+                         ids=lambda m: "+".join(m))
+def test_causality_in_the_longest_first_order(methods):
+    """In its own order the default pass is causal: tokens scored later never change earlier scores."""
+    view = _view(_docs_stream())
+    base = _run_view(methods, view.tokens, view.length_rank)
+    for cut in (300, 777, 1100):
+        other = _run_view(methods, _perturbed(view.tokens, cut + 1), view.length_rank)
+        np.testing.assert_allclose(other.scores[: cut + 1], base.scores[: cut + 1], rtol=1e-6, atol=1e-7)
+
+
+def _record_queue(lengths, batch_docs):
+    """#1855's _build_ttt_global_batches, restated: ascending stable sort by length, batches of
+    batch_docs, batches by descending longest document (stable)."""
+    entries = sorted(enumerate(lengths), key=lambda e: e[1])
+    batches = [entries[i : i + batch_docs] for i in range(0, len(entries), batch_docs)]
+    batches = sorted(batches, key=lambda b: -max(length for _, length in b))
+    return [d for b in batches for d, _ in b]
+
+
+@settings(max_examples=40, deadline=None)
+@given(lengths=st.lists(st.integers(1, 30), min_size=2, max_size=25), batch=st.integers(1, 6),
+       tail=st.integers(1, 30))
+def test_longest_first_view_is_the_records_queue_and_keeps_every_target(lengths, batch, tail):
+    """Documents (BOS + length-1 tokens, each followed by a BOS) in the record's queue order, the
+    stream's final document last; every target keeps its input and its target token."""
+    rng = np.random.default_rng(len(lengths))
+    docs = [np.concatenate([[BOS], rng.integers(2, 50, n)]) for n in lengths + [tail]]
+    tokens = np.concatenate(docs).astype(np.uint16)
+    view = _view(tokens, batch)
+    starts = document_starts(view.tokens[:-1], BOS)
+    order = [int(np.searchsorted(np.cumsum([0] + [d.size for d in docs]), view.source[s], side="right") - 1)
+             for s in starts]
+    assert order == _record_queue([d.size for d in docs[:-1]], batch) + [len(docs) - 1]
+    src = view.source
+    # a target of the view is (input, next token) of the original, at the original position src[p]
+    np.testing.assert_array_equal(view.tokens[:-1], tokens[src[:-1]])
+    np.testing.assert_array_equal(view.tokens[1:], tokens[src[:-1] + 1])
+    assert src[-1] == tokens.size - 1
+
+
+def test_longest_first_order_reads_document_lengths_only():
+    tokens = _docs_stream()
+    view = _view(tokens)
+    other = tokens.copy()
+    inside = tokens != BOS
+    other[inside] = np.random.default_rng(2).integers(2, 256, inside.sum())
+    np.testing.assert_array_equal(_view(other).source, view.source)  # new content, same lengths: same order
+    moved = tokens.copy()
+    b = np.flatnonzero(tokens == BOS)[3]
+    moved[b], moved[b + 5] = 7, BOS  # one document 5 tokens longer, its neighbour shorter
+    assert not np.array_equal(_view(moved).source, view.source)
 
 
 @pytest.mark.parametrize("methods", LEGAL, ids=lambda m: "+".join(m))
@@ -134,15 +220,17 @@ def test_doc_sliding_scores_each_chunk_from_its_own_document_only():
         assert r.scores[p] == pytest.approx(-logp[int(tokens[p + 1])].item(), rel=1e-5)
 
 
-def test_lora_documents_in_one_batch_are_independent():
+@pytest.mark.parametrize("reset", ["batch", "document"])
+def test_lora_documents_in_one_batch_are_independent(reset):
     """Changing one document never changes another document's scores in the same batch."""
     tokens = _docs_stream()
     starts = document_starts(tokens[:-1], BOS)
-    base = _run(["doc-sliding", "lora-ttt"], tokens)
+    over = {**STREAM, "lora_ttt": {"reset": reset}}
+    base = _run(["doc-sliding", "lora-ttt"], tokens, over=over)
     other = tokens.copy()
     lo, hi = starts[2], starts[3]  # document 2 of batch 0 (documents 0..3)
     other[lo + 1 : hi] = np.random.default_rng(9).integers(2, 256, hi - lo - 1)
-    changed = _run(["doc-sliding", "lora-ttt"], other)
+    changed = _run(["doc-sliding", "lora-ttt"], other, over=over)
     for d in (0, 1, 3):
         a, b = starts[d], starts[d + 1]
         np.testing.assert_array_equal(changed.scores[a:b], base.scores[a:b])
@@ -214,18 +302,49 @@ class UpdateLog:
                              "all_scored": all(self.scored[a:b].all() for a, b in spans)})
 
 
-def test_phased_trains_only_on_fully_scored_documents_at_document_boundaries():
+@pytest.mark.parametrize("order", ["stream", "longest-first"])
+def test_phased_trains_only_on_fully_scored_documents_at_batch_boundaries(order):
+    """Phases end at ⌊k·P/phases⌋ documents (P = 6, 2 phases: 3 and 6), wait for their batch of 4
+    (cuts after 4 and 8 documents), and train on that many scored documents, shortest first."""
     tokens = _docs_stream()
     log = UpdateLog(tokens.size - 1)
-    r = _run(["doc-sliding", "phased"], tokens, observer=log)
-    starts = set(document_starts(tokens[:-1], BOS).tolist())
+    r = _run(["doc-sliding", "phased"], tokens, observer=log, over={"doc_sliding": {"order": order}})
+    scored = _view(tokens).tokens if order == "longest-first" else tokens
+    starts = document_starts(scored[:-1], BOS)
+    ends = np.append(starts[1:], scored.size - 1)
     updates = [u for u in log.updates if u["method"] == "phased"]
-    assert len(updates) == 2
-    for u in updates:
-        (lo, hi), = u["spans"]
-        assert lo == 0 and hi in starts and u["used_from"] == hi
-        assert u["all_scored"]  # every target before the boundary was scored first
-    assert next(m for m in r.methods if m["method"] == "phased")["phases_done"] == 2
+    assert [u["used_from"] for u in updates] == [int(starts[4]), int(starts[8])]
+    for u, count in zip(updates, (3, 6)):
+        docs = [int(np.searchsorted(starts, a)) for a, _ in u["spans"]]
+        assert len(docs) == count and all(u["spans"][i] == (starts[d], ends[d]) for i, d in enumerate(docs))
+        assert all(d < (4 if count == 3 else 8) for d in docs) and u["all_scored"]
+        lengths = [int(ends[d] - starts[d]) for d in docs]
+        if order == "longest-first":  # the shortest of the scored documents, shortest first
+            assert lengths == sorted(lengths)
+        else:
+            assert docs == list(range(count))
+    described = next(m for m in r.methods if m["method"] == "phased")
+    assert described["phases_done"] == 2 and [t["documents"] for t in described["trained"]] == [3, 6]
+
+
+def test_phased_pass_skips_its_last_chunk_and_takes_a_new_optimizer_each_phase():
+    """The record's pass: chunks of chunk_tokens, the last one untrained, one SGD step per chunk
+    (its sequences fit one forward), a fresh SGD per phase; the earlier rule as options."""
+    tokens = _docs_stream()
+
+    def steps(**options):  # sequences of 16: every chunk, the last included, holds one
+        r = _run(["doc-sliding", "phased"], tokens, over={"phased": {"chunk_tokens": 64, "seq_len": 16, **options}})
+        d = next(m for m in r.methods if m["method"] == "phased")
+        return d["steps"], d["trained"]
+
+    record, trained = steps()
+    chunks = [-(-(t["tokens"] - 1) // 64) for t in trained]
+    assert record == sum(c - 1 for c in chunks)
+    every, _ = steps(skip_last_chunk=False)
+    assert every == sum(chunks) == record + len(chunks)
+    tokens_seen = _run(["doc-sliding", "phased"], tokens, over={"phased": {"chunk_tokens": 64}})
+    carried = _run(["doc-sliding", "phased"], tokens, over={"phased": {"chunk_tokens": 64, "fresh_optimizer": False}})
+    assert not np.allclose(tokens_seen.scores, carried.scores)  # momentum kept across phases moves later scores
 
 
 # the audit ---------------------------------------------------------------------------------------
@@ -247,3 +366,37 @@ def test_audit_flags_a_warmup_on_validation_tokens():
     assert "score before adapt" in r["flagged"], r["checks"]
     check = next(c for c in r["checks"] if c["name"] == "score before adapt")
     assert check["evidence"] and check["evidence"][0]["state"] == "adapters (warm-up)"
+
+
+@pytest.mark.parametrize("beta1", [0.0, 0.9])
+def test_lockstep_adamw_equals_one_dense_adamw_step_per_chunk_over_the_batch(beta1):
+    """#1855's batch optimizer: torch's AdamW over the whole (slot, …) tensor, one step per chunk,
+    zero gradients for slots whose document does not train at that chunk; pgolf's per-slot version
+    (updates paid at the slot's next chunk, decay-only steps at the batch's end) lands on the same
+    values, batch after batch (the adapters carry over: a warm A)."""
+    from pgolf.evaluate.methods.lora_ttt import LockstepAdamW
+
+    torch.manual_seed(0)
+    lengths = [[3, 5, 1, 4], [2, 2, 6, 1]]  # chunks of each slot's document, two batches
+    p = torch.randn(4, 3, 5)
+    ref = p.clone().requires_grad_()
+    mine = SlotAdamW([p], 4, 0.01, [beta1, 0.99], 1e-10, 0.5)
+    lock = LockstepAdamW(mine)
+    for batch in lengths:
+        dense = torch.optim.AdamW([ref], lr=0.01, betas=(beta1, 0.99), eps=1e-10, weight_decay=0.5)
+        lock.start()
+        for c in range(max(batch)):
+            scoring = torch.tensor([s for s in range(4) if c < batch[s]])
+            lock.pay(scoring)  # before chunk c is scored
+            training = [s for s in range(4) if c < batch[s] - 1]  # a document's last chunk does not train
+            if not training:
+                continue
+            g = torch.randn(4, 3, 5)
+            mask = torch.zeros(4, 1, 1)
+            mask[training] = 1
+            ref.grad = g * mask
+            dense.step()
+            idx = torch.tensor(training)
+            lock.owe(idx, [g[idx]])
+        lock.finish()
+        torch.testing.assert_close(p, ref.detach(), rtol=1e-5, atol=1e-6)

@@ -37,7 +37,7 @@ import numpy as np
 from pgolf.audit.probe import normalization_probe
 from pgolf.audit.recorder import AuditRecorder
 from pgolf.audit.window import DEFAULT_WINDOW, audit_settings
-from pgolf.evaluate.pipeline import run_pipeline
+from pgolf.evaluate.pipeline import in_stream_order, run_pipeline, scoring_view, windows_options
 
 TOLERANCE = 1e-6
 MASS_TOLERANCE = 1e-6
@@ -80,14 +80,14 @@ def cut_points(n: int, cuts: int, last_update: int, seed: int = 0) -> list[int]:
 
 
 def future_invariance(model, tokens, tables, preset, runtime, methods, overrides, base_scores, cuts: int,
-                      seed: int = 0, last_update: int = -1) -> Check:
+                      seed: int = 0, last_update: int = -1, document_rank=None) -> Check:
     n = tokens.size - 1
     points = cut_points(n, cuts, last_update, seed)
     evidence = []
     for t in points:
         for label, stream in perturbations(tokens, t, preset.model.vocab_size, seed + t).items():
             other = run_pipeline(model, stream, tables, preset, runtime, methods, overrides=overrides,
-                                 keep_scores=True).scores
+                                 keep_scores=True, document_rank=document_rank).scores
             past = ~np.isnan(base_scores[: t + 1])
             a, b = base_scores[: t + 1][past], other[: t + 1][past]
             bad = np.nonzero(~np.isclose(a, b, rtol=TOLERANCE, atol=1e-9))[0]
@@ -101,6 +101,27 @@ def future_invariance(model, tokens, tables, preset, runtime, methods, overrides
               f"position {evidence[0]['first_position']} p {evidence[0]['p_before']:.6g} -> {evidence[0]['p_after']:.6g} "
               f"({evidence[0]['perturbation']} after {evidence[0]['perturbed_after']})")
     return Check("future invariance", not evidence, detail, evidence)
+
+
+def evaluation_order(tokens, preset, methods, overrides, view) -> Check:
+    """What the order of scoring reads from the stream. Stream order reads nothing. A re-laid order
+    may read each document's length and nothing else: with every document's content replaced
+    (random tokens, BOS positions kept) it must re-lay the documents exactly as before."""
+    if view is None:
+        return Check("evaluation order", True, "documents scored in stream order")
+    bos_id = windows_options(preset, methods, overrides)[1].bos_id
+    bos = tokens == bos_id
+    draw = np.random.default_rng(0).integers(0, preset.model.vocab_size - 1, tokens.size)
+    other = np.where(bos, bos_id, draw + (draw >= bos_id)).astype(tokens.dtype)  # content anew, BOS kept
+    again = scoring_view(other, preset, methods, overrides)
+    same = again is not None and np.array_equal(again.source, view.source)
+    docs = int(view.length_rank.size)
+    detail = (f"{docs:,} documents scored {view.order} (re-laid by their lengths; the same order with every "
+              "document's content replaced), so a score may depend on every document's length but on no "
+              "other document's content scored after it (#1855's queue, accepted by the contest's reviewers)")
+    if not same:
+        detail = f"the {view.order} order changed when the documents' content changed (lengths kept)"
+    return Check("evaluation order", same, detail, [] if same else [{"order": view.order}])
 
 
 def byte_accounting(tables, manifest: dict | None, n_tokens: int) -> dict:
@@ -224,11 +245,19 @@ def audit_pipeline(model, tokens, tables, preset, runtime, methods: list[str], o
     settings.window = min(settings.window, available)
     tokens = tokens[: settings.window + 1]
     over = settings.overrides
+    # An evaluation that re-lays the documents (doc-sliding's longest-first order) is audited in its
+    # own order: every check below runs on the view, and `evaluation order` checks what the order reads.
+    view = scoring_view(tokens, preset, methods, over)
+    order_check = evaluation_order(tokens, preset, methods, over, view)
+    rank = None
+    if view is not None:
+        tokens, tables, rank = view.tokens, tables.reordered(view.source), view.length_rank
+        over, overrides = in_stream_order(preset, methods, over), in_stream_order(preset, methods, overrides)
     rec = AuditRecorder(tokens.size - 1)
     base = run_pipeline(model, tokens, tables, preset, runtime, methods, overrides=over, observer=rec,
-                        keep_scores=True)
+                        keep_scores=True, document_rank=rank)
     checks = [future_invariance(model, tokens, tables, preset, runtime, methods, over, base.scores, cuts,
-                                last_update=rec.last_update())]
+                                last_update=rec.last_update(), document_rank=rank)]
     recorded = recorded_checks(rec)
     checks.append(recorded[0])
     windows = next(m for m in base.methods if m["role"] == "windows")
@@ -247,10 +276,12 @@ def audit_pipeline(model, tokens, tables, preset, runtime, methods: list[str], o
     checks += recorded[1:]
     if probe_positions > 0:
         passed, detail, evidence, notes, secs = normalization_probe(model, tokens, tables, preset, runtime, methods,
-                                                                    overrides, count=probe_positions)
+                                                                    overrides, count=probe_positions,
+                                                                    document_rank=rank)
         checks.append(Check("normalization (black box)", passed,
                             f"{detail} ({secs:.1f} s; probe settings: {'; '.join(notes)})", evidence))
     checks.append(coverage(rec, settings, base.methods))
+    checks.append(order_check)
     checks.append(provenance(meta or {}, byte_record))
     flagged = [c.name for c in checks if not c.passed]
     return {"methods": methods, "verdict": "flagged" if flagged else "pass", "flagged": flagged,

@@ -12,6 +12,8 @@ the result beyond float64 rounding.
 
 from __future__ import annotations
 
+import copy
+
 import math
 from dataclasses import dataclass
 
@@ -44,6 +46,11 @@ class TorchByteTables:
         extra = self.leading_space[targets] & ~self.boundary[inputs]
         return self.base_bytes[targets] + extra.to(torch.int64)
 
+    def reordered(self, source: np.ndarray) -> "TorchByteTables":
+        """The tables for a stream whose token i is this stream's token source[i] (a re-laid view of
+        whole documents): piece tables count from (input, target) pairs, which the view keeps."""
+        return self
+
 
 class SidecarByteCounts(TorchByteTables):
     """Original-byte counts per token of the validation stream (a text transform's sidecar); the
@@ -58,6 +65,11 @@ class SidecarByteCounts(TorchByteTables):
             raise ValueError("byte counts from a sidecar need the targets' stream positions")
         idx = torch.as_tensor(positions, dtype=torch.int64, device=self.sidecar.device) + 1
         return self.sidecar[idx].reshape(targets.shape)
+
+    def reordered(self, source: np.ndarray) -> "SidecarByteCounts":
+        out = copy.copy(self)
+        out.sidecar = self.sidecar[torch.as_tensor(np.asarray(source), dtype=torch.int64, device=self.sidecar.device)]
+        return out
 
 
 @dataclass

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pgolf.config import Preset
+from pgolf.config import Preset, from_dict
 from pgolf.data.bpb import BpbTotals, TorchByteTables
 from pgolf.errors import BudgetError, ConfigError
 from pgolf.evaluate.methods.base import EvalContext, EvalMethod, batch_tensors, load_methods
@@ -81,15 +81,21 @@ def build_methods(names: list[str], ctx: EvalContext, overrides: dict[str, dict]
 def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTables, preset: Preset,
                  runtime: Runtime, methods: list[str], overrides: dict[str, dict] | None = None,
                  observer: Any = None, keep_scores: bool = False, limit: int = 0,
-                 time_budget: float = 0.0, strict_budget: bool = False) -> PipelineResult:
+                 time_budget: float = 0.0, strict_budget: bool = False,
+                 document_rank: np.ndarray | None = None) -> PipelineResult:
     """`time_budget` (seconds): after each chunk the run time is projected from the windows done
-    so far; an overrun is reported once in `warnings`, or stops the run with `strict_budget`."""
-    t0 = time.perf_counter()
-    warnings: list[str] = []
+    so far; an overrun is reported once in `warnings`, or stops the run with `strict_budget`.
+    `document_rank`: the length order of the stream's documents when it is a re-laid view."""
     if limit > 0:
         tokens = tokens[: limit + 1]
+    view = scoring_view(tokens, preset, methods, overrides)
+    if view is not None:
+        return _run_in_view(view, model, tables, preset, runtime, methods, overrides, observer, keep_scores,
+                            time_budget, strict_budget)
+    t0 = time.perf_counter()
+    warnings: list[str] = []
     ctx = EvalContext(tokens=tokens, tables=tables, preset=preset, runtime=runtime,
-                      seq_len=preset.eval.seq_len, observer=observer)
+                      seq_len=preset.eval.seq_len, observer=observer, document_rank=document_rank)
     by_role = build_methods(methods, ctx, overrides)
     win = ctx.windows_method = by_role["windows"]
     if getattr(win.cfg, "seq_len", 0):
@@ -244,6 +250,53 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
     return PipelineResult(totals=totals, seconds=seconds, methods=described, scores=scores, score_counts=counts,
                           extra={"warnings": warnings, "setup_seconds": setup_seconds,
                                  "eval_seconds_without_setup": seconds - setup_seconds})
+
+
+def windows_options(preset: Preset, methods: list[str], overrides: dict[str, dict] | None):
+    """(class, options) of the pass's windows method, or None when it uses the standard windows."""
+    registry = load_methods(list(methods))
+    for name in methods:
+        cls = registry.get(name)
+        if cls.role == "windows":
+            return cls, from_dict(cls.Options, method_config(preset, cls, overrides), where=f"evaluation.{cls.section}")
+    return None
+
+
+def scoring_view(tokens: np.ndarray, preset: Preset, methods: list[str], overrides: dict[str, dict] | None):
+    """The stream as the pass scores it (pgolf.evaluate.order), or None when it is scored as it comes."""
+    found = windows_options(preset, methods, overrides)
+    if found is None or not hasattr(found[0], "evaluation_view"):
+        return None
+    cls, cfg = found
+    return cls.evaluation_view(cfg, tokens)
+
+
+def in_stream_order(preset: Preset, methods: list[str], overrides: dict[str, dict] | None) -> dict[str, dict]:
+    """`overrides` with the windows method told to score its stream as it comes (it is a view already)."""
+    out = {k: dict(v) for k, v in (overrides or {}).items()}
+    found = windows_options(preset, methods, overrides)
+    if found is not None and hasattr(found[0], "evaluation_view"):
+        out.setdefault(found[0].section, {})["order"] = "stream"
+    return out
+
+
+def _run_in_view(view, model, tables, preset, runtime, methods, overrides, observer, keep_scores, time_budget,
+                 strict_budget) -> PipelineResult:
+    """Score the view left to right; per-position scores come back at their original positions (an
+    observer sees the view's positions: the order it checks is the order of scoring)."""
+    result = run_pipeline(model, view.tokens, tables.reordered(view.source), preset, runtime, methods,
+                          overrides=in_stream_order(preset, methods, overrides), observer=observer,
+                          keep_scores=keep_scores, time_budget=time_budget, strict_budget=strict_budget,
+                          document_rank=view.length_rank)
+    if keep_scores:
+        where = view.original_positions(np.arange(result.scores.size))
+        scores, counts = np.full_like(result.scores, np.nan), np.zeros_like(result.score_counts)
+        scores[where], counts[where] = result.scores, result.score_counts
+        result.scores, result.score_counts = scores, counts
+    for d in result.methods:
+        if d["role"] == "windows":
+            d["order"] = view.order
+    return result
 
 
 def chunk_ends(method: EvalMethod, n_targets: int) -> list[int]:

@@ -5,9 +5,10 @@ with up to seq_len tokens of that document's own prefix as context (a sliding wi
 crosses a document boundary, stride = the chunk). Documents go in batches of `batch_docs`
 consecutive documents: chunk c of every document of a batch is one scoring batch, so a method
 that adapts per document (`lora-ttt`) can take one step on chunk c before chunk c+1 is scored.
-Batches follow the stream order (the record sorted documents longest-first for GPU efficiency;
-pgolf keeps stream order so that every score depends only on earlier tokens of the stream, which
-the audit's future-invariance check can then verify directly).
+`order` (pgolf.evaluate.order): "longest-first" (default) is #1855's queue — documents sorted by
+length into batches, the batches scored longest first — realised as a view of the stream with the
+documents re-laid in that order, which the pipeline scores left to right; "stream" keeps the
+stream's own order. Either way a batch is `batch_docs` consecutive documents of what is scored.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pgolf.errors import ConfigError
 from pgolf.evaluate.methods.base import EvalMethod, register
+from pgolf.evaluate.order import ORDERS, EvaluationView, evaluation_view
 from pgolf.evaluate.windows import Window, document_starts, document_windows
 
 
@@ -26,6 +29,7 @@ class DocSlidingOptions:
     chunk_tokens: int = 48
     batch_docs: int = 64
     bos_id: int = 1
+    order: str = "longest-first"  # longest-first (#1855's queue) | stream
 
 
 @register
@@ -36,6 +40,27 @@ class DocSliding(EvalMethod):
     Options = DocSlidingOptions
     # scoring batches are the windows' groups, each padded only to its longest window
     grouped = True
+
+    def __init__(self, config, ctx) -> None:
+        super().__init__(config, ctx)
+        if self.cfg.order not in ORDERS:
+            raise ConfigError(f"evaluation.doc_sliding.order = {self.cfg.order!r}: choose {', '.join(ORDERS)}")
+
+    @classmethod
+    def evaluation_view(cls, cfg: DocSlidingOptions, tokens: np.ndarray) -> EvaluationView | None:
+        """The stream re-laid in `order`; None when it is scored as it comes."""
+        if cfg.order == "stream":
+            return None
+        return evaluation_view(tokens, cfg.bos_id, cfg.order, cfg.batch_docs)
+
+    @classmethod
+    def window_settings(cls, cfg, window: int, seq_len: int, probe: bool = False) -> dict:
+        """Chunks of at most a quarter of the window, and batches of two documents, so that a phase
+        boundary (which waits for its batch) can fall inside a short window."""
+        out = super().window_settings(cfg, window, seq_len, probe)
+        if cfg.batch_docs > 2:
+            out["batch_docs"] = 2
+        return out
 
     def windows(self, n_tokens: int) -> list[Window]:
         return document_windows(self.ctx.tokens[:n_tokens], self.cfg.bos_id, self.ctx.seq_len,

@@ -8,6 +8,16 @@ only then one AdamW step per document is taken on the mean loss of the chunk it 
 chunk c+1 of a document is scored by adapters trained on its chunks 0…c, and nothing else: slots
 never mix documents, the optimizer keeps per-slot step counts, there is no cross-document clipping.
 
+`reset` says when a slot starts over. "batch" (default, what #1855's code does): when a batch of
+documents begins, every slot's B and every Adam moment and step count (A's too) go to zero; one
+AdamW step per chunk then updates every slot of the batch — its loss the sum of each document's
+mean over the chunk, a document's last chunk left out (nothing of it is scored later), so slots
+whose document is done or idle see a zero gradient and only their weight decay. (The record also
+gives its one smaller batch, the queue's last, fresh adapters; here it keeps A warm like the others:
+whether a batch is short depends on documents not yet read.) "document" (pgolf's earlier rule): a
+slot restarts at its document's first chunk (B and B's moments only), each step updates the slots
+that scored in it, a document's last chunk trains too.
+
 Adapters (`targets`): "q", "k", "v" add to the attention projections; "o" and "mlp" are parallel
 adapters from a block's normalised input to its attention / MLP output; "head" adds to the logits
 before the softcap. Each call of a module within one forward gets its own adapter, so a repeated
@@ -38,6 +48,7 @@ from pgolf.evaluate.methods.base import EvalMethod, register
 from pgolf.runtime import autocast_context
 
 TARGETS = ("q", "k", "v", "o", "mlp", "head")
+RESETS = ("batch", "document")
 ACTIVE = "_pgolf_lora_active"  # model attribute: the LoRA method whose adapters the hooks apply now
 
 
@@ -51,6 +62,7 @@ class LoraTTTOptions:
     eps: float = 1e-10
     weight_decay: float = 0.5
     warm_start_a: bool = True
+    reset: str = "batch"  # batch (#1855) | document
     warmup_steps: int = 2
     warmup_seed: int = 0
 
@@ -94,6 +106,78 @@ class SlotAdamW:
             p[slots_here] = r.detach() * (1 - self.lr * self.wd) - self.lr * update
 
 
+
+class LockstepAdamW:
+    """#1855's batch optimizer — one AdamW step per chunk over every slot of a batch, one shared step
+    count — taken slot by slot. In the record's lockstep a document at its chunk c has had c updates
+    from its own gradients, and a slot whose document is done sees zero gradients, so (β1 = 0) only
+    its weight decay, until the batch's last step. Here a slot's update is paid when its next chunk
+    comes (`owe`, then `pay`), and the decay-only steps a slot is owed when the batch ends
+    (`finish`): the same arithmetic, and no slot's state depends on when another document's windows
+    are scored (a mixer's chunks can split a batch)."""
+
+    def __init__(self, opt: SlotAdamW) -> None:
+        self.opt = opt
+        n = opt.t.size(1)
+        self.grads = [torch.zeros_like(p) for p in opt.params]
+        self.own = torch.zeros(n, dtype=torch.int64)  # updates each slot took this batch
+        self.pending = torch.zeros(n, dtype=torch.bool)
+        self.steps = 0
+
+    def start(self) -> None:
+        """A new batch: every moment and step count to zero (the adapters' values are the caller's)."""
+        everyone = torch.arange(self.own.numel())
+        self.opt.reset(everyone)
+        for g in self.grads:
+            g.zero_()
+        self.own.zero_()
+        self.pending.zero_()
+
+    def owe(self, slots: torch.Tensor, grads: list[torch.Tensor | None]) -> None:
+        """Gradients of `slots`' chunk (grads[i]: their rows of parameter i), paid before their next."""
+        index = slots.to(self.grads[0].device)
+        for g, r in zip(self.grads, grads):
+            if r is not None:
+                g.index_add_(0, index, r)
+        self.pending[slots] = True
+
+    def pay(self, slots: torch.Tensor) -> None:
+        """The owed updates of those of `slots` that owe one."""
+        slots = slots[self.pending[slots]]
+        if slots.numel() == 0:
+            return
+        index = slots.to(self.grads[0].device)
+        rows = []
+        for p, g in zip(self.opt.params, self.grads):
+            r = p[index].detach().requires_grad_()
+            r.grad = g[index].clone()
+            g[index] = 0
+            rows.append(r)
+        self.opt.step(slots, rows)
+        self.pending[slots] = False
+        self.own[slots] += 1
+        self.steps += 1
+
+    def finish(self) -> None:
+        """The batch is done: what is owed, then each slot's steps with zero gradient up to the
+        batch's last step (with β1 = 0 only the decay, compounded)."""
+        self.pay(torch.nonzero(self.pending).squeeze(1))  # a last chunk never trains: nothing, normally
+        owed = (self.own.max() - self.own).tolist()
+        decay = 1 - self.opt.lr * self.opt.wd
+        with torch.no_grad():
+            for slot, k in enumerate(owed):
+                if k <= 0:
+                    continue
+                if self.opt.betas[0] == 0:
+                    for p in self.opt.params:
+                        p[slot] *= decay ** k
+                    continue
+                for _ in range(k):  # momentum keeps moving the slot: the record's steps one by one
+                    self.pending[slot] = True
+                    self.pay(torch.tensor([slot]))
+                    self.steps -= 1  # counted as the batch's steps already
+
+
 def _modules(model) -> dict[str, list[tuple[str, torch.nn.Module]]]:
     """(name, module) of every adapted module per target kind."""
     out: dict[str, list] = {k: [] for k in TARGETS if k != "head"}
@@ -132,6 +216,8 @@ class LoraTTT(EvalMethod):
             raise ConfigError(f"evaluation.lora_ttt.targets: choose from {', '.join(TARGETS)} (got {self.cfg.targets})")
         if self.cfg.rank < 1:
             raise ConfigError(f"evaluation.lora_ttt.rank must be >= 1, got {self.cfg.rank}")
+        if self.cfg.reset not in RESETS:
+            raise ConfigError(f"evaluation.lora_ttt.reset = {self.cfg.reset!r}: choose {', '.join(RESETS)}")
         self.steps = 0
         self._live: dict = {}  # this batch's rows of every adapter, as leaves of the step's graph
         self._adapters: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] | None = None
@@ -191,6 +277,10 @@ class LoraTTT(EvalMethod):
         self._opt = SlotAdamW(self._params, self.n_slots, self.cfg.lr, self.cfg.betas, self.cfg.eps,
                               self.cfg.weight_decay)
         self.scale = self.cfg.alpha / r
+        self.n_docs = self.doc_starts.size
+        self._inits = 0
+        self._batch = -1  # "batch" reset: the batch under way
+        self._lockstep = LockstepAdamW(self._opt) if self.cfg.reset == "batch" else None
 
     @staticmethod
     def _dims(kind: str, module, base) -> tuple[int, int]:
@@ -215,7 +305,10 @@ class LoraTTT(EvalMethod):
             self._init_a(slots)
 
     def _init_a(self, slots: torch.Tensor) -> None:
-        gen = torch.Generator(device="cpu").manual_seed(1234 + int(self.steps))
+        # seeded by how many re-initialisations this build has made (never by the step count, which a
+        # warm-up on random tokens moves)
+        self._inits += 1
+        gen = torch.Generator(device="cpu").manual_seed(1234 + self._inits)
         with torch.no_grad():
             for i in self._a_index:
                 a = self._params[i]
@@ -259,20 +352,53 @@ class LoraTTT(EvalMethod):
             self._build(model)
         docs = np.array([w.doc for w in group])
         slots = torch.as_tensor(docs % self.n_slots)
-        starting = [i for i, w in enumerate(group) if w.start + w.score_from == self.doc_starts[w.doc]]
-        if starting:  # a document's first chunk: its slot starts fresh (A kept when warm-starting)
-            self._restart_slots(slots[starting], keep_a=self.cfg.warm_start_a)
+        if self.cfg.reset == "batch":
+            self._begin_group(group)
+            trains = np.array([w.start + w.length < self._doc_end(w.doc) for w in group])
+        else:
+            starting = [i for i, w in enumerate(group) if w.start + w.score_from == self.doc_starts[w.doc]]
+            if starting:  # a document's first chunk: its slot starts fresh (A kept when warm-starting)
+                self._restart_slots(slots[starting], keep_a=self.cfg.warm_start_a)
+            trains = None  # every window trains
         rows = np.concatenate([np.full(w.length - w.score_from, i) for i, w in enumerate(group)])
-        logits = self._score_and_step(model, x, y, flat, slots, rows)
-        for w, s in zip(group, slots.tolist()):
-            lo, hi = w.start + w.score_from, w.start + w.length
-            self.ctx.notify("on_update", method=self.name, state=f"adapters of slot {s}", spans=[(lo, hi)],
-                            used_from=hi)
+        logits = self._score_and_step(model, x, y, flat, slots, rows, trains, defer=self.cfg.reset == "batch")
+        for i, (w, s) in enumerate(zip(group, slots.tolist())):
+            if trains is None or trains[i]:
+                lo, hi = w.start + w.score_from, w.start + w.length
+                self.ctx.notify("on_update", method=self.name, state=f"adapters of slot {s}", spans=[(lo, hi)],
+                                used_from=hi)
         return logits
 
-    def _score_and_step(self, model, x, y, flat, slots: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+    def _doc_end(self, doc: int) -> int:
+        """The first target position after document `doc`."""
+        return int(self.doc_starts[doc + 1]) if doc + 1 < self.n_docs else self.ctx.tokens.size - 1
+
+    # "batch" reset (LockstepAdamW) ---------------------------------------------------------------
+    def _begin_group(self, group) -> None:
+        """Before a group is scored: a new batch starts its slots over; owed updates are paid."""
+        batch = group[0].doc // self.n_slots
+        if batch != self._batch:
+            if self._batch >= 0:
+                self._lockstep.finish()
+                lo, hi = self._batch_span
+                self.ctx.notify("on_update", method=self.name, state="adapters (decay to the batch's end)",
+                                spans=[(lo, hi)], used_from=group[0].start + group[0].score_from)
+            self._batch = batch
+            with torch.no_grad():
+                for i in self._b_index:
+                    self._params[i].zero_()
+            self._lockstep.start()
+            if not self.cfg.warm_start_a:
+                self._init_a(torch.arange(self.n_slots))
+            self._batch_span = [group[0].start + group[0].score_from, 0]
+        self._lockstep.pay(torch.as_tensor(sorted({w.doc % self.n_slots for w in group})))
+        self._batch_span[1] = max(self._batch_span[1], max(w.start + w.length for w in group))
+
+    def _score_and_step(self, model, x, y, flat, slots: torch.Tensor, rows: np.ndarray,
+                        trains: np.ndarray | None = None, defer: bool = False) -> torch.Tensor:
         """Logits with each window's adapters (returned as scored), then one step on each window's
-        mean loss over its scored positions. `rows`: the window of each scored position."""
+        mean loss over its scored positions (windows with `trains` False add nothing; `defer` keeps
+        the gradients for the batch's step instead). `rows`: the window of each scored position."""
         base = getattr(model, "_orig_mod", model)
         frozen = [p.requires_grad for p in base.parameters()]
         for p in base.parameters():
@@ -293,14 +419,25 @@ class LoraTTT(EvalMethod):
                 which = torch.as_tensor(rows, device=nll.device)
                 per_window = torch.zeros(len(slots), device=nll.device).index_add_(0, which, nll)
                 counts = torch.bincount(which, minlength=len(slots)).clamp_min(1)
-                (per_window / counts).sum().backward()
+                mean = per_window / counts
+                if trains is not None:
+                    mean = mean * torch.as_tensor(trains, dtype=mean.dtype, device=mean.device)
+                if trains is None or trains.any():
+                    mean.sum().backward()
         finally:
             setattr(base, ACTIVE, None)
             for p, flag in zip(base.parameters(), frozen):
                 p.requires_grad_(flag)
-        self._opt.step(slots, [t for pair in self._live.values() for t in pair])
+        live = [t for pair in self._live.values() for t in pair]
         self._live = {}
-        self.steps += 1
+        if defer:
+            if trains is not None and trains.any():
+                keep = torch.as_tensor(trains)
+                self._lockstep.owe(slots[keep], [r.grad[keep.to(r.grad.device)] if r.grad is not None else None
+                                                 for r in live])
+        else:
+            self._opt.step(slots, live)
+            self.steps += 1
         return logits.detach()
 
     def on_base_changed(self, model) -> None:

@@ -1,26 +1,44 @@
-"""`phased`: phased score-first TTT — global SGD on the documents already scored (docs/techniques.md, F2/F3).
+"""`phased`: phased score-first TTT — global SGD on documents already scored (docs/techniques.md, F2/F3).
 
-The stream is cut at `phases` document boundaries: the ends of the first ⌈k·P/phases⌉ documents,
-k = 1…phases, P = `prefix_docs` (or, with `prefix_tokens` > 0, the first document starts at or
-after k·prefix_tokens/phases — what the audit uses on its short window). When scoring reaches a
-boundary, every document before it has been scored; the base model then takes a full-parameter
-SGD pass over all of them (cumulative: phase k re-trains on phases 1…k), `chunk_tokens` per step,
-momentum, gradient clipping, LR cosine from `lr` to 0 over the pass's steps; then scoring resumes
-on the documents after the boundary with the updated weights. With `lora-ttt` the adapters are
-rebuilt after each phase. Documents are in stream order, so a phase's documents are exactly the
-stream's prefix up to its boundary (the record's longest-first queue made its prefix the longest
-documents instead; see doc-sliding).
+The prefix of `prefix_docs` documents is split into `phases` (phase k ends at document
+⌊k·P/phases⌋, #1855's boundaries). With document windows a phase waits for the end of the batch
+that holds its boundary document (`boundary_at = "batch"`, the record: its queue checks the count
+after each batch); the base model then takes an SGD pass over `boundary` of the documents scored so
+far — shortest first, the first `boundary` of them in the record's length order, which drops the
+longest of a batch that ran past the boundary (what the record's code does) — and scoring resumes
+with the updated weights. Phases are cumulative: phase k re-trains on phase 1…k's documents. With
+`lora-ttt` the adapters are rebuilt after each phase. `boundary_at = "document"` cuts at the boundary
+document itself and trains on every document before it (with stream order: the stream's prefix).
+With `prefix_tokens` > 0 (what the audit uses on its short window) phase k begins at the first
+document (batch) start at or after k·prefix_tokens/phases and trains on everything scored.
+
+One pass, as the record's global TTT: the chosen documents' tokens, each with the BOS that follows
+it (its last target), laid end to end; cut into `chunk_tokens` chunks, each of whole `seq_len`
+sequences shared among the ranks (`batch_seqs` per forward), one SGD step per chunk and epoch
+(momentum, gradient clipping, gradients averaged over ranks), LR on a cosine from `lr` towards 0.
+`skip_last_chunk` (the record's): the pass's last chunk is not trained and the cosine runs over the
+other n−1 (False: every chunk trains, cosine over all n). `fresh_optimizer` (the record's): a new SGD
+(no momentum carried) per phase (False: one optimizer for all phases). A model with document
+isolation sees the sequences as one packed row (documents apart, cut as its `max_segment` says),
+as the record's varlen attention; otherwise as rows of `seq_len`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+import torch.distributed as dist
 
-from pgolf.evaluate.methods.adaptation import make_optimizer, train_on_span, trainable_parameters
+from pgolf.errors import ConfigError
+from pgolf.evaluate.methods.adaptation import make_optimizer, trainable_parameters
 from pgolf.evaluate.methods.base import EvalMethod, register
 from pgolf.evaluate.windows import document_starts
+from pgolf.runtime import autocast_context
+
+BOUNDARIES = ("batch", "document")
 
 
 @dataclass
@@ -34,11 +52,21 @@ class PhasedOptions:
     epochs: int = 1
     chunk_tokens: int = 32_768  # tokens per SGD step
     seq_len: int = 0  # 0 = the evaluation's seq_len
+    batch_seqs: int = 32  # sequences per forward (a rank's share of a chunk, in pieces of this many)
     grad_clip: float = 1.0
+    boundary_at: str = "batch"  # batch (#1855) | document
+    skip_last_chunk: bool = True  # #1855: the last chunk untrained, cosine over the other n−1
+    fresh_optimizer: bool = True  # #1855: a new SGD each phase
 
 
 def cosine(lr: float, i: int, n: int) -> float:
     return lr * 0.5 * (1 + np.cos(np.pi * i / max(n, 1)))
+
+
+@dataclass
+class Phase:
+    cut: int  # target position where scoring resumes with the new weights
+    documents: int  # how many scored documents it trains on (0: all of them)
 
 
 @register
@@ -48,20 +76,47 @@ class PhasedTTT(EvalMethod):
     section = "phased"
     Options = PhasedOptions
 
+    def __init__(self, config, ctx) -> None:
+        super().__init__(config, ctx)
+        if self.cfg.boundary_at not in BOUNDARIES:
+            raise ConfigError(f"evaluation.phased.boundary_at = {self.cfg.boundary_at!r}: choose "
+                              f"{', '.join(BOUNDARIES)}")
+        self._phases: dict[int, Phase] = {}
+        self.steps = 0
+        self.phases_done = 0
+        self.trained = []  # per phase: documents and tokens of its pass
+
     @property
     def chunk_tokens(self) -> int:
         return self.cfg.chunk_tokens
 
+    def _batch_docs(self) -> int:
+        win = self.ctx.windows_method
+        if self.cfg.boundary_at == "batch" and getattr(win, "grouped", False):
+            return int(win.cfg.batch_docs)
+        return 1
+
     def cuts(self, n_targets: int) -> list[int]:
-        """The phase boundaries: starts of the first document after each phase (target positions)."""
+        """Where each phase begins: a document start (a batch start with document windows)."""
         starts = document_starts(self.ctx.tokens[:n_targets], self.cfg.bos_id)
-        k = np.arange(1, self.cfg.phases + 1)
-        if self.cfg.prefix_tokens > 0:
-            marks = k * self.cfg.prefix_tokens // self.cfg.phases
-            idx = np.searchsorted(starts, marks, side="left")
-        else:
-            idx = -(-k * self.cfg.prefix_docs // self.cfg.phases)  # ceil
-        return sorted({int(starts[i]) for i in idx if 0 < i < starts.size})
+        group = self._batch_docs()
+        self._phases = {}
+        for k in range(1, self.cfg.phases + 1):
+            if self.cfg.prefix_tokens > 0:
+                idx = int(np.searchsorted(starts, k * self.cfg.prefix_tokens // self.cfg.phases, side="left"))
+                documents = 0
+            else:
+                documents = self.cfg.prefix_docs * k // self.cfg.phases
+                idx = documents
+            idx = -(-idx // group) * group
+            if 0 < idx < starts.size:
+                cut = int(starts[idx])
+                phase = self._phases.setdefault(cut, Phase(cut, documents))
+                if documents == 0 or phase.documents == 0:
+                    phase.documents = 0
+                else:
+                    phase.documents = max(phase.documents, documents)
+        return sorted(self._phases)
 
     @classmethod
     def window_settings(cls, cfg, window: int, seq_len: int, probe: bool = False) -> dict:
@@ -73,35 +128,90 @@ class PhasedTTT(EvalMethod):
             out["seq_len"] = max(out.get("chunk_tokens", cfg.chunk_tokens) // 2, 8)
         return out
 
-    def setup(self, model) -> None:
-        if getattr(self, "_params", None) is None:
-            self._params = [p for _, p in trainable_parameters(model)]
-            self._opt = make_optimizer(self._params, "sgd", self.cfg.lr, self.cfg.momentum, [0.9, 0.999], 0.0)
-            self.steps = 0
-            self.phases_done = 0
+    def _documents(self, hi: int, count: int) -> np.ndarray:
+        """The scored documents (starting before `hi`) a phase trains on, in training order."""
+        starts = document_starts(self.ctx.tokens[: self.ctx.tokens.size - 1], self.cfg.bos_id)
+        scored = int(np.searchsorted(starts, hi, side="left"))
+        given = np.asarray(self.ctx.document_rank if self.ctx.document_rank is not None else [], dtype=np.int64)
+        # documents the given ranks do not cover (none, or an audit's perturbed tail) follow in stream order
+        rank = np.concatenate([given[:scored], given.size + np.arange(max(scored - given.size, 0))])
+        chosen = np.argsort(rank, kind="stable")
+        return chosen[:count] if count > 0 else chosen
+
+    def _tokens_of(self, docs: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """The documents' tokens, each with the token after it (the BOS its last target predicts),
+        end to end; and their target spans."""
+        tokens = self.ctx.tokens
+        starts = document_starts(tokens[: tokens.size - 1], self.cfg.bos_id)
+        ends = np.append(starts[1:], tokens.size - 1)
+        spans = [(int(starts[d]), int(ends[d])) for d in docs]
+        return np.concatenate([tokens[a : b + 1] for a, b in spans]), spans
 
     def after_chunk(self, model, lo: int, hi: int, k: int, n_chunks: int) -> None:
-        """Targets 0…hi−1 (every document before the boundary) are scored: train on all of them."""
-        self.setup(model)
-        for p in self._params:
+        """Every document before `hi` has been scored: a pass over the phase's documents."""
+        phase = self._phases[hi]
+        docs = self._documents(hi, phase.documents)
+        stream, spans = self._tokens_of(docs)
+        params = [p for _, p in trainable_parameters(model)]
+        if self.cfg.fresh_optimizer or getattr(self, "_opt", None) is None:
+            self._opt = make_optimizer(params, "sgd", self.cfg.lr, self.cfg.momentum, [0.9, 0.999], 0.0)
+        for p in params:
             p.requires_grad_(True)
-        seq = self.cfg.seq_len or self.ctx.seq_len
-        step_tokens = max(self.cfg.chunk_tokens // seq, 1) * seq
-        spans = [(a, min(a + step_tokens, hi)) for a in range(0, hi, step_tokens)]
-        total = len(spans) * self.cfg.epochs
-        i = 0
-        for _ in range(self.cfg.epochs):
-            for a, b in spans:
-                self.steps += train_on_span(model, self.ctx.tokens, a, b, seq, self._params, self._opt,
-                                            cosine(self.cfg.lr, i, total), 1, step_tokens // seq, self.cfg.grad_clip,
-                                            self.ctx.runtime)
-                i += 1
+        self.steps += self._one_pass(model, stream, params)
         self.phases_done += 1
-        self.ctx.notify("on_update", method=self.name, state="weights", spans=[(0, hi)], used_from=hi)
+        self.trained.append({"documents": int(docs.size), "tokens": int(stream.size)})
+        self.ctx.notify("on_update", method=self.name, state="weights", spans=spans, used_from=hi)
+
+    def _one_pass(self, model, stream: np.ndarray, params) -> int:
+        runtime = self.ctx.runtime
+        seq = self.cfg.seq_len or self.ctx.seq_len
+        total = stream.size - 1
+        n_chunks = -(-total // self.cfg.chunk_tokens)
+        trained_chunks = n_chunks - 1 if self.cfg.skip_last_chunk else n_chunks
+        base = getattr(model, "_orig_mod", model)
+        packed = "doc_isolation" in getattr(base, "addons", {})
+        data = torch.from_numpy(stream.astype(np.int64)).to(runtime.device)
+        was_training = model.training
+        model.train()
+        steps = 0
+        for ci in range(trained_chunks):
+            # the record: lr·½(1 + cos(π·ci / (n−1))) over chunks 0…n−2; without the skip, over all n
+            for g in self._opt.param_groups:
+                g["lr"] = cosine(self.cfg.lr, ci, trained_chunks)
+            lo = ci * self.cfg.chunk_tokens
+            seqs = (min(lo + self.cfg.chunk_tokens, total) - lo) // seq
+            if seqs <= 0:
+                continue
+            first = seqs * runtime.rank // runtime.world_size
+            last = seqs * (runtime.rank + 1) // runtime.world_size
+            widest = -(-seqs // runtime.world_size)  # every rank takes as many steps (collectives match)
+            for _ in range(self.cfg.epochs):
+                for j in range(0, widest, self.cfg.batch_seqs):
+                    s, e = first + j, min(first + j + self.cfg.batch_seqs, last)
+                    self._opt.zero_grad(set_to_none=True)
+                    if e > s:
+                        x = data[lo + s * seq : lo + e * seq]
+                        y = data[lo + s * seq + 1 : lo + e * seq + 1]
+                        shape = (1, -1) if packed else (-1, seq)
+                        with torch.enable_grad(), autocast_context(runtime):
+                            loss = model(x.view(shape), y.view(shape))
+                        loss.backward()
+                    if runtime.distributed:
+                        for p in params:
+                            if p.grad is None:
+                                p.grad = torch.zeros_like(p)
+                            dist.all_reduce(p.grad, op=dist.ReduceOp.AVG)
+                    if self.cfg.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+                    self._opt.step()
+                    steps += 1
+        model.train(was_training)
+        return steps
 
     def describe(self) -> dict:
         out = super().describe()
-        if getattr(self, "_params", None) is not None:
+        if self.phases_done:
             out["steps"] = self.steps
             out["phases_done"] = self.phases_done
+            out["trained"] = self.trained
         return out
