@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import single_process, train_losses
+
 OFFICIAL_ENV = "PGOLF_OFFICIAL"
 # cpu-mini's shape and batch in the official script's environment variables.
 SHAPE = {"VOCAB_SIZE": "1024", "NUM_LAYERS": "4", "MODEL_DIM": "256", "NUM_HEADS": "4", "NUM_KV_HEADS": "2",
@@ -51,10 +53,9 @@ def patched_official(official: Path, work: Path) -> Path:
 
 
 def run_official(script: Path, data: Path, tokenizer: Path, seconds: float, work: Path, extra: dict | None = None) -> dict:
-    env = {**os.environ, **SHAPE, **OFFICIAL_SCHEDULE, **(extra or {}), "DATA_PATH": str(data),
-           "TOKENIZER_PATH": str(tokenizer), "MAX_WALLCLOCK_SECONDS": str(seconds), "RUN_ID": f"official_{int(seconds)}"}
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):  # one process, no process group
-        env.pop(name, None)
+    env = single_process({**os.environ, **SHAPE, **OFFICIAL_SCHEDULE, **(extra or {}), "DATA_PATH": str(data),
+                          "TOKENIZER_PATH": str(tokenizer), "MAX_WALLCLOCK_SECONDS": str(seconds),
+                          "RUN_ID": f"official_{int(seconds)}"})
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, str(script)], cwd=work, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -87,8 +88,7 @@ def run_pgolf(preset: str, overrides: list[str], data: Path, tokenizer: Path, se
     summary = train(p, data, run, runtime, tokenizer=tokenizer, progress=False)
     packed = pack_run(run, allow_over_budget=True)
     ev = evaluate_artifact(packed["artifact"], data, runtime, tokenizer=tokenizer)
-    losses = [json.loads(line)["train_loss"] for line in (run / "metrics.jsonl").read_text().splitlines()
-              if json.loads(line)["kind"] == "train"]
+    losses = train_losses(run)
     return {"trainer": f"pgolf {label}", "steps": summary["steps"], "train_seconds": summary["train_time_ms"] / 1000,
             "tokens_per_step": p.train.tokens_per_step,
             "roundtrip_bpb": ev["val_bpb"], "roundtrip_loss": ev["val_loss"], "train_losses": losses,

@@ -112,12 +112,12 @@ def _view(tokens, batch_docs=4):
     return evaluation_view(tokens, BOS, "longest-first", batch_docs)
 
 
-def _run_view(methods, view_tokens, rank):
+def _run_view(methods, view_tokens, layout):
     preset, model, tables, _ = _tiny()
     o = {k: dict(v) for k, v in DOC_OVERRIDES.items()}
     o["doc_sliding"]["order"] = "stream"
     return run_pipeline(model, view_tokens, tables, preset, Runtime(), methods, overrides=o, keep_scores=True,
-                        document_rank=rank)
+                        layout=layout)
 
 
 @pytest.mark.parametrize("methods", [m for m in LEGAL if m[0] == "doc-sliding"], ids=lambda m: "+".join(m))
@@ -128,7 +128,7 @@ def test_longest_first_is_a_left_to_right_pass_over_its_view(methods):
     view = _view(tokens)
     assert not np.array_equal(view.tokens, tokens) and sorted(view.source.tolist()) == list(range(tokens.size))
     default = _run(methods, tokens)
-    inner = _run_view(methods, view.tokens, view.length_rank)
+    inner = _run_view(methods, view.tokens, view.layout)
     np.testing.assert_array_equal(default.scores[view.source[:-1]], inner.scores)
     assert default.totals == inner.totals
     assert next(m for m in default.methods if m["role"] == "windows")["order"] == "longest-first"
@@ -139,9 +139,9 @@ def test_longest_first_is_a_left_to_right_pass_over_its_view(methods):
 def test_causality_in_the_longest_first_order(methods):
     """In its own order the default pass is causal: tokens scored later never change earlier scores."""
     view = _view(_docs_stream())
-    base = _run_view(methods, view.tokens, view.length_rank)
+    base = _run_view(methods, view.tokens, view.layout)
     for cut in (300, 777, 1100):
-        other = _run_view(methods, _perturbed(view.tokens, cut + 1), view.length_rank)
+        other = _run_view(methods, _perturbed(view.tokens, cut + 1), view.layout)
         np.testing.assert_allclose(other.scores[: cut + 1], base.scores[: cut + 1], rtol=1e-6, atol=1e-7)
 
 
@@ -304,20 +304,25 @@ class UpdateLog:
 
 @pytest.mark.parametrize("order", ["stream", "longest-first"])
 def test_phased_trains_only_on_fully_scored_documents_at_batch_boundaries(order):
-    """Phases end at ⌊k·P/phases⌋ documents (P = 6, 2 phases: 3 and 6), wait for their batch of 4
-    (cuts after 4 and 8 documents), and train on that many scored documents, shortest first."""
+    """Phases end at ⌊k·P/phases⌋ documents (P = 6, 2 phases: 3 and 6), wait for the end of their
+    batch (stream order: batches of 4, cuts after 4 and 8 documents; the record's queue of 13 sorted
+    documents: its short batch of the longest one first, then batches of 4 — cuts after 5 and 9),
+    and train on that many scored documents, shortest first."""
     tokens = _docs_stream()
     log = UpdateLog(tokens.size - 1)
     r = _run(["doc-sliding", "phased"], tokens, observer=log, over={"doc_sliding": {"order": order}})
     scored = _view(tokens).tokens if order == "longest-first" else tokens
+    if order == "longest-first":
+        assert _view(tokens).batch_sizes.tolist() == [1, 4, 4, 4, 1]  # the final document: last, alone
     starts = document_starts(scored[:-1], BOS)
     ends = np.append(starts[1:], scored.size - 1)
+    cuts = (4, 8) if order == "stream" else (5, 9)
     updates = [u for u in log.updates if u["method"] == "phased"]
-    assert [u["used_from"] for u in updates] == [int(starts[4]), int(starts[8])]
-    for u, count in zip(updates, (3, 6)):
+    assert [u["used_from"] for u in updates] == [int(starts[c]) for c in cuts]
+    for u, count, cut in zip(updates, (3, 6), cuts):
         docs = [int(np.searchsorted(starts, a)) for a, _ in u["spans"]]
         assert len(docs) == count and all(u["spans"][i] == (starts[d], ends[d]) for i, d in enumerate(docs))
-        assert all(d < (4 if count == 3 else 8) for d in docs) and u["all_scored"]
+        assert all(d < cut for d in docs) and u["all_scored"]
         lengths = [int(ends[d] - starts[d]) for d in docs]
         if order == "longest-first":  # the shortest of the scored documents, shortest first
             assert lengths == sorted(lengths)
@@ -338,10 +343,14 @@ def test_phased_pass_skips_its_last_chunk_and_takes_a_new_optimizer_each_phase()
         return d["steps"], d["trained"]
 
     record, trained = steps()
-    chunks = [-(-(t["tokens"] - 1) // 64) for t in trained]
-    assert record == sum(c - 1 for c in chunks)
+
+    def with_a_sequence(targets: int, skip_last: bool) -> int:  # chunks holding one whole sequence or more
+        n = -(-targets // 64)
+        return sum((min((c + 1) * 64, targets) - c * 64) >= 16 for c in range(n - 1 if skip_last else n))
+
+    assert record == sum(with_a_sequence(t["tokens"] - 1, True) for t in trained) > 0
     every, _ = steps(skip_last_chunk=False)
-    assert every == sum(chunks) == record + len(chunks)
+    assert every == sum(with_a_sequence(t["tokens"] - 1, False) for t in trained) > record
     tokens_seen = _run(["doc-sliding", "phased"], tokens, over={"phased": {"chunk_tokens": 64}})
     carried = _run(["doc-sliding", "phased"], tokens, over={"phased": {"chunk_tokens": 64, "fresh_optimizer": False}})
     assert not np.allclose(tokens_seen.scores, carried.scores)  # momentum kept across phases moves later scores
@@ -400,3 +409,23 @@ def test_lockstep_adamw_equals_one_dense_adamw_step_per_chunk_over_the_batch(bet
             lock.owe(idx, [g[idx]])
         lock.finish()
         torch.testing.assert_close(p, ref.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_short_batch_of_the_queue_hands_no_adapters_on():
+    """The record's queue scores its one short batch (the longest documents) first with a LoRA of
+    its own: what it learns reaches no later batch, while a full batch's A carries on (warm start)."""
+    tokens = _docs_stream()
+    view = _view(tokens)
+    assert view.batch_sizes[0] == 1  # the longest document, alone
+    base = _run_view(["doc-sliding", "lora-ttt"], view.tokens, view.layout)
+    starts = document_starts(view.tokens[:-1], BOS)
+
+    def changed(doc):
+        other = view.tokens.copy()
+        lo, hi = starts[doc] + 1, starts[doc + 1]
+        other[lo:hi] = np.random.default_rng(doc).integers(2, 256, hi - lo)
+        return _run_view(["doc-sliding", "lora-ttt"], other, view.layout)
+
+    later = slice(int(starts[5]), None)  # batches 2.. (documents 5 on)
+    np.testing.assert_array_equal(changed(0).scores[later], base.scores[later])  # the short batch
+    assert not np.array_equal(changed(1).scores[later], base.scores[later])  # a full batch's A carries on

@@ -80,14 +80,14 @@ def cut_points(n: int, cuts: int, last_update: int, seed: int = 0) -> list[int]:
 
 
 def future_invariance(model, tokens, tables, preset, runtime, methods, overrides, base_scores, cuts: int,
-                      seed: int = 0, last_update: int = -1, document_rank=None) -> Check:
+                      seed: int = 0, last_update: int = -1, layout=None) -> Check:
     n = tokens.size - 1
     points = cut_points(n, cuts, last_update, seed)
     evidence = []
     for t in points:
         for label, stream in perturbations(tokens, t, preset.model.vocab_size, seed + t).items():
             other = run_pipeline(model, stream, tables, preset, runtime, methods, overrides=overrides,
-                                 keep_scores=True, document_rank=document_rank).scores
+                                 keep_scores=True, layout=layout).scores
             past = ~np.isnan(base_scores[: t + 1])
             a, b = base_scores[: t + 1][past], other[: t + 1][past]
             bad = np.nonzero(~np.isclose(a, b, rtol=TOLERANCE, atol=1e-9))[0]
@@ -249,15 +249,15 @@ def audit_pipeline(model, tokens, tables, preset, runtime, methods: list[str], o
     # own order: every check below runs on the view, and `evaluation order` checks what the order reads.
     view = scoring_view(tokens, preset, methods, over)
     order_check = evaluation_order(tokens, preset, methods, over, view)
-    rank = None
+    layout = None
     if view is not None:
-        tokens, tables, rank = view.tokens, tables.reordered(view.source), view.length_rank
+        tokens, tables, layout = view.tokens, tables.reordered(view.source), view.layout
         over, overrides = in_stream_order(preset, methods, over), in_stream_order(preset, methods, overrides)
     rec = AuditRecorder(tokens.size - 1)
     base = run_pipeline(model, tokens, tables, preset, runtime, methods, overrides=over, observer=rec,
-                        keep_scores=True, document_rank=rank)
+                        keep_scores=True, layout=layout)
     checks = [future_invariance(model, tokens, tables, preset, runtime, methods, over, base.scores, cuts,
-                                last_update=rec.last_update(), document_rank=rank)]
+                                last_update=rec.last_update(), layout=layout)]
     recorded = recorded_checks(rec)
     checks.append(recorded[0])
     windows = next(m for m in base.methods if m["role"] == "windows")
@@ -277,7 +277,7 @@ def audit_pipeline(model, tokens, tables, preset, runtime, methods: list[str], o
     if probe_positions > 0:
         passed, detail, evidence, notes, secs = normalization_probe(model, tokens, tables, preset, runtime, methods,
                                                                     overrides, count=probe_positions,
-                                                                    document_rank=rank)
+                                                                    layout=layout)
         checks.append(Check("normalization (black box)", passed,
                             f"{detail} ({secs:.1f} s; probe settings: {'; '.join(notes)})", evidence))
     checks.append(coverage(rec, settings, base.methods))

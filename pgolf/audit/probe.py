@@ -56,8 +56,8 @@ def probe_positions(window: int, count: int) -> list[int]:
 
 def normalization_probe(model, tokens: np.ndarray, tables, preset, runtime, methods: list[str],
                         overrides: dict | None = None, count: int = 2, window: int = PROBE_WINDOW, verify: int = 2,
-                        document_rank=None):
-    """(Check fields) — passed, detail, evidence, notes, seconds. `document_rank`: as for the pipeline
+                        layout=None):
+    """(Check fields) — passed, detail, evidence, notes, seconds. `layout`: as for the pipeline
     (a stream re-laid in a length order)."""
     t0 = time.perf_counter()
     window = min(window, (tokens.size - 1) // PROBE_SEQ_LEN * PROBE_SEQ_LEN)
@@ -68,7 +68,7 @@ def normalization_probe(model, tokens: np.ndarray, tables, preset, runtime, meth
         stream = np.array(tokens[: t + 2], copy=True)  # its own copy: the probe writes candidates into it
         probe = CandidateProbe(t, V)
         run_pipeline(model, stream, tables, preset, runtime, methods, overrides=settings.overrides, observer=probe,
-                     document_rank=document_rank)
+                     layout=layout)
         if probe.scores is None:
             raise RuntimeError(f"the pipeline never scored position {t} (probe)")
         mass = float(np.exp(-probe.scores.astype(np.float64)).sum())
@@ -81,7 +81,7 @@ def normalization_probe(model, tokens: np.ndarray, tables, preset, runtime, meth
             other[t + 1] = v
             replays[v] = float(run_pipeline(model, other, tables, preset, runtime, methods,
                                             overrides=settings.overrides, keep_scores=True,
-                                            document_rank=document_rank).scores[t])
+                                            layout=layout).scores[t])
         mismatch = {v: (float(probe.scores[v]), s) for v, s in replays.items()
                     if not np.isclose(probe.scores[v], s, rtol=1e-6, atol=1e-9)}
         results.append({"position": t, "sum": mass, "candidates": V, "reruns_checked": sorted(replays),

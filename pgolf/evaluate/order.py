@@ -16,9 +16,10 @@ back to the original positions through `source`.
 A document's block runs from its BOS to the token before the next BOS, so every target keeps its
 own input, and the last target of a block is still "predict the next BOS". The stream's final
 document has no BOS after it and one target fewer; placed inside the view it would gain a target
-the stream does not have, so it always goes last (the record sorts it with the others — the one
-place the view departs from its queue; docs/techniques.md). Likewise a stream that does not begin
-with a BOS keeps its first, partial document first.
+the stream does not have, so it goes last, a batch of its own (the record sorts it with the others —
+the one place the view departs from its queue; docs/techniques.md). Likewise a stream that does not
+begin with a BOS keeps its first, partial document first, alone. The view keeps the queue's batches
+(`batch_sizes`): its one short batch is the longest documents', scored first.
 """
 
 from __future__ import annotations
@@ -33,11 +34,26 @@ ORDERS = ("longest-first", "stream")
 
 
 @dataclass
+class DocumentLayout:
+    """What a view knows of its documents beyond their tokens: each one's place in shortest-first
+    order (phased TTT trains on the shortest scored ones) and the sizes of the batches they are
+    scored in, in order (the record's queue: its one short batch holds the longest documents)."""
+
+    rank: np.ndarray
+    batch_sizes: np.ndarray
+
+
+@dataclass
 class EvaluationView:
     tokens: np.ndarray  # the stream as scored: document blocks in evaluation order
     source: np.ndarray  # int64: the original position of every token of `tokens`
     length_rank: np.ndarray  # per document of the view: its index in shortest-first order
     order: str
+    batch_sizes: np.ndarray | None = None  # documents per batch, in view order (None: batch_docs each)
+
+    @property
+    def layout(self) -> DocumentLayout:
+        return DocumentLayout(self.length_rank, self.batch_sizes)
 
     def original_positions(self, positions: np.ndarray) -> np.ndarray:
         """Target positions of the view -> the same targets' positions in the original stream (a
@@ -71,11 +87,12 @@ def evaluation_view(tokens: np.ndarray, bos_id: int, order: str, batch_docs: int
     last = starts.size - 1
     sortable = np.arange(head, last)
     targets = ends[sortable] - starts[sortable]  # the record's document length is this + 1: same order
-    queue = np.concatenate([np.arange(head)] + [sortable[b] for b in longest_first_batches(targets, batch_docs)]
-                           + [np.array([last])])
+    batches = [sortable[b] for b in longest_first_batches(targets, batch_docs)]
+    queue = np.concatenate([np.arange(head)] + batches + [np.array([last])])
+    sizes = np.array(([head] if head else []) + [b.size for b in batches] + [1], dtype=np.int64)
     rank = np.empty(starts.size, dtype=np.int64)
     rank[:head] = -1
     rank[sortable[np.argsort(targets, kind="stable")]] = np.arange(sortable.size)
     rank[last] = sortable.size
     source = np.concatenate([np.arange(starts[d], ends[d]) for d in queue]).astype(np.int64)
-    return EvaluationView(tokens[source], source, rank[queue], order)
+    return EvaluationView(tokens[source], source, rank[queue], order, sizes)

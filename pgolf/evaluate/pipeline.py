@@ -82,10 +82,11 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
                  runtime: Runtime, methods: list[str], overrides: dict[str, dict] | None = None,
                  observer: Any = None, keep_scores: bool = False, limit: int = 0,
                  time_budget: float = 0.0, strict_budget: bool = False,
-                 document_rank: np.ndarray | None = None) -> PipelineResult:
+                 layout: Any = None) -> PipelineResult:
     """`time_budget` (seconds): after each chunk the run time is projected from the windows done
     so far; an overrun is reported once in `warnings`, or stops the run with `strict_budget`.
-    `document_rank`: the length order of the stream's documents when it is a re-laid view."""
+    `layout` (pgolf.evaluate.order.DocumentLayout): the documents' length order and batches when the
+    stream is a view re-laid by length."""
     if limit > 0:
         tokens = tokens[: limit + 1]
     view = scoring_view(tokens, preset, methods, overrides)
@@ -95,7 +96,7 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
     t0 = time.perf_counter()
     warnings: list[str] = []
     ctx = EvalContext(tokens=tokens, tables=tables, preset=preset, runtime=runtime,
-                      seq_len=preset.eval.seq_len, observer=observer, document_rank=document_rank)
+                      seq_len=preset.eval.seq_len, observer=observer, layout=layout)
     by_role = build_methods(methods, ctx, overrides)
     win = ctx.windows_method = by_role["windows"]
     if getattr(win.cfg, "seq_len", 0):
@@ -287,7 +288,7 @@ def _run_in_view(view, model, tables, preset, runtime, methods, overrides, obser
     result = run_pipeline(model, view.tokens, tables.reordered(view.source), preset, runtime, methods,
                           overrides=in_stream_order(preset, methods, overrides), observer=observer,
                           keep_scores=keep_scores, time_budget=time_budget, strict_budget=strict_budget,
-                          document_rank=view.length_rank)
+                          layout=view.layout)
     if keep_scores:
         where = view.original_positions(np.arange(result.scores.size))
         scores, counts = np.full_like(result.scores, np.nan), np.zeros_like(result.score_counts)

@@ -36,6 +36,8 @@ class Window:
     score_from: int
     doc: int = -1  # document index (document windows only)
     group: int = -1  # scoring batch (document windows only); -1: the pipeline batches by count
+    batch: int = -1  # the batch of documents it belongs to (document windows only)
+    slot: int = -1  # its document's place in that batch
 
     @property
     def scored(self) -> range:
@@ -79,7 +81,20 @@ def document_starts(tokens: np.ndarray, bos_id: int) -> np.ndarray:
     return starts.astype(np.int64)
 
 
-def document_windows(tokens: np.ndarray, bos_id: int, seq_len: int, chunk: int, batch_docs: int) -> list[Window]:
+def document_batches(n_docs: int, batch_docs: int, sizes=None) -> list[range]:
+    """Consecutive documents per batch: `sizes` while they last (a view's queue), then batch_docs each."""
+    out, first = [], 0
+    for size in list(sizes if sizes is not None else []):
+        if first >= n_docs:
+            break
+        out.append(range(first, min(first + int(size), n_docs)))
+        first += int(size)
+    out += [range(f, min(f + batch_docs, n_docs)) for f in range(first, n_docs, batch_docs)]
+    return out
+
+
+def document_windows(tokens: np.ndarray, bos_id: int, seq_len: int, chunk: int, batch_docs: int,
+                     batch_sizes=None) -> list[Window]:
     """Windows in scoring order (see the module docstring). Every target 0…N−2 is scored once."""
     if not 0 < chunk <= seq_len:
         raise ConfigError(f"document chunk must be in 1..seq_len ({seq_len}), got {chunk}")
@@ -92,8 +107,7 @@ def document_windows(tokens: np.ndarray, bos_id: int, seq_len: int, chunk: int, 
     ends = np.append(starts[1:], total)  # targets of document d: positions starts[d] … ends[d]−1
     out: list[Window] = []
     group = 0
-    for first in range(0, starts.size, batch_docs):
-        docs = range(first, min(first + batch_docs, starts.size))
+    for b, docs in enumerate(document_batches(starts.size, batch_docs, batch_sizes)):
         longest = max(int(ends[d] - starts[d]) for d in docs)
         for c in range(0, longest, chunk):
             added = False
@@ -103,7 +117,7 @@ def document_windows(tokens: np.ndarray, bos_id: int, seq_len: int, chunk: int, 
                     continue
                 hi = min(lo + chunk, int(ends[d]))
                 begin = max(int(starts[d]), hi - seq_len)
-                out.append(Window(begin, hi - begin, lo - begin, doc=d, group=group))
+                out.append(Window(begin, hi - begin, lo - begin, doc=d, group=group, batch=b, slot=d - docs.start))
                 added = True
             group += added
     return out

@@ -40,9 +40,9 @@ class EvalContext:
     seq_len: int
     observer: Any = None  # the audit's recorder, or None
     windows_method: Any = None  # the pass's windows method (a fit method may need its documents)
-    # per document of `tokens`: its index in shortest-first order when the stream is a view re-laid by
-    # length (pgolf.evaluate.order); None: the stream's own order
-    document_rank: Any = None
+    # the documents' length order and batches when the stream is a view re-laid by length
+    # (pgolf.evaluate.order.DocumentLayout); None: the stream's own order, batches of batch_docs
+    layout: Any = None
     log: Any = field(default=None)
 
     def notify(self, event: str, **info: Any) -> None:

@@ -63,14 +63,16 @@ class DocSliding(EvalMethod):
         return out
 
     def windows(self, n_tokens: int) -> list[Window]:
+        layout = self.ctx.layout
         return document_windows(self.ctx.tokens[:n_tokens], self.cfg.bos_id, self.ctx.seq_len,
-                                self.cfg.chunk_tokens, self.cfg.batch_docs)
+                                self.cfg.chunk_tokens, self.cfg.batch_docs,
+                                layout.batch_sizes if layout is not None else None)
 
     def rank_share(self, windows: list[Window], rank: int, world: int) -> list[Window]:
         """Rank r scores the document batches b with b mod world = r."""
         if world == 1:
             return windows
-        return [w for w in windows if (w.doc // self.cfg.batch_docs) % world == rank]
+        return [w for w in windows if w.batch % world == rank]
 
     def document_starts(self, n_tokens: int) -> np.ndarray:
         """Where each document's targets begin (for the audit's per-document order check)."""

@@ -281,6 +281,8 @@ class LoraTTT(EvalMethod):
         self._inits = 0
         self._batch = -1  # "batch" reset: the batch under way
         self._lockstep = LockstepAdamW(self._opt) if self.cfg.reset == "batch" else None
+        self._initial_a = [self._params[i].detach().clone() for i in self._a_index]
+        self._held = None  # the chain's A while a short batch runs
 
     @staticmethod
     def _dims(kind: str, module, base) -> tuple[int, int]:
@@ -350,8 +352,7 @@ class LoraTTT(EvalMethod):
     def logits(self, model, x, y, flat, group) -> torch.Tensor:
         if self._adapters is None:
             self._build(model)
-        docs = np.array([w.doc for w in group])
-        slots = torch.as_tensor(docs % self.n_slots)
+        slots = torch.as_tensor([w.slot for w in group])
         if self.cfg.reset == "batch":
             self._begin_group(group)
             trains = np.array([w.start + w.length < self._doc_end(w.doc) for w in group])
@@ -374,15 +375,32 @@ class LoraTTT(EvalMethod):
         return int(self.doc_starts[doc + 1]) if doc + 1 < self.n_docs else self.ctx.tokens.size - 1
 
     # "batch" reset (LockstepAdamW) ---------------------------------------------------------------
+    def _short_batch(self, batch: int) -> bool:
+        """A batch the layout makes smaller than batch_docs: the record gives it a LoRA of its own."""
+        sizes = getattr(self.ctx.layout, "batch_sizes", None)
+        return sizes is not None and batch < len(sizes) and int(sizes[batch]) < self.n_slots
+
     def _begin_group(self, group) -> None:
-        """Before a group is scored: a new batch starts its slots over; owed updates are paid."""
-        batch = group[0].doc // self.n_slots
+        """Before a group is scored: a new batch starts its slots over; owed updates are paid. A short
+        batch of the layout (the queue's longest documents) starts from the build's own A and hands
+        nothing on: the next batch finds the A the batch before it left."""
+        batch = group[0].batch
         if batch != self._batch:
             if self._batch >= 0:
                 self._lockstep.finish()
                 lo, hi = self._batch_span
                 self.ctx.notify("on_update", method=self.name, state="adapters (decay to the batch's end)",
                                 spans=[(lo, hi)], used_from=group[0].start + group[0].score_from)
+                if self._held is not None:  # after a short batch: the A the chain left before it
+                    with torch.no_grad():
+                        for i, a in zip(self._a_index, self._held):
+                            self._params[i].copy_(a)
+                    self._held = None
+            if self._short_batch(batch):
+                self._held = [self._params[i].detach().clone() for i in self._a_index]
+                with torch.no_grad():
+                    for i, a in zip(self._a_index, self._initial_a):
+                        self._params[i].copy_(a)
             self._batch = batch
             with torch.no_grad():
                 for i in self._b_index:
@@ -391,7 +409,7 @@ class LoraTTT(EvalMethod):
             if not self.cfg.warm_start_a:
                 self._init_a(torch.arange(self.n_slots))
             self._batch_span = [group[0].start + group[0].score_from, 0]
-        self._lockstep.pay(torch.as_tensor(sorted({w.doc % self.n_slots for w in group})))
+        self._lockstep.pay(torch.as_tensor(sorted({w.slot for w in group})))
         self._batch_span[1] = max(self._batch_span[1], max(w.start + w.length for w in group))
 
     def _score_and_step(self, model, x, y, flat, slots: torch.Tensor, rows: np.ndarray,

@@ -35,7 +35,7 @@ import torch.distributed as dist
 from pgolf.errors import ConfigError
 from pgolf.evaluate.methods.adaptation import make_optimizer, trainable_parameters
 from pgolf.evaluate.methods.base import EvalMethod, register
-from pgolf.evaluate.windows import document_starts
+from pgolf.evaluate.windows import document_batches, document_starts
 from pgolf.runtime import autocast_context
 
 BOUNDARIES = ("batch", "document")
@@ -90,16 +90,19 @@ class PhasedTTT(EvalMethod):
     def chunk_tokens(self) -> int:
         return self.cfg.chunk_tokens
 
-    def _batch_docs(self) -> int:
+    def _batch_starts(self, n_docs: int) -> np.ndarray:
+        """The documents a phase may begin at: every one, or with document windows (boundary_at
+        "batch") the first of each batch — the view's queue batches, else batch_docs apiece."""
         win = self.ctx.windows_method
         if self.cfg.boundary_at == "batch" and getattr(win, "grouped", False):
-            return int(win.cfg.batch_docs)
-        return 1
+            sizes = getattr(self.ctx.layout, "batch_sizes", None)
+            return np.array([b.start for b in document_batches(n_docs, int(win.cfg.batch_docs), sizes)] + [n_docs])
+        return np.arange(n_docs + 1)
 
     def cuts(self, n_targets: int) -> list[int]:
         """Where each phase begins: a document start (a batch start with document windows)."""
         starts = document_starts(self.ctx.tokens[:n_targets], self.cfg.bos_id)
-        group = self._batch_docs()
+        batch_starts = self._batch_starts(starts.size)
         self._phases = {}
         for k in range(1, self.cfg.phases + 1):
             if self.cfg.prefix_tokens > 0:
@@ -108,7 +111,7 @@ class PhasedTTT(EvalMethod):
             else:
                 documents = self.cfg.prefix_docs * k // self.cfg.phases
                 idx = documents
-            idx = -(-idx // group) * group
+            idx = int(batch_starts[min(np.searchsorted(batch_starts, idx, side="left"), batch_starts.size - 1)])
             if 0 < idx < starts.size:
                 cut = int(starts[idx])
                 phase = self._phases.setdefault(cut, Phase(cut, documents))
@@ -132,7 +135,7 @@ class PhasedTTT(EvalMethod):
         """The scored documents (starting before `hi`) a phase trains on, in training order."""
         starts = document_starts(self.ctx.tokens[: self.ctx.tokens.size - 1], self.cfg.bos_id)
         scored = int(np.searchsorted(starts, hi, side="left"))
-        given = np.asarray(self.ctx.document_rank if self.ctx.document_rank is not None else [], dtype=np.int64)
+        given = np.asarray(self.ctx.layout.rank if self.ctx.layout is not None else [], dtype=np.int64)
         # documents the given ranks do not cover (none, or an audit's perturbed tail) follow in stream order
         rank = np.concatenate([given[:scored], given.size + np.arange(max(scored - given.size, 0))])
         chosen = np.argsort(rank, kind="stable")
