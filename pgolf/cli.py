@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from pgolf.config import CODE_WRAPPERS
 from pgolf.rundir import SCRIPT_FILE, WEIGHTS_FILE
-from pgolf.errors import PgolfError
+from pgolf.errors import ConfigError, PgolfError
 
 
 def _emit(args: argparse.Namespace, result: dict, human: Callable[[dict], str]) -> None:
@@ -337,7 +337,20 @@ def cmd_info(args: argparse.Namespace) -> int:
     from pgolf.artifact.estimate import preset_info
     from pgolf.preset_check import load_preset
 
-    r = preset_info(load_preset(args.preset, args.set))
+    from pgolf.plan.calibration import estimate_calibration
+    from pgolf.plan.hardware import GPU_KINDS
+    from pgolf.train.batch import rank_batch
+
+    preset = load_preset(args.preset, args.set)
+    r = preset_info(preset)
+    try:
+        b = rank_batch(preset.train, 8)
+        r["rank_batch_at_8"] = {"micro_batches": b.micro_batches, "tokens": b.tokens, "rows": b.rows,
+                                "row_tokens": b.row_tokens}
+    except ConfigError as exc:
+        r["rank_batch_at_8"] = {"error": str(exc)}
+    cal = estimate_calibration(preset, GPU_KINDS["H100"])
+    r["calibration_estimate_h100"] = cal.as_dict() if cal is not None else None
 
     def human(r: dict) -> str:
         rows = [("preset", r["preset"]), ("add-ons", ", ".join(r["addons"]) or "-")]
@@ -358,6 +371,15 @@ def cmd_info(args: argparse.Namespace) -> int:
                  ("code bytes", f"{r['code_bytes']:,} ({proj['code_counted']})"),
                  ("projected total", r["estimated_total_bytes"]),
                  ("projected headroom", r["estimated_headroom_bytes"])]
+        b = r["rank_batch_at_8"]
+        rows.append(("per GPU on 8 GPUs", b.get("error") or
+                     f"{b['micro_batches']} micro-batch(es) of {b['tokens']:,} tokens a step "
+                     f"({b['rows']} row(s) of {b['row_tokens']:,})"))
+        c = r["calibration_estimate_h100"]
+        if c is not None:
+            rows.append(("GPTQ calibration (H100, estimated)",
+                         f"{c['sequences']:,} x {c['seq_len']} {c['source']}: {c['seconds']:.1f} s of the "
+                         f"{c['reserve_seconds']:g} s reserve ({'fits' if c['fits'] else 'does NOT fit'})"))
         return table(rows)
 
     _emit(args, r, human)

@@ -68,6 +68,8 @@ def test_info_reports_groups_and_matches_the_published_count(capsys):
     assert sum(r["params_per_group"].values()) == r["params_total"]
     assert r["params_per_group"]["addon:bigram_hash"] == 1536 * 128 + 128 * 512 + 1
     assert r["estimated_total_bytes"] == r["estimated_model_bytes"] + r["code_bytes"]
+    assert r["rank_batch_at_8"] == {"micro_batches": 1, "tokens": 98_304, "rows": 48, "row_tokens": 2048}
+    assert r["calibration_estimate_h100"] is None  # #549 packs with GPTQ-lite: no Hessians
     assert main(["info", "naive-baseline"]) == 0 and "17,059,912" in capsys.readouterr().out
 
 
