@@ -67,11 +67,13 @@ def test_train_pack_eval_roundtrip_through_the_cli(capsys, tmp_path, tiny_data):
     code, out, _ = run_cli(capsys, "eval", tmp_path / "int6.pgolf", "--data", tiny_data, "--json",
                            "--limit-tokens", 2048)
     assert code == 0 and json.loads(out)["val_bpb"] == pytest.approx(trained["val_bpb"], abs=0.05)
-    # Over budget: non-zero exit naming the largest groups, unless allowed.
-    code, _, err = run_cli(capsys, "pack", run, "--budget", 1000)
+    # Over budget: non-zero exit naming the largest groups, and no artifact written, unless allowed.
+    over = tmp_path / "over.pgolf"
+    code, _, err = run_cli(capsys, "pack", run, "--budget", 1000, "--out", over)
     assert code == 2 and "over the 1,000-byte budget" in err and "largest groups" in err
-    code, out, _ = run_cli(capsys, "pack", run, "--budget", 1000, "--allow-over-budget", "--json")
-    assert code == 1 and json.loads(out)["fits"] is False
+    assert "nothing was written" in err and not over.exists() and not (tmp_path / "over.pgolf.tmp").exists()
+    code, out, _ = run_cli(capsys, "pack", run, "--budget", 1000, "--allow-over-budget", "--out", over, "--json")
+    assert code == 1 and json.loads(out)["fits"] is False and over.stat().st_size == json.loads(out)["model_bytes"]
 
 
 def test_bad_inputs_exit_non_zero_with_one_line(capsys, tmp_path, tiny_data):

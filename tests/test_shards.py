@@ -74,3 +74,29 @@ def test_property_random_bytes_never_raise_anything_but_shard_error(tmp_path_fac
     except ShardError:
         return
     assert len(blob) == HEADER_BYTES + 2 * count
+
+
+def test_a_shard_write_cut_off_by_a_full_disk_leaves_no_file_and_one_line(tmp_path):
+    """Shards go through pgolf.io: a failing write (here: a file-size limit, as a full disk) raises one
+    line and leaves neither the shard nor its temporary file; an earlier shard of that name survives."""
+    import subprocess
+    import sys
+    import textwrap
+
+    path = tmp_path / "fineweb_train_000000.bin"
+    write_shard(path, np.arange(10, dtype=np.uint16))
+    before = path.read_bytes()
+    script = textwrap.dedent(f"""
+        import resource, sys, numpy as np
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        from pgolf.data.shards import write_shard
+        from pgolf.errors import PgolfError
+        try:
+            write_shard({str(path)!r}, np.zeros(100_000, dtype=np.uint16))
+        except PgolfError as exc:
+            print(exc)
+            sys.exit(3)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 3 and proc.stdout.count("\n") == 1 and "could not write" in proc.stdout
+    assert path.read_bytes() == before and not path.with_name(path.name + ".tmp").exists()

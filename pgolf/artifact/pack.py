@@ -67,7 +67,6 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
             if best is None or len(blob) < len(best):
                 best, compressor, chosen_layout = blob, name, layout
     out = Path(out) if out else run_dir / ARTIFACT_FILE
-    atomic_write_bytes(out, best)
     model_bytes = len(best)
     code, code_what = code_bytes(preset_obj)
     groups: dict[str, int] = {}
@@ -75,6 +74,14 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
         g = report_group(t.name, roles[t.name])
         groups[g] = groups.get(g, 0) + t.nbytes
     total = code + model_bytes
+    if total > budget and not allow_over_budget:  # nothing over budget is written unless asked for
+        largest = sorted(groups.items(), key=lambda kv: -kv[1])[:3]
+        names = ", ".join(f"{g} {n:,} B raw" for g, n in largest)
+        raise BudgetError(
+            f"{out}: {total:,} bytes would be over the {budget:,}-byte budget by {total - budget:,} "
+            f"(largest groups: {names}); nothing was written; pass --allow-over-budget to keep it"
+        )
+    atomic_write_bytes(out, best)
     report = {
         "artifact": str(out),
         "quant": quant,
@@ -94,11 +101,4 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
         "calibration": calibration,
         "lqer_error_norms": lqer,
     }
-    if total > budget and not allow_over_budget:
-        largest = sorted(groups.items(), key=lambda kv: -kv[1])[:3]
-        names = ", ".join(f"{g} {n:,} B raw" for g, n in largest)
-        raise BudgetError(
-            f"{out}: {total:,} bytes is over the {budget:,}-byte budget by {total - budget:,} "
-            f"(largest groups: {names}); pass --allow-over-budget to keep it"
-        )
     return report

@@ -31,6 +31,7 @@ from pgolf.data.encode import encode_batches
 from pgolf.data.shards import SPLITS, shard_name, sidecar_path, write_shard
 from pgolf.data.tokenizer import file_sha256, load_tokenizer, train_tokenizer
 from pgolf.errors import DataError
+from pgolf.io import write_json
 
 MANIFEST_NAME = "manifest.json"
 TOKENIZER_NAME = "tokenizer.model"
@@ -274,9 +275,7 @@ def build_shards(
         "transform": transform or None,
         "splits": {s: stats[s].to_dict() for s in SPLITS},
     }
-    tmp = out_dir / (MANIFEST_NAME + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out_dir / MANIFEST_NAME)
+    write_json(out_dir / MANIFEST_NAME, manifest)
     return manifest
 
 

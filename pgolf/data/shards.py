@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pgolf.errors import DataError, ShardError
+from pgolf.io import atomic_write
 
 SHARD_MAGIC = 20240520
 VERSION = 1
@@ -83,7 +84,7 @@ def read_shard(path: str | os.PathLike) -> np.ndarray:
 
 
 def write_shard(path: str | os.PathLike, tokens: np.ndarray) -> None:
-    """Write tokens as a shard, atomically (temporary file, then rename)."""
+    """Write tokens as a shard, whole or not at all (pgolf.io: temporary file, fsync, rename)."""
     path = Path(path)
     tokens = np.asarray(tokens)
     if tokens.ndim != 1:
@@ -92,15 +93,12 @@ def write_shard(path: str | os.PathLike, tokens: np.ndarray) -> None:
         raise DataError(f"{path}: token ids must lie in [0, {MAX_VOCAB}) to fit uint16")
     header = np.zeros(HEADER_INTS, dtype="<i4")
     header[0], header[1], header[2] = SHARD_MAGIC, VERSION, tokens.size
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(header.tobytes())
-            f.write(tokens.astype(TOKEN_DTYPE, copy=False).tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    def write(f) -> None:
+        f.write(header.tobytes())
+        f.write(tokens.astype(TOKEN_DTYPE, copy=False).tobytes())
+
+    atomic_write(path, write)
 
 
 def list_shards(directory: str | os.PathLike, split: str) -> list[Path]:
