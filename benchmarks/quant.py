@@ -80,7 +80,7 @@ def output_error(weights: dict, quant: str, hessians) -> float:
     Σ tr(ΔW H ΔWᵀ) / Σ tr(W H Wᵀ), H the layer-input second moments from training data."""
     calibrated = {k: weights[k] for k in hessians}
     roles = {name: "matrix" for name in calibrated}  # GPTQ calibrates block matrices only
-    tensors = get_quantizer(quant)(calibrated, PackConfig(), roles, hessians=hessians if quant.startswith("gptq-int") else None)
+    tensors = get_quantizer(quant)(calibrated, PackConfig(), roles, hessians=hessians if get_quantizer(quant).needs_hessians else None)
     decoded = decode_state_dict(tensors)
     err = energy = 0.0
     for name, w in calibrated.items():
@@ -149,14 +149,14 @@ def main() -> int:
         hessians, _ = load_hessians(run)
         for quant in args.quantizers.split(","):
             t0 = time.perf_counter()  # the quantizer alone (GPTQ's solve), then the whole pack
-            get_quantizer(quant)(weights, PackConfig(), model.roles, hessians=hessians if quant.startswith("gptq-int") else None)
+            get_quantizer(quant)(weights, PackConfig(), model.roles, hessians=hessians if get_quantizer(quant).needs_hessians else None)
             quant_seconds = time.perf_counter() - t0
             t0 = time.perf_counter()
             packed = pack_run(run, out=run / f"{quant}.pgolf", quant=quant, compressor="best", allow_over_budget=True)
             seconds = time.perf_counter() - t0
             ev = evaluate_artifact(packed["artifact"], data, runtime, tokenizer=args.tokenizer, limit=args.val_tokens)
             rel_err = output_error(weights, quant, hessians)
-            bpp, entropy = block_matrix_bytes_per_param(run, quant, hessians if quant.startswith("gptq-int") else None)
+            bpp, entropy = block_matrix_bytes_per_param(run, quant, hessians if get_quantizer(quant).needs_hessians else None)
             rows.append({"variant": variant, "quant": quant, "float_bpb": float_bpb, "bpb": ev["val_bpb"],
                          "gap": ev["val_bpb"] - float_bpb, "sizes": packed["compressed_sizes"],
                          "best_compressor": packed["compressor"], "best_layout": packed["layout"],
@@ -164,7 +164,7 @@ def main() -> int:
                          "block_bytes_per_param": bpp, "block_entropy_bytes_per_param": entropy,
                          "pack_seconds": seconds, "quantize_seconds": quant_seconds,
                          "output_error": rel_err,
-                         "calibration_seconds": prov["seconds"] if quant.startswith("gptq-int") else 0.0})
+                         "calibration_seconds": prov["seconds"] if get_quantizer(quant).needs_hessians else 0.0})
     if args.train_only:
         return 0
     result: dict = {"rows": rows, "budget": budget_tag(args), "val_tokens": args.val_tokens}

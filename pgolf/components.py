@@ -14,6 +14,8 @@ label their numbers, and a submission never includes them.
 from __future__ import annotations
 
 _METHODS = "pgolf.evaluate.methods."
+# The matrix bits every per-row quantizer family is registered at (rtn-, gptq-lite-, gptq-intN).
+QUANTIZER_BITS = (8, 6, 5)
 
 MODULES: dict[str, dict[str, str]] = {
     "model add-on": {name: f"pgolf.model.addons.{name}" for name in (
@@ -39,7 +41,7 @@ MODULES: dict[str, dict[str, str]] = {
     "quantizer": {"int8-rtn": "pgolf.quant.int8_rtn",
                   **{f"{family}-int{bits}": f"pgolf.quant.{module}"
                      for family, module in (("rtn", "rtn"), ("gptq-lite", "gptq_lite"), ("gptq", "gptq"))
-                     for bits in (8, 6, 5)}},
+                     for bits in QUANTIZER_BITS}},
 }
 
 ILLEGAL_METHODS = frozenset({

@@ -33,6 +33,11 @@ def test_dry_run_of_contest_preset(name, request, tmp_path, capsys):
     assert r["pack"]["code_wrapper"] == preset.pack.code_wrapper in ("minified-lzma", "minified-brotli")
     assert d["code_bytes"] == r["projection"]["code_bytes"] > 10_000
     assert r["export"]["bytes"] > 10_000 and (tmp_path / "dry" / "run" / "train_gpt.py").is_file()
+    # the projection's stored bytes (floats, scales, gates, LQER) are what pack stored, group by group
+    from pgolf.artifact.estimate import planned_groups
+
+    planned = {k: g.as_dict() for k, g in planned_groups(preset, r["pack"]["lqer_matrices"]).items()}
+    assert planned == r["pack"]["stored_bytes_per_group"]
     if preset.pack.quant.startswith("gptq-int"):
         cal = r["train"]["calibration"]
         assert cal["within_cap"] and cal["source"] == {"train": "train", "self": "self-generated"}[

@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import backbone_roles
+from pgolf.errors import ConfigError
 from pgolf.artifact.format import Artifact, decode_artifact, encode_artifact
 from pgolf.config import PackConfig
 from pgolf.quant.encoding import decode_state_dict
@@ -116,5 +117,37 @@ def test_columns_layout_stores_the_transpose_and_unknown_layouts_are_refused():
     (rows,) = relayout([packed], "bytes")
     assert cols.encoding == "int_per_row_t" and cols.parts["q"].shape == (280, 300)
     assert np.array_equal(cols.parts["q"], rows.parts["q"].T) and rows.parts["q"].dtype == np.int8
-    with pytest.raises(ValueError, match="unknown integer layout"):
+    with pytest.raises(ConfigError, match="'zigzag' is not valid"):
         relayout([packed], "zigzag")
+
+
+@pytest.mark.parametrize("quant,extra", [
+    ("int8-rtn", []), ("rtn-int6", ["pack.embedding_bits=8"]), ("gptq-lite-int5", ['pack.clip_search="row"']),
+    ("gptq-int6", ["pack.gptq_embedding=true", "pack.embedding_bits=7", 'pack.clip_search="sdclip"',
+                   "pack.gate_bits=8", "pack.lqer_rank=4", "pack.lqer_top=3", "pack.lqer_group=64"]),
+])
+def test_the_byte_model_plans_what_pack_stores_group_by_group(tmp_path, tiny_data, quant, extra):
+    """Every part stored as it is — floats, scales, int8 gate rows, LQER factors — planned from the
+    quantizer's byte model equals what pack stored, per group (the LQER matrices: pack's picks; the
+    plan before packing takes the costliest, never fewer bytes)."""
+    from pgolf.artifact.estimate import planned_groups
+    from pgolf.artifact.pack import pack_run
+    from pgolf.preset_check import load_preset
+    from pgolf.runtime import Runtime
+    from pgolf.train.loop import train
+    from tests.conftest import TINY_OVERRIDES
+
+    sets = TINY_OVERRIDES + ["model.model_dim=256", "train.iterations=1", f'pack.quant="{quant}"', *extra,
+                             "model.addons.sparse_attn_gate.window=12", "train.gptq_calibration_sequences=2",
+                             "train.gptq_calibration_seq_len=16", "train.gptq_reserve_seconds=30"]
+    preset = load_preset("cpu-mini", sets)
+    train(preset, tiny_data, tmp_path / "run", Runtime(), progress=False)
+    r = pack_run(tmp_path / "run", allow_over_budget=True)
+    got = r["stored_bytes_per_group"]
+    planned = {k: g.as_dict() for k, g in planned_groups(preset, r["lqer_matrices"]).items()}
+    assert planned == got
+    if preset.pack.gate_bits:
+        assert got["gates int8"]["gates"] > 0 and len(r["lqer_matrices"]) == 3
+        assert sum(g["lqer"] for g in got.values()) > 0
+        upper = planned_groups(preset)  # before packing: the costliest three
+        assert sum(g.exact["lqer"] for g in upper.values()) >= sum(g["lqer"] for g in got.values())

@@ -2,8 +2,9 @@
 own pack settings imply for *trained* weights.
 
 The projection is per tensor group, each figure with its source:
-- small float tensors (<= 65,536 elements) and the fp16 per-row scales: exact, from the format,
-  counted uncompressed;
+- what is stored as it is — small float tensors (<= 65,536 elements), the fp16 per-row scales, the
+  int8 gate rows, LQER factors (of the `lqer_top` costliest matrices: an upper bound until pack
+  picks them) — exact, from the quantizer's byte model (pgolf.quant.accounting), uncompressed;
 - integer weights (the embedding and the block matrices): bytes per parameter after compression,
   taken from one published artifact: the preset's own `[reference] artifact_bytes` when it has
   one, else that of the built-in preset with the same matrix bits (int8: the naive baseline,
@@ -25,46 +26,31 @@ import torch
 
 from pgolf.artifact.code_size import code_bytes
 from pgolf.config import Preset, preset_from_dict, read_preset
-from pgolf.model.gpt import GPT
-from pgolf.model.roles import parameter_roles, report_group
-from pgolf.quant.mixed import FLOAT_DTYPES, KEEP_FLOAT_MAX_NUMEL
-from pgolf.quant.registry import matrix_bits
+from pgolf.model.roles import gate_tensors, model_on_meta, parameter_roles, report_group
+from pgolf.quant.accounting import EXACT, GroupBytes, planned
+from pgolf.quant.registry import get_quantizer
 
 # Presets whose published artifact sizes are the B/param sources, by matrix bits.
 SOURCE_PRESETS = {8: "naive-baseline", 6: "record-549", 5: "seed-700-hedge-crownq"}
 
 
 def _meta_model(preset: Preset) -> torch.nn.Module:
-    with torch.device("meta"):
-        return GPT(preset.model)
+    return model_on_meta(preset.model)
+
+
+def planned_groups(preset: Preset, lqer_names: list[str] | None = None) -> dict[str, GroupBytes]:
+    """Per group, what the preset's quantizer and [pack] settings store (pgolf.quant.accounting):
+    floats, scales, gate rows and LQER factors exactly, and how many weights are integers."""
+    model = _meta_model(preset)
+    tensors = {name: (tuple(t.shape), t.is_floating_point()) for name, t in model.state_dict().items()}
+    return planned(tensors, parameter_roles(model), preset.pack, get_quantizer(preset.pack.quant),
+                   gate_tensors(model), lqer_names)
 
 
 def byte_groups(preset: Preset) -> dict[str, dict]:
-    """Per group: parameters, bits (0 = stored as float) and the exact bytes of what is not
-    compressed-integer (floats and per-row scales)."""
-    bits = matrix_bits(preset.pack.quant)
-    out: dict[str, dict] = {}
-
-    def add(group: str, params: int, b: int, exact: int) -> None:
-        g = out.setdefault(group, {"params": 0, "bits": b, "exact_bytes": 0})
-        g["params"] += params
-        g["exact_bytes"] += exact
-
-    model = _meta_model(preset)
-    roles = parameter_roles(model)
-    for name, p in model.named_parameters():
-        n, control = p.numel(), roles[name] == "control"
-        if n <= KEEP_FLOAT_MAX_NUMEL:
-            fmt = preset.pack.control_float if control else preset.pack.small_float
-            add(f"control floats ({fmt})" if control else f"small floats ({fmt})", n, 0,
-                n * FLOAT_DTYPES[fmt].itemsize)
-            continue
-        rows = p.shape[0]
-        if roles[name] in ("embedding", "head"):
-            add(f"embedding int{preset.pack.embedding_bits}", n, preset.pack.embedding_bits, 2 * rows)
-        else:
-            add(f"matrices int{bits}", n, bits, 2 * rows)
-    return out
+    """Per group: parameters, bits (0 = stored as it is), integer parameters and the exact bytes of
+    what is not a compressed integer (floats, scales, gates, LQER)."""
+    return {name: g.as_dict() for name, g in planned_groups(preset).items()}
 
 
 @functools.lru_cache(maxsize=16)
@@ -73,17 +59,17 @@ def _source_ratio(source_name: str | None, preset_json: str | None = None) -> tu
     source = preset_from_dict(json.loads(preset_json)) if preset_json else read_preset(source_name)
     artifact_bytes = int(source.reference["artifact_bytes"])
     groups = byte_groups(source)
-    integer = sum(g["params"] for g in groups.values() if g["bits"])
+    integer = sum(g["integer_params"] for g in groups.values())
     exact = sum(g["exact_bytes"] for g in groups.values())
     what = source.reference.get("artifact_source", source.name)
-    note = f"{what}: ({artifact_bytes:,} B - {exact:,} B floats/scales) / {integer:,} integer params"
-    return (artifact_bytes - exact) / integer, matrix_bits(source.pack.quant), note
+    note = f"{what}: ({artifact_bytes:,} B - {exact:,} B stored as they are) / {integer:,} integer params"
+    return (artifact_bytes - exact) / integer, get_quantizer(source.pack.quant).bits, note
 
 
 def source_ratio(preset: Preset) -> tuple[float, int, str]:
     if preset.reference.get("artifact_bytes"):
         return _source_ratio(None, preset.to_json())
-    bits = matrix_bits(preset.pack.quant)
+    bits = get_quantizer(preset.pack.quant).bits
     nearest = bits if bits in SOURCE_PRESETS else min(SOURCE_PRESETS, key=lambda b: abs(b - bits))
     return _source_ratio(SOURCE_PRESETS[nearest])
 
@@ -93,18 +79,19 @@ def projection(preset: Preset) -> dict:
     ratio, src_bits, source = source_ratio(preset)
     rows = {}
     for name, g in byte_groups(preset).items():
-        if g["bits"]:
+        if g["integer_params"]:
             scale = 1.0
             if name.startswith("matrices") and g["bits"] != src_bits:
                 scale = g["bits"] / src_bits
             per_param = ratio * scale
             note = source + (f"; scaled by {g['bits']}/{src_bits} bits" if scale != 1.0 else "")
-            projected = g["exact_bytes"] + g["params"] * per_param
+            projected = g["exact_bytes"] + g["integer_params"] * per_param
         else:
-            per_param, note = g["exact_bytes"] / max(g["params"], 1), "exact (stored as floats, uncompressed)"
+            per_param, note = g["exact_bytes"] / max(g["params"], 1), "exact (stored as they are, uncompressed)"
             projected = g["exact_bytes"]
         rows[name] = {"params": g["params"], "bits": g["bits"], "bytes_per_param": per_param,
-                      "projected_bytes": int(round(projected)), "source": note}
+                      "projected_bytes": int(round(projected)), "source": note,
+                      **{k: g[k] for k in EXACT if g[k]}}
     model = sum(r["projected_bytes"] for r in rows.values())
     code, code_what = code_bytes(preset)
     budget = preset.pack.budget_bytes

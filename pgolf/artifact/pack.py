@@ -9,11 +9,12 @@ from pgolf.artifact.code_size import code_bytes
 from pgolf.artifact.format import Artifact, encode_artifact
 from pgolf.config import preset_from_dict
 from pgolf.quant.compress import COMPRESSORS, available
-from pgolf.errors import BudgetError, ConfigError
-from pgolf.quant.layout import LAYOUTS, relayout
-from pgolf.quant.registry import get_quantizer, needs_hessians
+from pgolf.errors import BudgetError
+from pgolf.quant.layout import check_layouts, relayout
+from pgolf.quant.registry import get_quantizer
 from pgolf.io import atomic_write_bytes
 from pgolf.model.roles import gate_tensors, model_on_meta, parameter_roles, report_group
+from pgolf.quant.accounting import lqer_matrices, stored
 from pgolf.quant.gate_int8 import quantize_gates
 from pgolf.quant.lqer import add_lqer
 from pgolf.train.checkpoint import load_checkpoint
@@ -36,18 +37,17 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
     else:
         candidates = pack_cfg.compressors or [pack_cfg.compressor]
     layouts = pack_cfg.layouts or ["packed"]
-    unknown = [name for name in layouts if name not in LAYOUTS]
-    if unknown:
-        raise ConfigError(f"pack.layouts: unknown layout {unknown[0]!r} (valid: {', '.join(LAYOUTS)})")
+    check_layouts(layouts)
     budget = budget if budget is not None else pack_cfg.budget_bytes
+    quantizer = get_quantizer(quant)
     hessians, calibration = None, None
-    if needs_hessians(quant):
+    if quantizer.needs_hessians:
         from pgolf.quant.calibration import load_hessians
 
         hessians, calibration = load_hessians(run_dir)
     model = model_on_meta(preset_obj.model)
     roles = parameter_roles(model)
-    tensors = get_quantizer(quant)(weights, pack_cfg, roles, hessians=hessians)
+    tensors = quantizer(weights, pack_cfg, roles, hessians=hessians)
     lqer: dict[str, float] = {}
     if pack_cfg.lqer_rank and pack_cfg.lqer_top:
         tensors, lqer = add_lqer(tensors, weights, pack_cfg.lqer_rank, pack_cfg.lqer_top, pack_cfg.lqer_group)
@@ -97,6 +97,11 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
         "budget_bytes": budget,
         "headroom_bytes": budget - total,
         "raw_bytes_per_group": groups,
+        # floats, scales, gate rows and LQER factors as stored, per group (pgolf.quant.accounting):
+        # what `pgolf info` projects, byte for byte, given these LQER matrices
+        "stored_bytes_per_group": {k: g.as_dict() for k, g in
+                                   stored(tensors, roles, pack_cfg, quantizer, gate_tensors(model)).items()},
+        "lqer_matrices": lqer_matrices(tensors),
         "fits": total <= budget,
         "calibration": calibration,
         "lqer_error_norms": lqer,

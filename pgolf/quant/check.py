@@ -1,19 +1,14 @@
-"""The `[pack]` checks of a whole preset (run when a preset loads, `pgolf.preset_check`): every
-setting is one the chosen quantizer, compressors and code wrapper can honour, and GPTQ presets
+"""The `[pack]` checks of a whole preset (run when a preset loads, `pgolf.preset_check`) beyond the
+names of its choice fields (quantizer, compressors, layouts, formats, checked as the preset is read,
+`pgolf.config.choice`): every setting is one the chosen quantizer can honour, and GPTQ presets
 calibrate inside the training cap."""
 
 from __future__ import annotations
 
-from pgolf.config import CODE_WRAPPERS, Preset
+from pgolf.config import Preset
 from pgolf.errors import ConfigError, did_you_mean
-from pgolf.quant.compress import COMPRESSORS
-from pgolf.quant.layout import LAYOUTS
 from pgolf.quant.gptq_lite import SDCLIP_GROUPS
-from pgolf.quant.calibration import SAMPLINGS
-from pgolf.quant.mixed import FLOAT_DTYPES
-from pgolf.quant.registry import get_quantizer, needs_hessians
-
-CALIBRATION_SOURCES = ("train", "self")
+from pgolf.quant.registry import get_quantizer
 # The contest accepted an 8 s reserve as enough to finish GPTQ Hessians inside the cap (after #1868).
 MIN_GPTQ_RESERVE_SECONDS = 8.0
 
@@ -26,26 +21,17 @@ def _one_of(value: str, valid: tuple[str, ...] | list[str], where: str) -> None:
 def check_pack(preset: Preset) -> None:
     """Every `[pack]` setting is one the quantizer, compressors and code wrapper can honour."""
     pack, train = preset.pack, preset.train
-    get_quantizer(pack.quant)  # unknown names fail here with "did you mean"
-    for name in pack.compressors or [pack.compressor]:
-        COMPRESSORS.get(name)
-    for layout in pack.layouts:
-        _one_of(layout, LAYOUTS, "pack.layouts")
-    _one_of(pack.small_float, tuple(FLOAT_DTYPES), "pack.small_float")
-    _one_of(pack.control_float, tuple(FLOAT_DTYPES), "pack.control_float")
-    _one_of(pack.code_wrapper, CODE_WRAPPERS, "pack.code_wrapper")
-    _one_of(pack.clip_search, ("matrix", "row", "sdclip"), "pack.clip_search")
+    quantizer = get_quantizer(pack.quant)  # its name (a choice field) was checked when the preset was read
     for group, k in pack.sdclip_k.items():
         _one_of(group, SDCLIP_GROUPS, "pack.sdclip_k key")
         if not isinstance(k, (int, float)) or k <= 0:
             raise ConfigError(f"pack.sdclip_k.{group} = {k!r}: a positive number of standard deviations")
-    if pack.gptq_embedding and not (needs_hessians(pack.quant) and preset.model.tie_embeddings):
+    if pack.gptq_embedding and not (quantizer.needs_hessians and preset.model.tie_embeddings):
         raise ConfigError("pack.gptq_embedding needs a gptq-intN quantizer and tied embeddings "
                           "(the embedding's Hessian is the output head's input)")
-    _one_of(pack.gptq_act_order, ("none", "descending", "ascending"), "pack.gptq_act_order")
-    if pack.quant == "int8-rtn" and pack.embedding_bits != 8:
-        raise ConfigError(f"pack.embedding_bits = {pack.embedding_bits}: int8-rtn (the baseline's exporter) "
-                          "writes every matrix at 8 bits; choose rtn-/gptq-lite-/gptq-intN for other bits")
+    if not quantizer.reads("embedding_bits") and pack.embedding_bits != quantizer.bits:
+        raise ConfigError(f"pack.embedding_bits = {pack.embedding_bits}: {pack.quant} writes every matrix at "
+                          f"{quantizer.bits} bits; choose rtn-/gptq-lite-/gptq-intN for other bits")
     if not 5 <= pack.embedding_bits <= 8:
         raise ConfigError(f"pack.embedding_bits = {pack.embedding_bits}: must be 5..8")
     if not 0.0 <= pack.magnitude_prune < 1.0:
@@ -57,9 +43,7 @@ def check_pack(preset: Preset) -> None:
                           f"(got {pack.lqer_rank}, {pack.lqer_top}, {pack.lqer_group})")
     if pack.budget_bytes <= 0:
         raise ConfigError(f"pack.budget_bytes = {pack.budget_bytes}: must be positive")
-    _one_of(train.gptq_calibration_source, CALIBRATION_SOURCES, "train.gptq_calibration_source")
-    _one_of(train.gptq_calibration_sampling, SAMPLINGS, "train.gptq_calibration_sampling")
-    if needs_hessians(pack.quant):
+    if quantizer.needs_hessians:
         if train.gptq_calibration_sequences <= 0:
             raise ConfigError(
                 f"pack.quant = {pack.quant!r} needs calibration Hessians collected inside the training cap: "

@@ -21,8 +21,12 @@ from __future__ import annotations
 
 import torch
 
-from pgolf.quant.mixed import qmax_for
+from pgolf.components import QUANTIZER_BITS
+from pgolf.config import ACT_ORDERS
+from pgolf.quant.gptq_lite import CLIP_OPTIONS, row_scales, tensor_group
+from pgolf.quant.mixed import mixed_quantizer, qmax_for
 from pgolf.quant.registry import QUANTIZERS
+
 
 
 class GPTQ:
@@ -47,8 +51,8 @@ class GPTQ:
     def quantize(self, w: torch.Tensor, scale: torch.Tensor, bits: int, block_size: int = 128,
                  damp: float = 0.01, act_order: str = "descending") -> torch.Tensor:
         """Integer weights (rows, cols) on the per-row grid `scale` (rows,), error-compensated."""
-        if act_order not in ("none", "descending", "ascending"):
-            raise ValueError(f"act_order must be none, descending or ascending, got {act_order!r}")
+        if act_order not in ACT_ORDERS:
+            raise ValueError(f"act_order must be one of {', '.join(ACT_ORDERS)}, got {act_order!r}")
         qmax = qmax_for(bits)
         W = w.detach().to(torch.float64).clone()
         H = self.hessian.clone()
@@ -82,34 +86,29 @@ class GPTQ:
         return Q.to(torch.int16)
 
 
-def _gptq_quantizer(bits: int):
-    """Mixed-precision policy with full GPTQ on every calibrated matrix. Per-row scales come
-    from the GPTQ-lite clip search (or SDClip) first (as #1019/#1207 fix scales before the solve);
-    a matrix without a Hessian (no calibration seen) falls back to those scales alone. The tied
-    embedding is solved with the output head's Hessian only with `pack.gptq_embedding`."""
-    from pgolf.errors import PgolfError
-    from pgolf.quant.gptq_lite import row_scales, tensor_group
-    from pgolf.quant.mixed import encode_mixed
-
-    def quantize(state, cfg, roles, hessians=None):
-        if not hessians:
-            raise PgolfError(f"gptq-int{bits} needs calibration Hessians; run `pgolf calibrate RUN` first")
-
-        def matrix(w, b, name):
-            group = tensor_group(name, roles[name])
-            q, scale = row_scales(w, b, cfg, group)
-            g = hessians.get(name)
-            if group == "embedding" and not cfg.gptq_embedding:
-                g = None  # the seeds quantize the embedding without GPTQ
-            if g is None or g.hessian.size(0) != w.size(1):
-                return q, scale
-            return g.quantize(w, scale.float(), b, block_size=cfg.gptq_block_size, damp=cfg.gptq_damping,
-                              act_order=cfg.gptq_act_order), scale
-
-        return encode_mixed(state, cfg, roles, bits, matrix)
-
-    return quantize
+GPTQ_OPTIONS = ("gptq_embedding", "gptq_act_order", "gptq_block_size", "gptq_damping")
 
 
-for _bits in (8, 6, 5):
-    QUANTIZERS.register(f"gptq-int{_bits}")(_gptq_quantizer(_bits))
+def gptq_matrix(cfg, roles, hessians):
+    """One pack's matrix quantizer: full GPTQ on every calibrated matrix. Per-row scales come from the
+    GPTQ-lite clip search (or SDClip) first (as #1019/#1207 fix scales before the solve); a matrix
+    without a Hessian (no calibration seen) falls back to those scales alone. The tied embedding is
+    solved with the output head's Hessian only with `pack.gptq_embedding`."""
+
+    def matrix(w, b, name):
+        group = tensor_group(name, roles[name])
+        q, scale = row_scales(w, b, cfg, group)
+        g = hessians.get(name)
+        if group == "embedding" and not cfg.gptq_embedding:
+            g = None  # the seeds quantize the embedding without GPTQ
+        if g is None or g.hessian.size(0) != w.size(1):
+            return q, scale
+        return g.quantize(w, scale.float(), b, block_size=cfg.gptq_block_size, damp=cfg.gptq_damping,
+                          act_order=cfg.gptq_act_order), scale
+
+    return matrix
+
+
+for _bits in QUANTIZER_BITS:
+    QUANTIZERS.register(f"gptq-int{_bits}")(mixed_quantizer(
+        f"gptq-int{_bits}", _bits, None, CLIP_OPTIONS + GPTQ_OPTIONS, needs_hessians=True, bind=gptq_matrix))

@@ -14,12 +14,11 @@ by about log2 k).
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
+from pgolf.components import QUANTIZER_BITS
 from pgolf.errors import ConfigError
-from pgolf.quant.mixed import encode_mixed, quantize_rows_with_clip
+from pgolf.quant.mixed import mixed_quantizer, quantize_rows_with_clip
 from pgolf.quant.registry import QUANTIZERS
 
 CLIP_QUANTILES = (0.999, 0.9995, 0.9999, 0.99999, 1.0)
@@ -81,8 +80,14 @@ def clip_search_matrix(w: torch.Tensor, bits: int, granularity: str):
     return best_q, best_s
 
 
-for _bits in (8, 6, 5):
-    QUANTIZERS.register(f"gptq-lite-int{_bits}")(functools.partial(
-        lambda state, cfg, roles, b, hessians=None: encode_mixed(
-            state, cfg, roles, b, lambda w, bits, name: row_scales(w, bits, cfg, tensor_group(name, roles[name]))),
-        b=_bits))
+CLIP_OPTIONS = ("clip_search", "sdclip_k")
+
+
+def clip_matrix(cfg, roles, hessians=None):
+    """One pack's matrix quantizer: the clip search (or SDClip) of the tensor's group."""
+    return lambda w, bits, name: row_scales(w, bits, cfg, tensor_group(name, roles[name]))
+
+
+for _bits in QUANTIZER_BITS:
+    QUANTIZERS.register(f"gptq-lite-int{_bits}")(
+        mixed_quantizer(f"gptq-lite-int{_bits}", _bits, None, CLIP_OPTIONS, bind=clip_matrix))

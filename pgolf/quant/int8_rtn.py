@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from pgolf.quant.encoding import EncodedTensor
+from pgolf.quant.mixed import kept_plan, passthrough, role_of
+from pgolf.quant.quantizer import Quantizer, TensorPlan
 from pgolf.quant.registry import QUANTIZERS
-from pgolf.quant.mixed import passthrough, role_of
 
 CLIP_QUANTILE = 0.9999984
 QMAX = 127
@@ -45,7 +46,16 @@ def quantize_per_row(w: torch.Tensor, qmax: int = QMAX, clip_quantile: float = C
     return q, scale.to(torch.float16)
 
 
-@QUANTIZERS.register("int8-rtn")
+def plan_int8_rtn(name: str, shape: tuple, is_float: bool, role: str, cfg) -> TensorPlan:
+    """Kept floats; 2-D: per-row int8 with an fp16 scale a row; otherwise one fp32 scale."""
+    kept = kept_plan(shape, is_float, role, cfg)
+    if kept is not None:
+        return kept
+    if len(shape) == 2:
+        return TensorPlan("int_per_row", 8, scale_bytes=2 * int(shape[0]))
+    return TensorPlan("int_per_tensor", 8, scale_bytes=4)
+
+
 def quantize_int8_rtn(state: dict[str, torch.Tensor], cfg, roles: dict[str, str], hessians=None) -> list[EncodedTensor]:
     out = []
     for name, t in state.items():
@@ -65,3 +75,9 @@ def quantize_int8_rtn(state: dict[str, torch.Tensor], cfg, roles: dict[str, str]
             out.append(EncodedTensor(name, shape, "int_per_tensor",
                                      {"q": q.numpy(), "scale": np.array([scale], dtype=np.float32)}))
     return out
+
+
+# The baseline's exporter reads only the float formats of kept tensors: every matrix is int8.
+QUANTIZERS.register("int8-rtn")(Quantizer(name="int8-rtn", bits=8, needs_hessians=False,
+                                          options=("small_float", "control_float"), encode=quantize_int8_rtn,
+                                          plan=plan_int8_rtn))

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from pgolf.config import LAYOUTS
 from pgolf.quant.encoding import EncodedTensor
 from pgolf.quant.packing import unpack_signed
 
-LAYOUTS = ("packed", "bytes", "columns")
 
 
 def _row_integers(t: EncodedTensor) -> np.ndarray | None:
@@ -36,10 +36,19 @@ def _row_integers(t: EncodedTensor) -> np.ndarray | None:
     return None
 
 
+def check_layouts(layouts: list[str], where: str = "pack.layouts") -> None:
+    """The one check of layout names (the preset check, pack and relayout all call it)."""
+    from pgolf.errors import ConfigError, did_you_mean
+
+    for layout in layouts:
+        if layout not in LAYOUTS:
+            raise ConfigError(f"{where} = {layout!r} is not valid{did_you_mean(layout, LAYOUTS)} "
+                              f"(valid: {', '.join(LAYOUTS)})")
+
+
 def relayout(tensors: list[EncodedTensor], layout: str) -> list[EncodedTensor]:
     """Re-lay a quantizer's output (the `packed` layout) without changing any decoded value."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown integer layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    check_layouts([layout], "layout")
     if layout == "packed":
         return tensors
     out = []

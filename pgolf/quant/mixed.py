@@ -15,10 +15,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from pgolf.config import PackConfig
+from pgolf.config import FLOAT_FORMATS, PackConfig
 from pgolf.errors import PgolfError
 from pgolf.quant.encoding import EncodedTensor
 from pgolf.quant.packing import pack_signed
+from pgolf.quant.quantizer import POLICY_OPTIONS, Quantizer, TensorPlan
 
 KEEP_FLOAT_MAX_NUMEL = 65_536
 # (matrix (rows, cols) float32, bits, tensor name) -> (integers, per-row fp16 scales)
@@ -39,7 +40,7 @@ def quantize_rows_with_clip(w: torch.Tensor, clip: torch.Tensor, bits: int) -> t
     return q.to(torch.int16), scale
 
 
-FLOAT_DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
+FLOAT_DTYPES = dict(zip(FLOAT_FORMATS, (torch.float16, torch.float32)))
 
 
 def role_of(roles: dict[str, str], name: str) -> str:
@@ -50,18 +51,56 @@ def role_of(roles: dict[str, str], name: str) -> str:
                          "preset builds (pgolf.model.roles)") from None
 
 
-def passthrough(name: str, t: torch.Tensor, cfg: PackConfig | None, role: str) -> EncodedTensor | None:
-    """Tensors every policy stores unquantized: non-float ones raw; small floats in
-    `pack.small_float` (control tensors in `pack.control_float`; fp16 / fp32 by default).
-    None for a tensor the quantizer must handle."""
-    shape = tuple(t.shape)
-    if not t.is_floating_point():
-        return EncodedTensor(name, shape, "raw", {"data": t.numpy()}, dtype=str(t.dtype).removeprefix("torch."))
-    if t.numel() <= KEEP_FLOAT_MAX_NUMEL:
+def kept_float(shape: tuple, is_float: bool, role: str, cfg: PackConfig | None) -> str | None:
+    """The float format a tensor is kept in unquantized (`pack.small_float`, control tensors in
+    `pack.control_float`), "raw" for a non-float tensor, None for one the quantizer encodes: the
+    rule every policy starts from, and every byte model."""
+    if not is_float:
+        return "raw"
+    if int(np.prod(shape)) <= KEEP_FLOAT_MAX_NUMEL:
         cfg = cfg or PackConfig()
-        keep = FLOAT_DTYPES[cfg.control_float if role == "control" else cfg.small_float]
-        return EncodedTensor(name, shape, "float", {"data": t.to(keep).numpy()})
+        return cfg.control_float if role == "control" else cfg.small_float
     return None
+
+
+def passthrough(name: str, t: torch.Tensor, cfg: PackConfig | None, role: str) -> EncodedTensor | None:
+    """Tensors every policy stores unquantized (see `kept_float`); None for a tensor the quantizer
+    must handle."""
+    shape = tuple(t.shape)
+    keep = kept_float(shape, t.is_floating_point(), role, cfg)
+    if keep == "raw":
+        return EncodedTensor(name, shape, "raw", {"data": t.numpy()}, dtype=str(t.dtype).removeprefix("torch."))
+    if keep is not None:
+        return EncodedTensor(name, shape, "float", {"data": t.to(FLOAT_DTYPES[keep]).numpy()})
+    return None
+
+
+def kept_plan(shape: tuple, is_float: bool, role: str, cfg: PackConfig, itemsize: int = 4) -> TensorPlan | None:
+    """The byte model of a kept tensor (`itemsize`: a raw tensor's element size), or None."""
+    keep = kept_float(shape, is_float, role, cfg)
+    if keep is None:
+        return None
+    size = itemsize if keep == "raw" else FLOAT_DTYPES[keep].itemsize
+    return TensorPlan("raw" if keep == "raw" else "float", 0, float_bytes=int(np.prod(shape)) * size)
+
+
+def matrix_bits_of(role: str, cfg: PackConfig, matrix_bits: int) -> int:
+    """The mixed policy's bits for a quantized tensor: the embedding (or head) at `embedding_bits`."""
+    return cfg.embedding_bits if role in ("embedding", "head") else matrix_bits
+
+
+def mixed_plan(matrix_bits: int):
+    """The mixed policy's byte model at `matrix_bits`: kept floats, else per-row integers (bit-packed
+    below 8 bits) with one fp16 scale a row of (first dim, rest)."""
+
+    def plan(name: str, shape: tuple, is_float: bool, role: str, cfg: PackConfig) -> TensorPlan:
+        kept = kept_plan(shape, is_float, role, cfg)
+        if kept is not None:
+            return kept
+        bits = matrix_bits_of(role, cfg, matrix_bits)
+        return TensorPlan("int_per_row" if bits == 8 else "int_per_row_packed", bits, scale_bytes=2 * int(shape[0]))
+
+    return plan
 
 
 def magnitude_prune(w: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -86,7 +125,7 @@ def encode_mixed(state: dict[str, torch.Tensor], cfg: PackConfig, roles: dict[st
         if kept is not None:
             out.append(kept)
             continue
-        bits = cfg.embedding_bits if role in ("embedding", "head") else matrix_bits
+        bits = matrix_bits_of(role, cfg, matrix_bits)
         w = magnitude_prune(t.float().reshape(t.shape[0], -1), cfg.magnitude_prune)
         q, scale = quantize_matrix(w, bits, name)
         if bits == 8:
@@ -97,3 +136,15 @@ def encode_mixed(state: dict[str, torch.Tensor], cfg: PackConfig, roles: dict[st
                                      {"q": pack_signed(q.numpy(), bits), "scale": scale.numpy(),
                                       "bits": np.array([bits], dtype=np.uint8)}))
     return out
+
+
+def mixed_quantizer(name: str, bits: int, matrix: MatrixQuantizer | Callable, options: tuple[str, ...] = (),
+                    needs_hessians: bool = False, bind: Callable | None = None) -> Quantizer:
+    """A per-row quantizer under the mixed policy: `matrix(w, bits, name)` quantizes one matrix, or
+    `bind(cfg, roles, hessians)` returns that function for one pack."""
+
+    def encode(state, cfg, roles, hessians=None):
+        return encode_mixed(state, cfg, roles, bits, bind(cfg, roles, hessians) if bind else matrix)
+
+    return Quantizer(name=name, bits=bits, needs_hessians=needs_hessians, options=POLICY_OPTIONS + tuple(options),
+                     encode=encode, plan=mixed_plan(bits))

@@ -1,27 +1,13 @@
-"""The quantizer registry: name -> function(state_dict, PackConfig, roles, hessians=None) -> list[EncodedTensor]
-(`roles`: each tensor's parameter role, `pgolf.model.roles`)."""
+"""The quantizer registry: name -> `Quantizer` (pgolf.quant.quantizer), an object that carries its
+bits, whether it needs Hessians, the [pack] options it reads, its encoder and its byte model."""
 
 from __future__ import annotations
 
-from typing import Callable
-
-from pgolf.quant.encoding import EncodedTensor
 from pgolf.registry import Registry
 
-Quantizer = Callable[..., list[EncodedTensor]]
-QUANTIZERS: Registry[Quantizer] = Registry("quantizer")
+QUANTIZERS: Registry = Registry("quantizer")
 
 
-def get_quantizer(name: str) -> Quantizer:
+def get_quantizer(name: str):
     """The quantizer `name`; its module registers it on first lookup (`pgolf.components`)."""
     return QUANTIZERS.get(name)
-
-
-def matrix_bits(quant: str) -> int:
-    """Bits of the block matrices a registered quantizer writes (its name ends in -intN; the
-    baseline's int8-rtn is 8)."""
-    return 8 if quant == "int8-rtn" else int(quant.rsplit("-int", 1)[1])
-
-
-def needs_hessians(quant: str) -> bool:
-    return quant.startswith("gptq-int")

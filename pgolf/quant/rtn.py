@@ -4,9 +4,8 @@ q = round(W/s_r) in [−qmax, qmax] (qmax = 127, 31, 15), under the seeds' mixed
 
 from __future__ import annotations
 
-import functools
-
-from pgolf.quant.mixed import encode_mixed, quantize_rows_with_clip
+from pgolf.components import QUANTIZER_BITS
+from pgolf.quant.mixed import mixed_quantizer, quantize_rows_with_clip
 from pgolf.quant.registry import QUANTIZERS
 
 
@@ -14,6 +13,5 @@ def rtn_matrix(w, bits, name=None):
     return quantize_rows_with_clip(w, w.abs().amax(dim=1), bits)
 
 
-for _bits in (8, 6, 5):
-    QUANTIZERS.register(f"rtn-int{_bits}")(
-        functools.partial(lambda state, cfg, roles, b, hessians=None: encode_mixed(state, cfg, roles, b, rtn_matrix), b=_bits))
+for _bits in QUANTIZER_BITS:
+    QUANTIZERS.register(f"rtn-int{_bits}")(mixed_quantizer(f"rtn-int{_bits}", _bits, rtn_matrix))
