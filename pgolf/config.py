@@ -21,6 +21,48 @@ from typing import Any
 from pgolf.errors import ConfigError, did_you_mean
 
 
+def choice(default: Any, values: tuple[str, ...] = (), registry: str = "") -> Any:
+    """A string option (or list of strings) whose every value must be one of `values`, or a name of
+    the `registry` kind (pgolf.components.MODULES): `from_dict` checks it, so every table — a preset's
+    sections, an add-on's or an evaluation method's options — is checked the moment it is read."""
+    meta = {"choices": tuple(values)} if values else {"registry": registry}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def valid_choices(f: dataclasses.Field) -> tuple[str, ...] | None:
+    """The values a `choice` field accepts (None: not a choice field)."""
+    if "choices" in f.metadata:
+        return f.metadata["choices"]
+    if "registry" in f.metadata:
+        from pgolf.components import MODULES
+
+        return tuple(sorted(MODULES[f.metadata["registry"]]))
+    return None
+
+
+def _check_choice(f: dataclasses.Field, value: Any, where: str) -> None:
+    valid = valid_choices(f)
+    if valid is None:
+        return
+    for v in value if isinstance(value, list) else [value]:
+        if v not in valid:
+            raise ConfigError(f"{where} = {v!r} is not valid{did_you_mean(str(v), list(valid))} "
+                              f"(valid: {', '.join(valid)})")
+
+
+# Values of the choice fields below (the modules that act on them import these).
+COMPILE_MODES = ("auto", "on", "off")
+MUON_COEFFICIENTS = ("quintic", "polar-express")  # the baseline's; Polar Express (#1787)
+CALIBRATION_SOURCES = ("train", "self")
+CALIBRATION_SAMPLINGS = ("stream", "random")
+FLOAT_FORMATS = ("fp16", "fp32")
+CLIP_SEARCHES = ("matrix", "row", "sdclip")
+ACT_ORDERS = ("none", "descending", "ascending")  # #1019/#1207 descending; #700 ascending
+LAYOUTS = ("packed", "bytes", "columns")  # integer layouts (pgolf.quant.layout)
+
+
 @dataclass
 class ModelConfig:
     """Shape of the GPT backbone. Defaults are the contest's naive baseline (17,059,912 params)."""
@@ -31,7 +73,7 @@ class ModelConfig:
     num_heads: int = 8
     num_kv_heads: int = 4
     mlp_mult: float = 2.0
-    activation: str = "relu2"
+    activation: str = choice("relu2", registry="activation")
     tie_embeddings: bool = True
     tied_embed_init_std: float = 0.005
     rope_base: float = 10000.0
@@ -79,7 +121,7 @@ class TrainConfig:
     muon_momentum_warmup_fraction: float = 0.0
     muon_backend_steps: int = 5
     muon_row_normalize: bool = False  # MuonEq-R (#1285): each row of the update to unit norm before NS
-    muon_coefficients: str = "quintic"  # quintic (the baseline's) | polar-express (#1787)
+    muon_coefficients: str = choice("quintic", MUON_COEFFICIENTS)
     beta1: float = 0.9
     beta2: float = 0.95
     adam_eps: float = 1e-8
@@ -90,13 +132,13 @@ class TrainConfig:
     val_tokens_limit: int = 0
     checkpoint_every: int = 0  # steps between resume states (0 = off)
     checkpoint_minutes: float = 0.0  # or wallclock minutes between them (rank 0's clock; 0 = off)
-    compile: str = "auto"  # auto | on | off
+    compile: str = choice("auto", COMPILE_MODES)
     # Decoupled weight decay: Muon W <- W(1 - lr_t wd) (11L lineage 0.04); AdamW when > 0.
     muon_weight_decay: float = 0.0
     adam_weight_decay: float = 0.0
     embed_weight_decay: float = -1.0  # >= 0: the embedding group's own AdamW decay (-1: adam_weight_decay)
     # Weight averaging applied to the final weights: none | ema | swa (pgolf.train.averaging).
-    averaging: str = "none"
+    averaging: str = choice("none", registry="weight averaging")
     ema_decay: float = 0.997
     swa_every: int = 50
     swa_start_lr_scale: float = 0.5
@@ -113,12 +155,12 @@ class TrainConfig:
     gptq_reserve_seconds: float = 0.0
     # Where the calibration sequences come from: "train" (the training stream, #700/#1150
     # lineage) or "self" (sequences the model samples itself, #1019/#1207); both on the clock.
-    gptq_calibration_source: str = "train"
+    gptq_calibration_source: str = choice("train", CALIBRATION_SOURCES)
     gptq_calibration_seq_len: int = 0  # 0 = train.seq_len
     # How training sequences are drawn: "stream" (the stream's first windows) or "random"
     # (windows at random offsets over every train shard, without repeats, seeded by train.seed:
     # #1855's shuffled calibration loader).
-    gptq_calibration_sampling: str = "stream"
+    gptq_calibration_sampling: str = choice("stream", CALIBRATION_SAMPLINGS)
     # On CUDA, keep the tied embedding (and so its Adam moments) and Muon's momentum in bf16, as
     # #1855 does; fp32 stays the CPU path (bf16 there is slower and gains nothing).
     bf16_state: bool = False
@@ -133,18 +175,18 @@ class PackConfig:
     """The system's own export: how its weights become the counted bytes (pgolf.artifact.pack)."""
 
     # Registered quantizer; its name carries the bits of the block matrices (rtn-int6, gptq-int5).
-    quant: str = "int8-rtn"
+    quant: str = choice("int8-rtn", registry="quantizer")
     # Bits per group besides the matrices: the token embedding (also the output head), and the
     # float formats of small tensors (<= 65,536 elements) and of control tensors (scales, gates).
     embedding_bits: int = 8
-    small_float: str = "fp16"
-    control_float: str = "fp32"
+    small_float: str = choice("fp16", FLOAT_FORMATS)
+    control_float: str = choice("fp32", FLOAT_FORMATS)
     # gptq-lite / gptq scales: one clip quantile per matrix or per row, or "sdclip": the step is
     # k·std(row)/qmax (#1394), with k per group from sdclip_k
-    clip_search: str = "matrix"
+    clip_search: str = choice("matrix", CLIP_SEARCHES)
     sdclip_k: dict = field(default_factory=dict)  # attention / mlp / embedding / other -> k (default 12.85)
     gptq_embedding: bool = False  # GPTQ on the tied embedding with the output head's Hessian (#1394)
-    gptq_act_order: str = "descending"  # none | descending (#1019/#1207) | ascending (#700)
+    gptq_act_order: str = choice("descending", ACT_ORDERS)
     gptq_block_size: int = 128
     gptq_damping: float = 0.01
     # Zero this fraction of the smallest |w| of every quantized matrix before quantizing (#700: 0.03).
@@ -157,13 +199,13 @@ class PackConfig:
     lqer_rank: int = 0
     lqer_top: int = 3
     lqer_group: int = 64
-    compressor: str = "zlib"
+    compressor: str = choice("zlib", registry="compressor")
     # When non-empty, pack tries each of these and keeps the smallest artifact.
-    compressors: list[str] = field(default_factory=list)
+    compressors: list[str] = choice([], registry="compressor")
     # Integer layouts pack tries with every compressor (pgolf.quant.layout); the smallest wins.
-    layouts: list[str] = field(default_factory=lambda: ["packed", "bytes", "columns"])
+    layouts: list[str] = choice(list(LAYOUTS), LAYOUTS)
     # How the counted train_gpt.py is shipped: one of CODE_WRAPPERS (the last two self-extracting).
-    code_wrapper: str = "plain"
+    code_wrapper: str = choice("plain", CODE_WRAPPERS)
     budget_bytes: int = 16_000_000
 
 
@@ -243,15 +285,18 @@ def _check_value(value: Any, tp: Any, where: str) -> Any:
 
 
 def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
-    """Build dataclass `cls` from `data`, rejecting unknown keys and wrong types."""
+    """Build dataclass `cls` from `data`, rejecting unknown keys, wrong types and values a `choice`
+    field does not accept."""
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    names = list(fields)
     kwargs = {}
     for key, value in data.items():
         path = f"{where}.{key}" if where else key
         if key not in hints:
             raise ConfigError(f"unknown key {path!r}{did_you_mean(key, names)} (valid: {', '.join(names)})")
         kwargs[key] = _check_value(value, hints[key], path)
+        _check_choice(fields[key], kwargs[key], path)
     return cls(**kwargs)
 
 

@@ -77,7 +77,7 @@ def test_a_source_preset_projects_exactly_its_published_artifact_plus_pgolf_code
     proj = projection(p)
     assert proj["model_bytes"] == pytest.approx(p.reference["artifact_bytes"], abs=2)
     exact = sum(g["exact_bytes"] for g in byte_groups(p).values())
-    integer = sum(g["params"] for g in byte_groups(p).values() if g["bits"])
+    integer = sum(g["integer_params"] for g in byte_groups(p).values())
     assert proj["integer_bytes_per_param"] == pytest.approx((p.reference["artifact_bytes"] - exact) / integer)
 
 
@@ -110,3 +110,56 @@ def test_a_preset_projected_over_budget_warns_before_training_and_strict_budget_
     assert main(argv + ["--out", str(tmp_path / "warned"), "--json"]) == 0
     assert "warning: preset cpu-mini: projected" in capsys.readouterr().err
     assert (tmp_path / "warned" / "model.safetensors").is_file()
+
+
+def _choice_keys():
+    """(dotted key, valid values, is a list) of every choice field: the preset's sections, every
+    add-on's options and every evaluation method's options."""
+    import dataclasses
+
+    from pgolf.config import EvalConfig, ModelConfig, PackConfig, TrainConfig, valid_choices
+    from pgolf.evaluate.methods.base import load_methods
+    from pgolf.model.addons import ADDONS
+
+    out = []
+
+    def walk(cls, prefix):
+        for f in dataclasses.fields(cls):
+            valid = valid_choices(f)
+            if valid is not None:
+                out.append((f"{prefix}.{f.name}", valid, "list" in str(f.type)))
+
+    for section, cls in (("model", ModelConfig), ("train", TrainConfig), ("pack", PackConfig), ("eval", EvalConfig)):
+        walk(cls, section)
+    for name in ADDONS.load().names():
+        walk(ADDONS.get(name).Options, f"model.addons.{name}")
+    methods = load_methods(None)
+    for section in sorted({methods.get(n).section for n in methods.names()}):
+        cls = next(methods.get(n).Options for n in methods.names() if methods.get(n).section == section)
+        walk(cls, f"evaluation.{section}")
+    return sorted(set(out))
+
+
+CHOICE_KEYS = _choice_keys()
+
+
+def test_the_choice_fields_cover_what_used_to_be_read_late():
+    keys = {k for k, _, _ in CHOICE_KEYS}
+    for k in ("train.averaging", "train.compile", "train.muon_coefficients", "train.gptq_calibration_source",
+              "train.gptq_calibration_sampling", "model.activation", "pack.quant", "pack.compressors", "pack.layouts",
+              "model.addons.doc_isolation.kernel", "evaluation.doc_sliding.order", "evaluation.lora_ttt.reset",
+              "evaluation.lora_ttt.targets", "evaluation.phased.boundary_at", "evaluation.ttt.optimizer"):
+        assert k in keys, k
+
+
+@pytest.mark.parametrize("key,valid,is_list", CHOICE_KEYS, ids=[k for k, _, _ in CHOICE_KEYS])
+def test_a_misspelled_value_of_every_choice_key_fails_when_the_preset_loads(key, valid, is_list):
+    """Before any work: the error names the key and the closest valid value."""
+    wrong = valid[0] + "x" if valid[0] else "x"
+    value = f'["{wrong}"]' if is_list else f'"{wrong}"'
+    with pytest.raises(ConfigError) as exc:
+        load_preset("cpu-mini", [f"{key}={value}"])
+    message = str(exc.value)
+    assert key in message and repr(wrong) in message and (not valid[0] or f"did you mean {valid[0]!r}" in message)
+    if key != "pack.quant":  # the valid value loads (a GPTQ quantizer would also need calibration settings)
+        assert load_preset("cpu-mini", [f"{key}={value.replace(wrong, valid[0])}"])

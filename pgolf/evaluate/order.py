@@ -72,10 +72,6 @@ def longest_first_batches(lengths: np.ndarray, batch_docs: int) -> list[np.ndarr
 
 def evaluation_view(tokens: np.ndarray, bos_id: int, order: str, batch_docs: int) -> EvaluationView:
     """The stream's documents re-laid in `order` (see the module docstring)."""
-    if order not in ORDERS:
-        from pgolf.errors import ConfigError
-
-        raise ConfigError(f"evaluation.doc_sliding.order = {order!r}: choose {', '.join(ORDERS)}")
     n = tokens.size
     starts = document_starts(tokens[: max(n - 1, 1)], bos_id)
     ends = np.append(starts[1:], n)  # block d: tokens starts[d] .. ends[d]-1

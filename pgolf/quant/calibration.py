@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from pgolf.config import CALIBRATION_SAMPLINGS
 from pgolf.data.loader import TokenStream
 from pgolf.errors import DataError, PgolfError
 from pgolf.quant.gptq import GPTQ
@@ -32,7 +33,7 @@ VAL_RULE = ("GPTQ calibration may not read validation data (contest rule: the va
             "self-generated sequences)")
 
 
-SAMPLINGS = ("stream", "random")
+SAMPLINGS = CALIBRATION_SAMPLINGS
 
 
 def random_windows(sizes: list[int], sequences: int, seq_len: int, seed: int) -> list[tuple[int, int]]:
@@ -109,15 +110,24 @@ def self_generated_batches(model: nn.Module, sequences: int, seq_len: int, vocab
     return gen(), provenance
 
 
+def source_batches(model: nn.Module, source: str, data_dir: str | Path | None, sequences: int, seq_len: int,
+                   vocab_size: int, seed: int = 0, sampling: str = "stream",
+                   temperature: float = 0.8) -> tuple[Iterator[torch.Tensor], dict]:
+    """Calibration sequences from `source`: "train" (the training shards of `data_dir`) or "self"
+    (sampled by the model) — the one place the choice is made (in-cap and `pgolf calibrate`)."""
+    if source == "self":
+        return self_generated_batches(model, sequences, seq_len, vocab_size, temperature=temperature, seed=seed)
+    if data_dir is None:
+        raise PgolfError("calibration on training data needs the training shard directory; pass --data DIR")
+    return train_calibration_batches(data_dir, sequences, seq_len, sampling=sampling, seed=seed)
+
+
 def calibration_batches(model: nn.Module, train_cfg, data_dir: str | Path,
                         vocab_size: int) -> tuple[Iterator[torch.Tensor], dict]:
     """The in-cap calibration a preset asks for (`train.gptq_calibration_*`)."""
-    seq_len = train_cfg.gptq_calibration_seq_len or train_cfg.seq_len
-    if train_cfg.gptq_calibration_source == "self":
-        return self_generated_batches(model, train_cfg.gptq_calibration_sequences, seq_len, vocab_size,
-                                      seed=train_cfg.seed)
-    return train_calibration_batches(data_dir, train_cfg.gptq_calibration_sequences, seq_len,
-                                     sampling=train_cfg.gptq_calibration_sampling, seed=train_cfg.seed)
+    return source_batches(model, train_cfg.gptq_calibration_source, data_dir, train_cfg.gptq_calibration_sequences,
+                          train_cfg.gptq_calibration_seq_len or train_cfg.seq_len, vocab_size, seed=train_cfg.seed,
+                          sampling=train_cfg.gptq_calibration_sampling)
 
 
 def quantizable_linears(model: nn.Module) -> dict[str, nn.Linear]:

@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from pgolf.config import Preset, TrainConfig
+from pgolf.config import COMPILE_MODES, Preset, TrainConfig
 from pgolf.data.bpb import TorchByteTables
 from pgolf.data.build import read_manifest
 from pgolf.data.loader import DistributedTokenLoader
@@ -58,8 +58,8 @@ def seed_everything(seed: int) -> None:
 
 
 def want_compile(mode: str, runtime: Runtime) -> bool:
-    if mode not in ("auto", "on", "off"):
-        raise ConfigError(f"train.compile must be auto, on or off, got {mode!r}")
+    if mode not in COMPILE_MODES:  # a preset's value was checked when it loaded; this guards direct calls
+        raise ConfigError(f"train.compile must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
     return mode == "on" or (mode == "auto" and runtime.device.type == "cuda")
 
 

@@ -32,6 +32,10 @@ def trainable_parameters(model: torch.nn.Module, freeze_first_blocks: int = 0, t
     return chosen
 
 
+OPTIMIZERS = ("sgd", "adamw")
+LR_SCHEDULES = ("cosine", "cosine-ramp", "constant")
+
+
 def make_optimizer(params: list[torch.nn.Parameter], kind: str, lr: float, momentum: float,
                    betas: list[float], weight_decay: float) -> torch.optim.Optimizer:
     if kind == "sgd":
@@ -40,7 +44,7 @@ def make_optimizer(params: list[torch.nn.Parameter], kind: str, lr: float, momen
         return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
     from pgolf.errors import ConfigError
 
-    raise ConfigError(f"TTT optimizer must be 'sgd' or 'adamw', got {kind!r}")
+    raise ConfigError(f"TTT optimizer must be one of {', '.join(OPTIMIZERS)}, got {kind!r}")
 
 
 def chunk_lr(base: float, k: int, n_chunks: int, schedule: str, floor: float = 0.0) -> float:

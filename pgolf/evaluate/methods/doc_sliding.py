@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pgolf.errors import ConfigError
+from pgolf.config import choice
 from pgolf.evaluate.methods.base import EvalMethod, register
 from pgolf.evaluate.order import ORDERS, EvaluationView, evaluation_view
 from pgolf.evaluate.windows import Window, document_starts, document_windows
@@ -29,7 +29,7 @@ class DocSlidingOptions:
     chunk_tokens: int = 48
     batch_docs: int = 64
     bos_id: int = 1
-    order: str = "longest-first"  # longest-first (#1855's queue) | stream
+    order: str = choice("longest-first", ORDERS)  # #1855's queue | the stream's own
 
 
 @register
@@ -40,11 +40,6 @@ class DocSliding(EvalMethod):
     Options = DocSlidingOptions
     # scoring batches are the windows' groups, each padded only to its longest window
     grouped = True
-
-    def __init__(self, config, ctx) -> None:
-        super().__init__(config, ctx)
-        if self.cfg.order not in ORDERS:
-            raise ConfigError(f"evaluation.doc_sliding.order = {self.cfg.order!r}: choose {', '.join(ORDERS)}")
 
     @classmethod
     def evaluation_view(cls, cfg: DocSlidingOptions, tokens: np.ndarray) -> EvaluationView | None:

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pgolf.config import choice
+from pgolf.evaluate.methods.adaptation import OPTIMIZERS
 from pgolf.evaluate.methods.base import register
 from pgolf.evaluate.methods.ttt import ChunkTrainer, TTTOptions
 
 
 @dataclass
 class PrequantOptions(TTTOptions):
-    optimizer: str = "adamw"
+    optimizer: str = choice("adamw", OPTIMIZERS)
     lr: float = 4.5e-4
     lr_final: float = 4.5e-5
     epochs: int = 10

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pgolf.config import choice
 from pgolf.errors import ConfigError
 from pgolf.evaluate.methods.base import EvalMethod, register
 from pgolf.runtime import autocast_context
@@ -56,13 +57,13 @@ ACTIVE = "_pgolf_lora_active"  # model attribute: the LoRA method whose adapters
 class LoraTTTOptions:
     rank: int = 80
     alpha: float = 144.0
-    targets: list[str] = field(default_factory=lambda: list(TARGETS))
+    targets: list[str] = choice(list(TARGETS), TARGETS)
     lr: float = 1e-4
     betas: list[float] = field(default_factory=lambda: [0.0, 0.99])
     eps: float = 1e-10
     weight_decay: float = 0.5
     warm_start_a: bool = True
-    reset: str = "batch"  # batch (#1855) | document
+    reset: str = choice("batch", RESETS)  # #1855's | per document
     warmup_steps: int = 2
     warmup_seed: int = 0
 
@@ -211,13 +212,10 @@ class LoraTTT(EvalMethod):
 
     def __init__(self, config, ctx) -> None:
         super().__init__(config, ctx)
-        unknown = sorted(set(self.cfg.targets) - set(TARGETS))
-        if unknown or not self.cfg.targets:
-            raise ConfigError(f"evaluation.lora_ttt.targets: choose from {', '.join(TARGETS)} (got {self.cfg.targets})")
+        if not self.cfg.targets:
+            raise ConfigError(f"evaluation.lora_ttt.targets: choose one or more of {', '.join(TARGETS)}")
         if self.cfg.rank < 1:
             raise ConfigError(f"evaluation.lora_ttt.rank must be >= 1, got {self.cfg.rank}")
-        if self.cfg.reset not in RESETS:
-            raise ConfigError(f"evaluation.lora_ttt.reset = {self.cfg.reset!r}: choose {', '.join(RESETS)}")
         self.steps = 0
         self._live: dict = {}  # this batch's rows of every adapter, as leaves of the step's graph
         self._adapters: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] | None = None

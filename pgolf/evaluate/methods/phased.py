@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from pgolf.errors import ConfigError
+from pgolf.config import choice
 from pgolf.evaluate.methods.adaptation import make_optimizer, trainable_parameters
 from pgolf.evaluate.methods.base import EvalMethod, register
 from pgolf.evaluate.windows import document_batches, document_starts
@@ -54,7 +54,7 @@ class PhasedOptions:
     seq_len: int = 0  # 0 = the evaluation's seq_len
     batch_seqs: int = 32  # sequences per forward (a rank's share of a chunk, in pieces of this many)
     grad_clip: float = 1.0
-    boundary_at: str = "batch"  # batch (#1855) | document
+    boundary_at: str = choice("batch", BOUNDARIES)  # #1855's | at the document
     skip_last_chunk: bool = True  # #1855: the last chunk untrained, cosine over the other n−1
     fresh_optimizer: bool = True  # #1855: a new SGD each phase
 
@@ -78,9 +78,6 @@ class PhasedTTT(EvalMethod):
 
     def __init__(self, config, ctx) -> None:
         super().__init__(config, ctx)
-        if self.cfg.boundary_at not in BOUNDARIES:
-            raise ConfigError(f"evaluation.phased.boundary_at = {self.cfg.boundary_at!r}: choose "
-                              f"{', '.join(BOUNDARIES)}")
         self._phases: dict[int, Phase] = {}
         self.steps = 0
         self.phases_done = 0

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from pgolf.config import choice
 from pgolf.errors import ConfigError
 from pgolf.evaluate.methods.base import EvalMethod, register
 from pgolf.runtime import autocast_context
@@ -30,7 +31,7 @@ from pgolf.runtime import autocast_context
 
 @dataclass
 class SlotOptions:
-    variant: str = "A"
+    variant: str = choice("A", ("A", "B", "C"))
     steps: int = 5
     lr: float = 0.003
     lr_max: float = 0.012

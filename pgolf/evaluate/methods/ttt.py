@@ -15,14 +15,16 @@ from dataclasses import dataclass, field
 
 import torch
 
-from pgolf.evaluate.methods.adaptation import chunk_lr, make_optimizer, train_on_span, trainable_parameters
+from pgolf.config import choice
+from pgolf.evaluate.methods.adaptation import (LR_SCHEDULES, OPTIMIZERS, chunk_lr, make_optimizer, train_on_span,
+                                               trainable_parameters)
 from pgolf.evaluate.methods.base import EvalMethod, register
 
 
 @dataclass
 class TTTOptions:
     chunk_tokens: int = 32_768
-    optimizer: str = "sgd"
+    optimizer: str = choice("sgd", OPTIMIZERS)
     lr: float = 0.002
     momentum: float = 0.9
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
@@ -33,11 +35,11 @@ class TTTOptions:
     freeze_first_blocks: int = 0
     train_last_blocks: int = 0
     train_name_patterns: list[str] = field(default_factory=list)
-    lr_schedule: str = "cosine"  # cosine | cosine-ramp | constant
+    lr_schedule: str = choice("cosine", LR_SCHEDULES)
     lr_floor: float = 0.0
     grad_clip: float = 1.0
     polyak_decay: float = 0.0
-    byte_weighted: str = ""
+    byte_weighted: str = choice("", ("", "exact", "base_bytes"))
 
 
 class ChunkTrainer(EvalMethod):

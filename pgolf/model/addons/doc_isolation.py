@@ -36,6 +36,7 @@ from typing import Callable
 
 import torch
 
+from pgolf.config import choice
 from pgolf.errors import ConfigError
 from pgolf.model.addons.base import ADDONS, AddOn
 
@@ -134,14 +135,12 @@ class DocIsolation(AddOn):
     @dataclass
     class Options:
         bos_id: int = 1
-        kernel: str = "mask"  # mask | flex | varlen
+        kernel: str = choice("mask", KERNELS)
         # > 0: also cut every document into pieces of at most this many tokens (0 = never)
         max_segment: int = 0
 
     def __init__(self, cfg, model_cfg) -> None:
         super().__init__(cfg, model_cfg)
-        if cfg.kernel not in KERNELS:
-            raise ConfigError(f"model.addons.doc_isolation.kernel = {cfg.kernel!r}: choose {', '.join(KERNELS)}")
         if cfg.max_segment < 0:
             raise ConfigError(f"model.addons.doc_isolation.max_segment = {cfg.max_segment}: must be >= 0")
 

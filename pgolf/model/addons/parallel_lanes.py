@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from pgolf.config import choice
 from pgolf.errors import ConfigError
 from pgolf.model.addons.base import ADDONS, AddOn
 
@@ -32,14 +33,12 @@ class ParallelLanes(AddOn):
     @dataclass
     class Options:
         start: int = 8
-        final: str = "mean"  # mean | attn | mlp: which lane(s) the head reads
+        final: str = choice("mean", ("mean", "attn", "mlp"))  # which lane(s) the head reads
 
     def __init__(self, cfg, model_cfg) -> None:
         super().__init__(cfg, model_cfg)
         if not 0 < cfg.start < model_cfg.num_layers:
             raise ConfigError(f"model.addons.parallel_lanes.start must lie in 1..{model_cfg.num_layers - 1}")
-        if cfg.final not in ("mean", "attn", "mlp"):
-            raise ConfigError(f"model.addons.parallel_lanes.final must be mean, attn or mlp, got {cfg.final!r}")
         n = model_cfg.num_layers
         self.resid = nn.Parameter(torch.full((n, 2), 1.1))
         self.post = nn.Parameter(torch.ones(n, 2, 2))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from pgolf.config import choice
 from pgolf.errors import ConfigError
 from pgolf.model.addons.base import ADDONS, AddOn
 
@@ -26,7 +27,7 @@ class ValueResidual(AddOn):
 
     @dataclass
     class Options:
-        mode: str = "sigmoid"
+        mode: str = choice("sigmoid", ("sigmoid", "additive", "two_scalar"))
         gate_init: float = -1.5
 
     def __init__(self, cfg, model_cfg) -> None:

@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from pgolf.config import MUON_COEFFICIENTS
+
 NS_COEFFS = (3.4445, -4.7750, 2.0315)
 POLAR_EXPRESS = (
     (8.156554524902461, -22.48329292557795, 15.878769915207462),
@@ -30,7 +32,7 @@ POLAR_EXPRESS = (
     (3.285753657755655, -2.3681294933425376, 0.46449024233003106),
     (2.3465413258596377, -1.7097828382687081, 0.42323551169305323),
 )
-COEFFICIENTS = ("quintic", "polar-express")
+COEFFICIENTS = MUON_COEFFICIENTS
 
 
 def newton_schulz5(grad: torch.Tensor, steps: int = 5, eps: float = 1e-7, coefficients: str = "quintic") -> torch.Tensor:
