@@ -1,19 +1,23 @@
 """One left-to-right evaluation pass composing the selected methods (see methods/base.py).
 
-    for each chunk (the whole stream unless an `adapt` method cuts it):
-        for each batch of the chunk's windows (this rank's contiguous share):
+    prepare: the methods, the pass's own copy of the weights, warm-ups (on random tokens)
+    plan: the windows, and chunks (the whole stream unless an `adapt` method cuts it)
+    for each chunk:
+        score_chunk: for each batch of the chunk's windows (this rank's share):
             logits  = fit method's logits, or the model's (no gradient)
             nll     = mix method's score, or −log softmax(logits)[target]   (scored positions only)
-        mix.after_chunk(chunk)          # learns only from tokens already scored
-        adapt.after_chunk(chunk)        # trains only on tokens already scored; never on the last
+        after_chunk: mix.learn(chunk)   # learns only from tokens already scored
+                     adapt.after_chunk(chunk)   # trains only on tokens already scored; never on the last
+    finish: totals across ranks, per-position scores, the methods' reports
 
 A window belongs to the chunk holding its first scored position. Chunks are `chunk_tokens`
 long, or end where an adapt method's own `cuts` say (phased TTT: at document-prefix boundaries;
 the mixer then keeps its own chunks as well, and learns at every end). Windows that carry a
-`group` (document windows) are scored group by group, split by length bucket. Methods with a
-`warmup(model)` run it first, on random tokens; its seconds are reported apart (`setup_seconds`),
-as the records report eval time both with and without setup. A fit method with `on_base_changed`
-is told when an adapt method changed the weights. Sums are float64 and all-reduced across ranks
+`group` (document windows) are scored group by group, split by length bucket. Every method's
+`warmup(model)` runs first, on random tokens; its seconds are reported apart (`setup_seconds`),
+as the records report eval time both with and without setup. A fit method's `on_base_changed`
+is called when an adapt method changed the weights. The hooks, with their identity defaults, are
+declared on `EvalMethod` (methods/base.py). Sums are float64 and all-reduced across ranks
 at the end; per-position scores are kept when `keep_scores` (audit).
 
 An `observer` (the audit's recorder) is told what was scored and every state update, and may
@@ -37,7 +41,8 @@ import torch
 from pgolf.config import Preset, from_dict
 from pgolf.data.bpb import BpbTotals, TorchByteTables
 from pgolf.errors import BudgetError, ConfigError
-from pgolf.evaluate.methods.base import EvalContext, EvalMethod, batch_tensors, load_methods
+from pgolf.evaluate.methods.base import (EvalContext, EvalMethod, batch_tensors, load_methods, softmax_distribution,
+                                         softmax_nats)
 from pgolf.runtime import autocast_context
 from pgolf.runtime import Runtime, all_reduce_sum_
 
@@ -93,89 +98,119 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
     if view is not None:
         return _run_in_view(view, model, tables, preset, runtime, methods, overrides, observer, keep_scores,
                             time_budget, strict_budget)
-    t0 = time.perf_counter()
-    warnings: list[str] = []
-    ctx = EvalContext(tokens=tokens, tables=tables, preset=preset, runtime=runtime,
-                      seq_len=preset.eval.seq_len, observer=observer, layout=layout)
-    by_role = build_methods(methods, ctx, overrides)
-    win = ctx.windows_method = by_role["windows"]
-    if getattr(win.cfg, "seq_len", 0):
-        ctx.seq_len = win.cfg.seq_len
-    prepare, adapt, fit, mix = (by_role.get(r) for r in ("prepare", "adapt", "fit", "mix"))
-    if prepare is not None or adapt is not None:
-        model = copy.deepcopy(model)  # weights change during the pass; the caller's model must not
+    p = EvalPass(model, tokens, tables, preset, runtime, methods, overrides, observer, keep_scores, time_budget,
+                 strict_budget, layout)
+    p.prepare()
+    p.plan()
+    for k in range(len(p.chunks)):
+        p.score_chunk(k)
+        p.after_chunk(k)
+    return p.finish()
 
-    was_training = model.training
-    requires_grad = [p.requires_grad for p in model.parameters()]  # TTT freezes some; restore after
-    model.eval()
-    if prepare is not None:
-        prepare.prepare(model)
-    setup_t0 = time.perf_counter()
-    for m in (win, adapt, fit, mix):
-        if m is not None and hasattr(m, "warmup"):
-            m.warmup(model)
-    setup_seconds = time.perf_counter() - setup_t0
-    windows = win.windows(tokens.size)
-    n_targets = tokens.size - 1
-    adapt_ends = chunk_ends(adapt, n_targets) if adapt is not None else []
-    own_cuts = adapt is not None and hasattr(adapt, "cuts")
-    mix_ends = chunk_ends(mix, n_targets) if mix is not None and (adapt is None or own_cuts) else []
-    ends = sorted(set(adapt_ends) | set(mix_ends) | {n_targets})
-    n_chunks = len(ends)
-    chunks: list[list] = [[] for _ in range(n_chunks)]
-    for w in windows:
-        chunks[bisect.bisect_right(ends, w.start + w.score_from)].append(w)
-    if observer is not None and hasattr(win, "document_starts") and hasattr(observer, "on_documents"):
-        observer.on_documents(starts=win.document_starts(tokens.size))
 
-    sums = torch.zeros(3, dtype=torch.float64, device=runtime.device)
-    scores = np.full(n_targets, np.nan) if keep_scores else None
-    counts = np.zeros(n_targets, dtype=np.int32) if keep_scores else None
-    batch = getattr(fit.cfg, "batch_windows", 0) if fit is not None else 0
-    batch = batch or getattr(win.cfg, "batch_windows", 0) or 1
-    probe_at = getattr(observer, "counterfactual_position", None)
+class EvalPass:
+    """One pass, in the named steps `run_pipeline` calls: prepare (methods, weights, warm-ups), plan
+    (windows and chunks), score_chunk (each batch of a chunk, and the audit's counterfactual probe
+    where it asks for one), after_chunk (the budget check, the mixer's learning, adaptation), finish
+    (totals across ranks, per-position scores, the methods' reports)."""
 
-    grouped = getattr(win, "grouped", False)
+    def __init__(self, model, tokens, tables, preset, runtime, methods, overrides, observer, keep_scores,
+                 time_budget, strict_budget, layout) -> None:
+        self.t0 = time.perf_counter()
+        self.model, self.tokens, self.tables, self.runtime = model, tokens, tables, runtime
+        self.observer, self.keep_scores = observer, keep_scores
+        self.time_budget, self.strict_budget = time_budget, strict_budget
+        self.warnings: list[str] = []
+        self.ctx = EvalContext(tokens=tokens, tables=tables, preset=preset, runtime=runtime,
+                               seq_len=preset.eval.seq_len, observer=observer, layout=layout)
+        self.by_role = build_methods(methods, self.ctx, overrides)
+        self.win = self.ctx.windows_method = self.by_role["windows"]
+        if getattr(self.win.cfg, "seq_len", 0):
+            self.ctx.seq_len = self.win.cfg.seq_len
+        self.prep, self.adapt, self.fit, self.mix = (self.by_role.get(r) for r in ("prepare", "adapt", "fit", "mix"))
+        self.n_targets = tokens.size - 1
+        self.sums = torch.zeros(3, dtype=torch.float64, device=runtime.device)
+        self.scores = np.full(self.n_targets, np.nan) if keep_scores else None
+        self.counts = np.zeros(self.n_targets, dtype=np.int32) if keep_scores else None
+        batch = getattr(self.fit.cfg, "batch_windows", 0) if self.fit is not None else 0
+        self.batch = batch or getattr(self.win.cfg, "batch_windows", 0) or 1
+        self.probe_at = getattr(observer, "counterfactual_position", None)
+        self.done = 0
 
-    def width_of(group) -> int:
-        return min(bucket_width(max(w.length for w in group)), ctx.seq_len) if grouped else ctx.seq_len
+    # prepare ----------------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """The weights this pass may change are its own copy; the methods warm up (timed apart)."""
+        if self.prep is not None or self.adapt is not None:
+            self.model = copy.deepcopy(self.model)  # weights change during the pass; the caller's must not
+        self.was_training = self.model.training
+        self.requires_grad = [p.requires_grad for p in self.model.parameters()]  # TTT freezes some
+        self.model.eval()
+        if self.prep is not None:
+            self.prep.prepare(self.model)
+        setup_t0 = time.perf_counter()
+        for m in (self.win, self.adapt, self.fit, self.mix):
+            if m is not None:
+                m.warmup(self.model)
+        self.setup_seconds = time.perf_counter() - setup_t0
 
-    def score_group(group, fit_m, mix_m, watch: bool, logits=None):
-        """Score a batch of windows with the given fit/mix method states; `watch` lets the
-        observer sample the scored distribution. Returns (logits, inputs, targets, positions, nll)."""
-        x, y, flat, positions = batch_tensors(tokens, group, width_of(group), runtime.device)
+    # plan -------------------------------------------------------------------------------------------
+    def plan(self) -> None:
+        """The windows, the chunk ends (the adapt method's own cuts, or every chunk_tokens; a mixer keeps
+        its chunks too unless a chunking adapt method sets them), each window in the chunk of its first
+        scored position."""
+        self.windows = self.win.windows(self.tokens.size)
+        n = self.n_targets
+        self.adapt_ends = chunk_ends(self.adapt, n) if self.adapt is not None else []
+        own_cuts = self.adapt is not None and self.adapt.cuts(n) is not None
+        mix_ends = chunk_ends(self.mix, n) if self.mix is not None and (self.adapt is None or own_cuts) else []
+        self.ends = sorted(set(self.adapt_ends) | set(mix_ends) | {n})
+        self.chunks: list[list] = [[] for _ in self.ends]
+        for w in self.windows:
+            self.chunks[bisect.bisect_right(self.ends, w.start + w.score_from)].append(w)
+        starts = self.win.document_starts(self.tokens.size)
+        if self.observer is not None and starts is not None and hasattr(self.observer, "on_documents"):
+            self.observer.on_documents(starts=starts)
+
+    # score_chunk ------------------------------------------------------------------------------------
+    def width_of(self, group) -> int:
+        seq = self.ctx.seq_len
+        return min(bucket_width(max(w.length for w in group)), seq) if self.win.grouped else seq
+
+    def score_group(self, group, fit_m, mix_m, watch: bool, logits=None):
+        """Score a batch of windows with the given fit/mix method states; `watch` lets the observer
+        sample the scored distribution. Returns (logits, inputs, targets, positions, nll)."""
+        x, y, flat, positions = batch_tensors(self.tokens, group, self.width_of(group), self.runtime.device)
         if fit_m is not None:
-            logits = fit_m.logits(model, x, y, flat, group)
-        elif logits is None:
-            with torch.no_grad(), autocast_context(runtime):
-                logits = model(x)
+            logits = fit_m.logits(self.model, x, y, flat, group)
+        if logits is None:
+            with torch.no_grad(), autocast_context(self.runtime):
+                logits = self.model(x)
         rows = logits.reshape(-1, logits.size(-1)).index_select(0, flat).float()
         targets = y.reshape(-1).index_select(0, flat)
         inputs = x.reshape(-1).index_select(0, flat)
         sel, full = [], None
-        if watch and observer is not None and hasattr(observer, "sample_rows"):
-            sel = observer.sample_rows(positions)  # the full distribution at sampled rows, as reported
+        if watch and self.observer is not None and hasattr(self.observer, "sample_rows"):
+            sel = self.observer.sample_rows(positions)  # the full distribution at sampled rows, as reported
             if len(sel):
                 idx = torch.as_tensor(sel, device=rows.device)
                 full = (mix_m.distribution(rows[idx], inputs[idx], positions[sel]) if mix_m is not None
-                        else torch.softmax(rows[idx].double(), dim=-1))
-        if mix_m is not None:
-            nll = mix_m.score(rows, inputs, targets, positions)
-        else:
-            nll = -torch.log_softmax(rows, dim=-1).gather(1, targets[:, None]).squeeze(1)
-        nll = nll.double()
+                        else softmax_distribution(rows[idx]))
+        nll = (mix_m.score(rows, inputs, targets, positions) if mix_m is not None
+               else softmax_nats(rows, targets)).double()
         if full is not None:
             at_target = -torch.log(full.gather(1, targets[idx].long()[:, None]).squeeze(1).double())
-            observer.on_distribution(positions=positions[sel], mass=full.sum(-1).double().cpu().numpy(),
-                                     scored=nll[idx].cpu().numpy(), at_target=at_target.cpu().numpy())
+            self.observer.on_distribution(positions=positions[sel], mass=full.sum(-1).double().cpu().numpy(),
+                                          scored=nll[idx].cpu().numpy(), at_target=at_target.cpu().numpy())
         return logits, inputs, targets, positions, nll
 
-    def counterfactual(group, logits):
-        """Scores of the stream's last target t for every candidate value, each from a copy of the
-        method states as they are now (the probe's stream ends at t, so no input depends on it)."""
-        t = n_targets - 1
+    def probe(self, group, logits) -> None:
+        """The audit's black-box normalization probe: scores of the stream's last target t for every
+        candidate value, each from a copy of the method states as they are now (the probe's stream
+        ends at t, so no input depends on it)."""
+        t = self.n_targets - 1
+        tokens, ctx, fit, mix = self.tokens, self.ctx, self.fit, self.mix
         true = int(tokens[t + 1])
-        keep = {id(ctx): ctx, id(tokens): tokens, id(model): model}
+        keep = {id(ctx): ctx, id(tokens): tokens, id(self.model): self.model}
         saved, ctx.observer = ctx.observer, None  # the candidates' updates are not the run's
 
         def rescore(candidates) -> np.ndarray:
@@ -185,72 +220,78 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
                     tokens[t + 1] = v
                     fit_c = copy.deepcopy(fit, dict(keep)) if fit is not None else None
                     mix_c = copy.deepcopy(mix, dict(keep)) if mix is not None else None
-                    *_, positions, nll = score_group(group, fit_c, mix_c, watch=False,
-                                                     logits=None if fit is not None else logits)
+                    *_, positions, nll = self.score_group(group, fit_c, mix_c, watch=False,
+                                                          logits=None if fit is not None else logits)
                     out[i] = float(nll[int(np.nonzero(positions == t)[0][0])])
             finally:
                 tokens[t + 1] = true
             return out
 
         try:
-            observer.on_counterfactual(t, rescore)
+            self.observer.on_counterfactual(t, rescore)
         finally:
             ctx.observer = saved
 
-    done = 0
-    for k, chunk_windows in enumerate(chunks):
-        if hasattr(win, "rank_share"):  # whole documents per rank (per-document state stays on one rank)
-            mine = win.rank_share(chunk_windows, runtime.rank, runtime.world_size)
-        else:
-            lo = len(chunk_windows) * runtime.rank // runtime.world_size
-            hi = len(chunk_windows) * (runtime.rank + 1) // runtime.world_size
-            mine = chunk_windows[lo:hi]
-        scoring = adapt.scoring_weights(model) if hasattr(adapt, "scoring_weights") else contextlib.nullcontext()
+    def score_chunk(self, k: int) -> None:
+        """Every batch of this rank's share of chunk k, scored and summed."""
+        mine = self.win.rank_share(self.chunks[k], self.runtime.rank, self.runtime.world_size)
+        scoring = self.adapt.scoring_weights(self.model) if self.adapt is not None else contextlib.nullcontext()
         with scoring:
-            for group in batches(mine, batch, grouped):
+            for group in batches(mine, self.batch, self.win.grouped):
                 logits = None
-                if probe_at is not None and any(w.start + w.length - 1 == probe_at for w in group):
-                    if fit is None:
-                        x = batch_tensors(tokens, group, width_of(group), runtime.device)[0]
-                        with torch.no_grad(), autocast_context(runtime):
-                            logits = model(x)
-                    counterfactual(group, logits)
-                _, inputs, targets, positions, nll = score_group(group, fit, mix, watch=True, logits=logits)
-                sums[0] += nll.sum()
-                sums[1] += nll.numel()
-                sums[2] += tables.count(inputs, targets, positions).sum().double()
-                if keep_scores:
-                    scores[positions] = nll.cpu().numpy()
-                    np.add.at(counts, positions, 1)
-                ctx.notify("on_scored", positions=positions, targets=targets, nll=nll)
-        lo_pos, hi_pos = (ends[k - 1] if k else 0), ends[k]
-        done += len(chunk_windows)
-        if time_budget > 0 and not warnings and k < n_chunks - 1:
-            projected = (time.perf_counter() - t0) * len(windows) / max(done, 1)
-            if projected > time_budget:
-                msg = (f"evaluation will overrun its {time_budget:g} s budget: {projected:.0f} s projected "
-                       f"after {done:,} of {len(windows):,} windows")
-                if strict_budget:
+                if self.probe_at is not None and any(w.start + w.length - 1 == self.probe_at for w in group):
+                    if self.fit is None:
+                        x = batch_tensors(self.tokens, group, self.width_of(group), self.runtime.device)[0]
+                        with torch.no_grad(), autocast_context(self.runtime):
+                            logits = self.model(x)
+                    self.probe(group, logits)
+                _, inputs, targets, positions, nll = self.score_group(group, self.fit, self.mix, watch=True,
+                                                                      logits=logits)
+                self.sums[0] += nll.sum()
+                self.sums[1] += nll.numel()
+                self.sums[2] += self.tables.count(inputs, targets, positions).sum().double()
+                if self.keep_scores:
+                    self.scores[positions] = nll.cpu().numpy()
+                    np.add.at(self.counts, positions, 1)
+                self.ctx.notify("on_scored", positions=positions, targets=targets, nll=nll)
+        self.done += len(self.chunks[k])
+
+    # after_chunk ------------------------------------------------------------------------------------
+    def after_chunk(self, k: int) -> None:
+        """The time-budget projection, then the mixer's learning and the adapt method's step on what
+        chunk k scored (never after the last chunk)."""
+        lo, hi = (self.ends[k - 1] if k else 0), self.ends[k]
+        last = k == len(self.chunks) - 1
+        if self.time_budget > 0 and not self.warnings and not last:
+            projected = (time.perf_counter() - self.t0) * len(self.windows) / max(self.done, 1)
+            if projected > self.time_budget:
+                msg = (f"evaluation will overrun its {self.time_budget:g} s budget: {projected:.0f} s projected "
+                       f"after {self.done:,} of {len(self.windows):,} windows")
+                if self.strict_budget:
                     raise BudgetError(msg + " (stopped by --strict-budget)")
-                warnings.append(msg)
-        if mix is not None:
-            mix.after_chunk(lo_pos, hi_pos)
-        if adapt is not None and hi_pos < n_targets and hi_pos in adapt_ends:
-            a = adapt_ends.index(hi_pos)
-            adapt.after_chunk(model, adapt_ends[a - 1] if a else 0, hi_pos, a, len(adapt_ends))
-            if fit is not None and hasattr(fit, "on_base_changed"):
-                fit.on_base_changed(model)
-    model.train(was_training)
-    for p, flag in zip(model.parameters(), requires_grad):
-        p.requires_grad_(flag)
-    all_reduce_sum_(sums, runtime)
-    totals = BpbTotals(nats=float(sums[0]), tokens=int(sums[1]), bytes=int(sums[2]))
-    described = [by_role[r].describe() for r in ROLE_ORDER if r in by_role]
-    described[[d["role"] for d in described].index("windows")]["seq_len"] = ctx.seq_len
-    seconds = time.perf_counter() - t0
-    return PipelineResult(totals=totals, seconds=seconds, methods=described, scores=scores, score_counts=counts,
-                          extra={"warnings": warnings, "setup_seconds": setup_seconds,
-                                 "eval_seconds_without_setup": seconds - setup_seconds})
+                self.warnings.append(msg)
+        if self.mix is not None:
+            self.mix.learn(lo, hi)
+        if self.adapt is not None and hi < self.n_targets and hi in self.adapt_ends:
+            a = self.adapt_ends.index(hi)
+            self.adapt.after_chunk(self.model, self.adapt_ends[a - 1] if a else 0, hi, a, len(self.adapt_ends))
+            if self.fit is not None:
+                self.fit.on_base_changed(self.model)
+
+    # finish -----------------------------------------------------------------------------------------
+    def finish(self) -> PipelineResult:
+        self.model.train(self.was_training)
+        for p, flag in zip(self.model.parameters(), self.requires_grad):
+            p.requires_grad_(flag)
+        all_reduce_sum_(self.sums, self.runtime)
+        totals = BpbTotals(nats=float(self.sums[0]), tokens=int(self.sums[1]), bytes=int(self.sums[2]))
+        described = [self.by_role[r].describe() for r in ROLE_ORDER if r in self.by_role]
+        described[[d["role"] for d in described].index("windows")]["seq_len"] = self.ctx.seq_len
+        seconds = time.perf_counter() - self.t0
+        return PipelineResult(totals=totals, seconds=seconds, methods=described, scores=self.scores,
+                              score_counts=self.counts,
+                              extra={"warnings": self.warnings, "setup_seconds": self.setup_seconds,
+                                     "eval_seconds_without_setup": seconds - self.setup_seconds})
 
 
 def windows_options(preset: Preset, methods: list[str], overrides: dict[str, dict] | None):
@@ -266,17 +307,14 @@ def windows_options(preset: Preset, methods: list[str], overrides: dict[str, dic
 def scoring_view(tokens: np.ndarray, preset: Preset, methods: list[str], overrides: dict[str, dict] | None):
     """The stream as the pass scores it (pgolf.evaluate.order), or None when it is scored as it comes."""
     found = windows_options(preset, methods, overrides)
-    if found is None or not hasattr(found[0], "evaluation_view"):
-        return None
-    cls, cfg = found
-    return cls.evaluation_view(cfg, tokens)
+    return None if found is None else found[0].evaluation_view(found[1], tokens)
 
 
 def in_stream_order(preset: Preset, methods: list[str], overrides: dict[str, dict] | None) -> dict[str, dict]:
     """`overrides` with the windows method told to score its stream as it comes (it is a view already)."""
     out = {k: dict(v) for k, v in (overrides or {}).items()}
     found = windows_options(preset, methods, overrides)
-    if found is not None and hasattr(found[0], "evaluation_view"):
+    if found is not None and hasattr(found[1], "order"):
         out.setdefault(found[0].section, {})["order"] = "stream"
     return out
 
@@ -302,8 +340,9 @@ def _run_in_view(view, model, tables, preset, runtime, methods, overrides, obser
 
 def chunk_ends(method: EvalMethod, n_targets: int) -> list[int]:
     """Where `method` wants the stream cut (ends of its chunks, ascending, the last = n_targets)."""
-    if hasattr(method, "cuts"):
-        return sorted({min(int(c), n_targets) for c in method.cuts(n_targets)} | {n_targets})
+    cuts = method.cuts(n_targets)
+    if cuts is not None:
+        return sorted({min(int(c), n_targets) for c in cuts} | {n_targets})
     size = method.chunk_tokens
     return list(range(size, n_targets, size)) + [n_targets]
 

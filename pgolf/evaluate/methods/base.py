@@ -18,6 +18,7 @@ audit`) checks that claim by experiment.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -53,17 +54,92 @@ class EvalContext:
             getattr(self.observer, event)(**info)
 
 
+def softmax_nats(rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """−log softmax(logits)[target]: the score of a pass without a mixer."""
+    return -torch.log_softmax(rows, dim=-1).gather(1, targets[:, None]).squeeze(1)
+
+
+def softmax_distribution(rows: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(rows.double(), dim=-1)
+
+
 class EvalMethod:
+    """The hooks below are every call the pipeline makes; each has an identity default, so a method
+    defines only those of its role (as an add-on defines its hooks, pgolf.model.addons.base)."""
+
     name: ClassVar[str]
     role: ClassVar[str]
     section: ClassVar[str]  # the preset's [evaluation.<section>] table
     Options: ClassVar[type]  # dataclass of options
     legal: ClassVar[bool] = True
     why_illegal: ClassVar[str] = ""
+    grouped: ClassVar[bool] = False  # windows: score the windows' groups as batches (document windows)
 
     def __init__(self, config: dict[str, Any], ctx: EvalContext) -> None:
         self.cfg = from_dict(self.Options, config, where=f"evaluation.{self.section}")
         self.ctx = ctx
+
+    # windows ------------------------------------------------------------------------------------
+    @classmethod
+    def evaluation_view(cls, cfg: Any, tokens: np.ndarray):
+        """The stream re-laid in the order it is scored (pgolf.evaluate.order); None: as it comes."""
+        return None
+
+    def windows(self, n_tokens: int) -> list:
+        raise NotImplementedError(f"{self.name} is a {self.role} method, not a windows method")
+
+    def rank_share(self, windows: list, rank: int, world: int) -> list:
+        """The windows this rank scores: a contiguous share."""
+        lo, hi = len(windows) * rank // world, len(windows) * (rank + 1) // world
+        return windows[lo:hi]
+
+    def document_starts(self, n_tokens: int) -> np.ndarray | None:
+        """Where each document's targets begin, for document windows (None: not document windows)."""
+        return None
+
+    # every role ------------------------------------------------------------------------------------
+    def warmup(self, model) -> None:
+        """Run once before scoring, on random tokens only (compilation); leaves no state behind."""
+
+    # prepare ---------------------------------------------------------------------------------------
+    def prepare(self, model) -> None:
+        """Change the weights before scoring (only the illegal pre-quant TTT fixture does)."""
+
+    # adapt -----------------------------------------------------------------------------------------
+    @property
+    def chunk_tokens(self) -> int:
+        return int(getattr(self.cfg, "chunk_tokens", 0))
+
+    def cuts(self, n_targets: int) -> list[int] | None:
+        """Where to cut the stream into chunks (None: every `chunk_tokens`)."""
+        return None
+
+    def scoring_weights(self, model):
+        """A context to score a chunk in (a Polyak copy of the weights swapped in)."""
+        return contextlib.nullcontext()
+
+    def after_chunk(self, model, lo: int, hi: int, k: int, n_chunks: int) -> None:
+        """Targets lo…hi−1, chunk k of n, are scored: adapt on them."""
+
+    # fit -------------------------------------------------------------------------------------------
+    def logits(self, model, x, y, flat, group) -> torch.Tensor | None:
+        """A batch's logits computed by the method (None: the model's own, without gradient)."""
+        return None
+
+    def on_base_changed(self, model) -> None:
+        """An adapt method changed the weights."""
+
+    # mix -------------------------------------------------------------------------------------------
+    def score(self, rows: torch.Tensor, inputs, targets, positions) -> torch.Tensor:
+        """Nats of the targets under the scored distribution (default: the model's)."""
+        return softmax_nats(rows, targets)
+
+    def distribution(self, rows: torch.Tensor, inputs, positions) -> torch.Tensor:
+        """The full scored distribution at rows (default: the model's, in float64)."""
+        return softmax_distribution(rows)
+
+    def learn(self, lo: int, hi: int) -> None:
+        """Targets lo…hi−1 are scored: a mixer learns from them."""
 
     @classmethod
     def warmup_tokens(cls, cfg: Any) -> int:

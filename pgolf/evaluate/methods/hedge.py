@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from pgolf.config import choice
 from pgolf.errors import ConfigError
 from pgolf.evaluate.methods.base import EvalMethod, register
 from pgolf.evaluate.methods.temperature import preset_temperature, tempered_softmax
@@ -47,7 +48,7 @@ def hedge_update(log_w: torch.Tensor, expert_nats: torch.Tensor, eta: float) -> 
 class HedgeOptions:
     eta: float = 0.1
     log_w_init: list[float] = field(default_factory=lambda: [2.0, 0.0, 0.0, 0.0, 0.0])
-    update: str = "deferred-per-chunk"  # or "per-batch"
+    update: str = choice("deferred-per-chunk", ("deferred-per-chunk", "per-batch"))
     smoothing: float = 0.1  # unigram/bigram add-a; also the trigram's when trigram_smoothing is 0
     trigram_smoothing: float = 0.0
     trigram_buckets: int = 65_536
@@ -72,8 +73,6 @@ class HedgeBase(EvalMethod):
         cfg, V, dev = self.cfg, ctx.preset.model.vocab_size, ctx.runtime.device
         if len(cfg.log_w_init) != 5:
             raise ConfigError("evaluation.hedge.log_w_init must have 5 entries (neural, uni, bi, tri, fifth)")
-        if cfg.update not in ("deferred-per-chunk", "per-batch"):
-            raise ConfigError(f"evaluation.hedge.update must be deferred-per-chunk or per-batch, got {cfg.update!r}")
         self.V = V
         self.log_w = torch.tensor(cfg.log_w_init, dtype=torch.float64, device=dev)
         self.uni = torch.zeros(V, dtype=torch.float64, device=dev)
@@ -155,7 +154,7 @@ class HedgeBase(EvalMethod):
             self.pending.append(losses)
         return -torch.log(mix)
 
-    def after_chunk(self, lo: int, hi: int) -> None:
+    def learn(self, lo: int, hi: int) -> None:
         if self.pending:
             self.log_w = hedge_update(self.log_w, torch.cat(self.pending), self.cfg.eta)
             self.pending = []

@@ -123,7 +123,7 @@ class NormalizedHedge(EvalMethod):
                 self.ctx.notify("on_update", method=self.name, state="ngram-counts", spans=[(0, t)], used_from=t)
         return -torch.log(lam * p_nn + (1 - lam) * p_ng).to(logits.device)
 
-    def after_chunk(self, lo: int, hi: int) -> None:
+    def learn(self, lo: int, hi: int) -> None:
         """Commit the chunk's targets to the n-gram tables and fit the gate on its scored positions
         (all ranks')."""
         self.ngram.commit(hi)

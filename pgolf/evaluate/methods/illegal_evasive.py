@@ -73,8 +73,8 @@ class LatePeek(BigramMixer):
     section = "illegal_late_peek"
     why_illegal = "from start_tokens on it counts each next chunk's targets before scoring them"
 
-    def after_chunk(self, lo: int, hi: int) -> None:
-        super().after_chunk(lo, hi)
+    def learn(self, lo: int, hi: int) -> None:
+        super().learn(lo, hi)
         n = self.ctx.tokens.size - 1
         if hi >= self.cfg.start_tokens and hi < n:
             nxt = min(hi + self.cfg.chunk_tokens, n)
@@ -183,7 +183,7 @@ class BytePPM(EvalMethod):
         ppm = self.token_probs(inputs.long(), targets.long()[:, None]).squeeze(1)
         return -torch.log((1 - self.cfg.alpha) * p0 + self.cfg.alpha * ppm)
 
-    def after_chunk(self, lo: int, hi: int) -> None:
+    def learn(self, lo: int, hi: int) -> None:
         ids = np.asarray(self.ctx.tokens[lo : hi + 1], dtype=np.int64)  # ids[1:] are the chunk's targets
         words = [self.spell[v, : self.lengths[v]] for v in ids[1:]]
         data = np.concatenate(words) if words else np.zeros(0, np.int64)

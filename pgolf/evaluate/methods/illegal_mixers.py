@@ -61,7 +61,7 @@ class CountingMixer(EvalMethod):
         self.pair.view(-1).index_add_(0, c1 * self.V + y, torch.ones_like(y, dtype=torch.float64))
         self.keyed.index_add_(0, (c1 * 1_000_003 + y) % self.cfg.buckets, torch.ones_like(y, dtype=torch.float64))
 
-    def after_chunk(self, lo: int, hi: int) -> None:
+    def learn(self, lo: int, hi: int) -> None:
         self.count(lo, hi)
         self.ctx.notify("on_update", method=self.name, state="ngram-tables", spans=[(lo, hi)], used_from=hi)
 
