@@ -14,9 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from pgolf.config import CODE_WRAPPERS
+from pgolf.config import CALIBRATION_SOURCES, CODE_WRAPPERS
 from pgolf.rundir import SCRIPT_FILE, WEIGHTS_FILE
 from pgolf.errors import ConfigError, PgolfError
+from pgolf.runtime import is_main_process
 
 
 def _emit(args: argparse.Namespace, result: dict, human: Callable[[dict], str]) -> None:
@@ -127,7 +128,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         preset, data, tokenizer, out = _preset(args), args.data, args.tokenizer, args.out
         from pgolf.run import check_projected_fit
 
-        check_projected_fit(preset, args.strict_budget, warn=int(os.environ.get("RANK", "0")) == 0)
+        check_projected_fit(preset, args.strict_budget, warn=is_main_process())
     from pgolf.train.faults import install_fault_from_env
 
     runtime = init_runtime(args.device)
@@ -202,20 +203,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from pgolf.artifact.load import model_from_state
-    from pgolf.quant.calibration import calibrate, self_generated_batches, train_calibration_batches
+    from pgolf.quant.calibration import calibrate, source_batches
     from pgolf.train.checkpoint import load_checkpoint
 
     weights, state = load_checkpoint(args.run)
     model = model_from_state(state["preset"], weights)
     seq_len = args.seq_len or state["preset"]["train"]["seq_len"]
-    if args.source == "train":
-        data = args.data or state.get("data", {}).get("dir")
-        if not data:
-            raise PgolfError("no training data directory recorded in the run; pass --data DIR")
-        batches, prov = train_calibration_batches(data, args.sequences, seq_len)
-    else:
-        batches, prov = self_generated_batches(model, args.sequences, seq_len, model.cfg.vocab_size,
-                                               temperature=args.temperature, seed=args.seed)
+    data = args.data or state.get("data", {}).get("dir")
+    batches, prov = source_batches(model, args.source, data, args.sequences, seq_len, model.cfg.vocab_size,
+                                   seed=args.seed, temperature=args.temperature)
     r = calibrate(model, batches, prov, args.run)
     if args.source == "train":
         print("pgolf: note: calibration on training data counts inside the training cap in the contest; "
@@ -236,7 +232,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         sets = list(args.set or []) + (["evaluation.sliding.legacy_tail=true"] if args.legacy_tail else [])
         r = evaluate_recorded(args.artifact, args.data, runtime, tokenizer=args.tokenizer, seq_len=args.seq_len,
                               limit=args.limit_tokens, methods=args.methods, overrides=sets,
-                              time_budget=args.time_budget, strict_budget=args.strict_budget)
+                              time_budget=args.time_budget, strict_budget=args.strict_time_budget)
         r["audit"] = (recorded_verdict(args.artifact, r["method"].split(","))
                       or "not audited (run pgolf audit with the same --methods)")
     finally:
@@ -328,7 +324,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                      device=args.device, progress=False if args.json else None,
                      limit_val_tokens=args.limit_val_tokens, include_illegal=args.include_illegal,
                      strict_budget=args.strict_budget, audit_tokens=args.audit_tokens)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_process():
         _emit(args, r, lambda r: table(_run_rows(r)))
     return 0
 
@@ -417,7 +413,7 @@ def cmd_seeds(args: argparse.Namespace) -> int:
 
     results = run_seeds(_preset(args), parse_seeds(args.seeds), args.data, args.out, args.tokenizer, args.device,
                         args.limit_val_tokens, progress=False if args.json else None)
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not is_main_process():
         return 0  # under torchrun only rank 0 reports
     rows = [{"seed": r.get("seed"), "val_loss": r["eval"]["val_loss"], "val_bpb": r["eval"]["val_bpb"],
              "total_bytes": r["pack"]["total_bytes"]} for r in results]
@@ -486,7 +482,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise PgolfError("pgolf sweep needs SPACE.toml and --data DIR (the shards every trial trains and scores on)")
         from pgolf.sweep.worker import run_sweep
 
-        sweep = load_sweep(args.space, args.set, args.preset)
+        sweep = load_sweep(args.space, args.set, args.base)
         info = run_sweep(sweep, args.out, args.data, tokenizer=args.tokenizer, storage=args.storage,
                          device=args.device, heartbeat=args.heartbeat, grace=args.grace,
                          requeue_after=args.requeue_stale)
@@ -542,28 +538,68 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
+# Arguments several commands share, each declared once.
+def add_json(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    sp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    return sp
+
+
+def add_preset(sp: argparse.ArgumentParser, default: str | None = None, positional: bool = False) -> None:
+    """How a command names its preset: positionally when the preset is what the command is about
+    (info, export, plan), else `--preset` (train, run, seeds); overrides with `--set` either way."""
+    what = "built-in preset name or path to a TOML file"
+    if positional:
+        sp.add_argument("preset", help=what)
+    else:
+        sp.add_argument("--preset", default=default, required=default is None,
+                        help=what + (f" (default {default})" if default else ""))
+    add_overrides(sp, "override a preset value, e.g. train.seq_len=512 (repeatable)")
+
+
+def add_overrides(sp: argparse.ArgumentParser, help: str, default=None) -> None:
+    sp.add_argument("--set", action="append", default=default, metavar="SECTION.KEY=VALUE", help=help)
+
+
+def add_tokenizer(sp: argparse.ArgumentParser, where: str = "DATA") -> None:
+    sp.add_argument("--tokenizer", help=f"SentencePiece .model (default {where}/tokenizer.model)")
+
+
+def add_data(sp: argparse.ArgumentParser, help: str, required: bool = False) -> None:
+    sp.add_argument("--data", type=Path, required=required, help=help)
+
+
+def add_out(sp: argparse.ArgumentParser, help: str, required: bool = False, default: Path | None = None) -> None:
+    sp.add_argument("--out", type=Path, required=required, default=default, help=help)
+
+
+def add_device(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+
+
+def add_strict_budget(sp: argparse.ArgumentParser) -> None:
+    """`--strict-budget` means one thing wherever it appears: the preset's projected artifact bytes
+    over the budget stop the command before training, instead of a warning."""
+    sp.add_argument("--strict-budget", action="store_true",
+                    help="stop before training when the projected bytes exceed the budget (default: warn)")
+
+
+def add_training(sp: argparse.ArgumentParser, default_preset: str | None) -> None:
+    """What every command that trains takes: its preset, a wallclock cap, the device."""
+    add_preset(sp, default_preset)
+    sp.add_argument("--budget-seconds", type=float, help="training wallclock cap (train.max_wallclock_seconds)")
+    add_device(sp)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pgolf", description="Parameter golf: train, pack and evaluate "
                                 "byte-budgeted language models scored in bits per byte.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def with_json(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        sp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-        return sp
-
-    def with_preset(sp: argparse.ArgumentParser, default: str | None) -> None:
-        sp.add_argument("--preset", default=default, required=default is None,
-                        help="built-in preset name or path to a TOML file" + (f" (default {default})" if default else ""))
-        sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                        help="override a preset value, e.g. train.seq_len=512 (repeatable)")
-        sp.add_argument("--budget-seconds", type=float, help="training wallclock cap (train.max_wallclock_seconds)")
-        sp.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-
     data = sub.add_parser("data", help="build, fetch and inspect token shards")
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    b = with_json(dsub.add_parser("build", help="text corpus -> tokenizer -> contest-format shards"))
+    b = add_json(dsub.add_parser("build", help="text corpus -> tokenizer -> contest-format shards"))
     b.add_argument("inputs", nargs="+", help="JSONL files (field 'text'), plain text files, or folders")
-    b.add_argument("--out", required=True, type=Path, help="output directory for shards and manifest.json")
+    add_out(b, "output directory for shards and manifest.json", required=True)
     b.add_argument("--tokenizer", help="SentencePiece .model to load")
     b.add_argument("--vocab-size", type=int, help="train a BPE tokenizer of this size instead")
     b.add_argument("--no-byte-fallback", action="store_true",
@@ -582,8 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "hold far more tokens than a 10-minute run reads)")
     b.set_defaults(func=cmd_data_build)
 
-    f = with_json(dsub.add_parser("fetch", help="download the contest's FineWeb shards from the Hugging Face hub"))
-    f.add_argument("--out", type=Path, default=Path("data"), help="download root (default ./data)")
+    f = add_json(dsub.add_parser("fetch", help="download the contest's FineWeb shards from the Hugging Face hub"))
+    add_out(f, "download root (default ./data)", default=Path("data"))
     f.add_argument("--variant", default="sp1024", help="sp1024 or sp8192 (default sp1024)")
     f.add_argument("--train-shards", type=int, default=80, help="training shards to fetch (default 80)")
     f.add_argument("--with-docs", action="store_true",
@@ -592,25 +628,24 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--mirror", type=Path, help="a local directory laid out like the dataset repo")
     f.set_defaults(func=cmd_data_fetch)
 
-    s = with_json(dsub.add_parser("stats", help="tokens, documents and counted bytes per split"))
+    s = add_json(dsub.add_parser("stats", help="tokens, documents and counted bytes per split"))
     s.add_argument("dir", type=Path, help="shard directory")
-    s.add_argument("--tokenizer", help="SentencePiece .model (default DIR/tokenizer.model)")
+    add_tokenizer(s, "DIR")
     s.set_defaults(func=cmd_data_stats)
 
-    t = with_json(sub.add_parser("train", help="train a preset on token shards (torchrun-aware)"))
-    with_preset(t, "cpu-mini")
-    t.add_argument("--data", type=Path, help="shard directory (required unless --resume)")
-    t.add_argument("--tokenizer", help="SentencePiece .model (default DATA/tokenizer.model)")
-    t.add_argument("--out", type=Path, help="run directory (checkpoint, logs)")
-    t.add_argument("--strict-budget", action="store_true",
-                   help="stop before training when the projected bytes exceed the budget (default: warn)")
+    t = add_json(sub.add_parser("train", help="train a preset on token shards (torchrun-aware)"))
+    add_training(t, "cpu-mini")
+    add_data(t, "shard directory (required unless --resume)")
+    add_tokenizer(t)
+    add_out(t, "run directory (checkpoint, logs)")
+    add_strict_budget(t)
     t.add_argument("--resume", type=Path, metavar="RUN",
                    help="continue RUN from its last resume state (preset and data as recorded there)")
     t.set_defaults(func=cmd_train)
 
-    k = with_json(sub.add_parser("pack", help="quantize + compress a run into an artifact; account bytes"))
+    k = add_json(sub.add_parser("pack", help="quantize + compress a run into an artifact; account bytes"))
     k.add_argument("run", type=Path, help="run directory written by train/run")
-    k.add_argument("--out", type=Path, help="artifact path (default RUN/model.pgolf)")
+    add_out(k, "artifact path (default RUN/model.pgolf)")
     k.add_argument("--quant", help="quantizer (default: the preset's)")
     k.add_argument("--compressor", help="zlib, lzma, zstd, brotli, or best (try all, keep the smallest); "
                    "default: the preset's")
@@ -618,108 +653,107 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--allow-over-budget", action="store_true", help="keep an artifact over budget")
     k.set_defaults(func=cmd_pack)
 
-    x = with_json(sub.add_parser("export", help="write the single-file train_gpt.py a submission needs"))
-    x.add_argument("preset", help="built-in preset name or TOML path")
-    x.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a preset value")
-    x.add_argument("--out", type=Path, default=Path(SCRIPT_FILE))
+    x = add_json(sub.add_parser("export", help="write the single-file train_gpt.py a submission needs"))
+    add_preset(x, positional=True)
+    add_out(x, f"where the file goes (default ./{SCRIPT_FILE})", default=Path(SCRIPT_FILE))
     x.add_argument("--wrapper", choices=CODE_WRAPPERS,
                    help="how the file is shipped (default: the preset's pack.code_wrapper)")
     x.add_argument("--minify", action="store_true", help="shrink with python-minifier")
     x.add_argument("--lzma", action="store_true", help="wrap in a self-extracting lzma stub")
     x.set_defaults(func=cmd_export)
 
-    c = with_json(sub.add_parser("calibrate", help="collect GPTQ Hessians for a run (training data or self-generated)"))
+    c = add_json(sub.add_parser("calibrate", help="collect GPTQ Hessians for a run (training data or self-generated)"))
     c.add_argument("run", type=Path, help="run directory written by train/run")
-    c.add_argument("--source", choices=["train", "self"], default="train",
+    c.add_argument("--source", choices=list(CALIBRATION_SOURCES), default="train",
                    help="training shards (default) or sequences the model generates itself; never validation")
-    c.add_argument("--data", type=Path, help="training shard directory (default: the run's)")
+    add_data(c, "training shard directory (default: the run's)")
     c.add_argument("--sequences", type=int, default=64, help="calibration sequences (default 64)")
     c.add_argument("--seq-len", type=int, help="calibration sequence length (default: the run's)")
     c.add_argument("--temperature", type=float, default=0.8, help="sampling temperature for --source self")
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(func=cmd_calibrate)
 
-    e = with_json(sub.add_parser("eval", help="score an artifact's round-tripped model on validation"))
+    e = add_json(sub.add_parser("eval", help="score an artifact's round-tripped model on validation"))
     e.add_argument("artifact", type=Path)
-    e.add_argument("--data", required=True, type=Path, help="shard directory")
-    e.add_argument("--tokenizer", help="SentencePiece .model (default DATA/tokenizer.model)")
+    add_data(e, "shard directory", required=True)
+    add_tokenizer(e)
     e.add_argument("--seq-len", type=int, help="evaluation sequence length (default: the preset's)")
     e.add_argument("--limit-tokens", type=int, default=0, help="score at most this many tokens (0 = all)")
     e.add_argument("--methods", default="standard",
                    help="comma-separated: standard, sliding, ttt, slot, slot-causal, hedge, hedge-flattened, hedge-normalized "
                         "(and the illegal-* fixtures); 'preset' = the preset's own list (default standard)")
-    e.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                   help="override a method option, e.g. evaluation.sliding.stride=32 (repeatable)")
+    add_overrides(e, "override a method option, e.g. evaluation.sliding.stride=32 (repeatable)")
     e.add_argument("--legacy-tail", action="store_true",
                    help="sliding: re-score the final stride in every tail window, as the records did")
     e.add_argument("--time-budget", type=float, default=0.0, help="eval seconds allowed (warn when projected over)")
-    e.add_argument("--strict-budget", action="store_true", help="stop instead of warning when over --time-budget")
-    e.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    e.add_argument("--strict-time-budget", action="store_true",
+                   help="stop instead of warning when the evaluation is projected over --time-budget")
+    add_device(e)
     e.set_defaults(func=cmd_eval)
 
-    i = with_json(sub.add_parser("info", help="parameters per group and estimated artifact bytes of a preset"))
-    i.add_argument("preset", help="built-in preset name or TOML path")
-    i.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a preset value")
+    i = add_json(sub.add_parser("info", help="parameters per group and estimated artifact bytes of a preset"))
+    add_preset(i, positional=True)
     i.set_defaults(func=cmd_info)
 
-    sd = with_json(sub.add_parser("seeds", help="train + pack + eval one preset for several seeds (resumable)"))
-    with_preset(sd, None)
+    sd = add_json(sub.add_parser("seeds", help="train + pack + eval one preset for several seeds (resumable)"))
+    add_training(sd, None)
     sd.add_argument("--seeds", default="42,1337,2024", help="comma-separated seeds (default 42,1337,2024)")
-    sd.add_argument("--data", type=Path, help="shard directory (default: the embedded corpus)")
-    sd.add_argument("--tokenizer", help="SentencePiece .model for --data (default DATA/tokenizer.model)")
-    sd.add_argument("--out", type=Path, required=True, help="directory for the seed_<n>/ run directories")
+    add_data(sd, "shard directory (default: the embedded corpus)")
+    add_tokenizer(sd)
+    add_out(sd, "directory for the seed_<n>/ run directories", required=True)
     sd.add_argument("--limit-val-tokens", type=int, default=0, help="score only the first N val tokens (0 = all)")
     sd.set_defaults(func=cmd_seeds)
 
-    cp = with_json(sub.add_parser("compare", help="the contest's significance test of runs against a record"))
+    cp = add_json(sub.add_parser("compare", help="the contest's significance test of runs against a record"))
     cp.add_argument("runs", nargs="+", type=Path, help="run directories (pgolf run --out / pgolf seeds)")
     cp.add_argument("--against-loss", type=float, help="the record's mean val_loss (nats)")
     cp.add_argument("--against-bpb", type=float, help="the record's val_bpb (converted with the runs' bytes/token)")
     cp.add_argument("--against", nargs="+", type=Path, help="reference run directories instead of a number")
     cp.set_defaults(func=cmd_compare)
 
-    sb = with_json(sub.add_parser("submit", help="write a records folder in the contest's layout"))
+    sb = add_json(sub.add_parser("submit", help="write a records folder in the contest's layout"))
     sb.add_argument("runs", nargs="+", type=Path, help="seed run directories")
     sb.add_argument("--name", required=True)
     sb.add_argument("--author", required=True)
     sb.add_argument("--github-id", required=True)
     sb.add_argument("--track", default="10min_16mb", help="10min_16mb (record) or non_record_16mb")
     sb.add_argument("--blurb", help="one-line description")
-    sb.add_argument("--out", type=Path, default=Path("."), help="where records/ goes (default .)")
+    add_out(sb, "where records/ goes (default .)", default=Path("."))
     sb.add_argument("--against-loss", type=float, help="record to beat (val_loss), for the significance line")
     sb.add_argument("--against-bpb", type=float, help="record to beat (val_bpb)")
     sb.set_defaults(func=cmd_submit)
 
-    sw = with_json(sub.add_parser("sweep", help="hyperparameter search over preset keys (Optuna; one machine or many)"))
+    sw = add_json(sub.add_parser("sweep", help="hyperparameter search over preset keys (Optuna; one machine or many)"))
     sw.add_argument("space", type=Path, nargs="?", help="sweep TOML: base preset, budget, search space")
-    sw.add_argument("--out", type=Path, required=True, help="sweep directory (trials, study.db, best.toml, plots)")
-    sw.add_argument("--data", type=Path, help="shard directory every trial trains and scores on")
-    sw.add_argument("--tokenizer", help="SentencePiece .model (default DATA/tokenizer.model)")
+    add_out(sw, "sweep directory (trials, study.db, best.toml, plots)", required=True)
+    add_data(sw, "shard directory every trial trains and scores on")
+    add_tokenizer(sw)
     sw.add_argument("--storage", help="shared study storage: an SQLAlchemy URL (postgresql://...) or "
                                       "journal:/shared/path.log (default: sqlite OUT/study.db)")
     sw.add_argument("--worker", action="store_true", help="join the study, run trials, leave the report to others")
     sw.add_argument("--report-only", action="store_true", help="write trials.json, best.toml and plots, run nothing")
-    sw.add_argument("--device", default="auto")
-    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra fixed override")
-    sw.add_argument("--preset", help="replace the file's base preset (the same search on another base; its own study)")
+    add_device(sw)
+    add_overrides(sw, "extra fixed override (repeatable)", default=[])
+    sw.add_argument("--base", help="the preset the search starts from, instead of the file's (the same search on "
+                                   "another base; its own study)")
     sw.add_argument("--heartbeat", type=int, default=30, help=argparse.SUPPRESS)
     sw.add_argument("--grace", type=int, default=120, help=argparse.SUPPRESS)
     sw.add_argument("--requeue-stale", type=float, default=0.0, metavar="SECONDS",
                     help="journal storage: re-queue RUNNING trials started more than SECONDS ago (dead workers)")
     sw.set_defaults(func=cmd_sweep)
 
-    rp = with_json(sub.add_parser("report", help="an offline HTML page with a run's plots and tables"))
+    rp = add_json(sub.add_parser("report", help="an offline HTML page with a run's plots and tables"))
     rp.add_argument("run", type=Path)
-    rp.add_argument("--out", type=Path, help="HTML file (default RUN/report.html)")
+    add_out(rp, "HTML file (default RUN/report.html)")
     rp.add_argument("--evals", type=Path, help="eval-methods JSON (benchmarks/eval_methods.py --out) to add")
     rp.set_defaults(func=cmd_report)
 
-    au = with_json(sub.add_parser("audit", help="check by experiment that an eval pipeline scores before it adapts"))
+    au = add_json(sub.add_parser("audit", help="check by experiment that an eval pipeline scores before it adapts"))
     au.add_argument("artifact", type=Path)
-    au.add_argument("--data", required=True, type=Path, help="shard directory")
-    au.add_argument("--tokenizer", help="SentencePiece .model (default DATA/tokenizer.model)")
+    add_data(au, "shard directory", required=True)
+    add_tokenizer(au)
     au.add_argument("--methods", default="standard", help="comma-separated methods, or 'preset' (default standard)")
-    au.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a method option")
+    add_overrides(au, "override a method option (repeatable)")
     au.add_argument("--limit-tokens", type=int, default=None,
                     help="window of the rerun checks, in validation tokens (default: the smallest >= 8192 that "
                          "sees every method adapt past its warm-up)")
@@ -729,28 +763,27 @@ def build_parser() -> argparse.ArgumentParser:
                     help="positions of the black-box normalization probe (every token id scored; 0 = skip)")
     au.add_argument("--stream-tokens", type=int, default=0,
                     help="validation tokens the whole-evaluation record covers (0 = all; -1 = skip)")
-    au.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_device(au)
     au.set_defaults(func=cmd_audit)
 
-    pl = with_json(sub.add_parser("plan", help="project a preset's training steps and eval seconds onto N GPUs"))
-    pl.add_argument("preset", help="built-in preset name or TOML path")
-    pl.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a preset value")
+    pl = add_json(sub.add_parser("plan", help="project a preset's training steps and eval seconds onto N GPUs"))
+    add_preset(pl, positional=True)
     pl.add_argument("--gpus", default="8xH100", help="target machine, N x KIND (default 8xH100)")
     pl.add_argument("--from-bench", type=Path, help="read figures from benchmarks/gpu_throughput.py --json output "
                     "instead of measuring")
-    pl.add_argument("--data", type=Path, help="shards to time on (default: build the embedded corpus)")
+    add_data(pl, "shards to time on (default: build the embedded corpus)")
     pl.add_argument("--steps", type=int, default=20, help="training steps to time (default 20)")
     pl.add_argument("--eval-tokens", type=int, default=1 << 20, help="tokens each eval method is timed on")
     pl.add_argument("--val-tokens", type=int, default=62_021_632,
                     help="validation tokens on the target (default: FineWeb SP1024, 62,021,632)")
-    pl.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_device(pl)
     pl.set_defaults(func=cmd_plan)
 
-    r = with_json(sub.add_parser("run", help="the main job: data -> train -> pack -> eval, on an embedded default"))
-    with_preset(r, "cpu-mini")
-    r.add_argument("--data", type=Path, help="shard directory (default: build one from the text that ships with CPython)")
-    r.add_argument("--tokenizer", help="SentencePiece .model for --data (default DATA/tokenizer.model)")
-    r.add_argument("--out", type=Path, help="keep the run directory here")
+    r = add_json(sub.add_parser("run", help="the main job: data -> train -> pack -> eval, on an embedded default"))
+    add_training(r, "cpu-mini")
+    add_data(r, "shard directory (default: build one from the text that ships with CPython)")
+    add_tokenizer(r)
+    add_out(r, "keep the run directory here")
     r.add_argument("--limit-val-tokens", type=int, default=0,
                    help="score only the first N validation tokens after packing (0 = all)")
     r.add_argument("--dry-run", action="store_true",
@@ -759,8 +792,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dry-run-tokens", type=int, default=2048, help="validation tokens the dry run scores (default 2048)")
     r.add_argument("--include-illegal", action="store_true",
                    help="also run the preset's methods that are illegal by design (labelled ILLEGAL)")
-    r.add_argument("--strict-budget", action="store_true",
-                   help="stop before training when the projected bytes exceed the budget (default: warn)")
+    add_strict_budget(r)
     r.add_argument("--audit-tokens", type=int, default=None,
                    help="window of each eval composition's audit, in validation tokens (0 = no audit; default: "
                         "the smallest >= 8192 that sees every method adapt)")

@@ -64,6 +64,14 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def is_main_process() -> bool:
+    """Rank 0 of the process group, or of the torchrun launch that has not started one yet (a single
+    process otherwise): the one that prints and writes."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def init_runtime(device: str = "auto") -> Runtime:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))

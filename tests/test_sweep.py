@@ -101,11 +101,11 @@ def _worker(space: Path, out: Path, data: Path, *extra: str) -> subprocess.Popen
                             stderr=subprocess.PIPE, text=True)
 
 
-def test_preset_and_set_on_the_command_line_make_their_own_study_and_reach_the_best_preset(tmp_path, tiny_data, capsys):
+def test_base_and_set_on_the_command_line_make_their_own_study_and_reach_the_best_preset(tmp_path, tiny_data, capsys):
     from pgolf.preset_check import load_preset
 
     space, out = write_space(tmp_path, trials=1), tmp_path / "s"
-    assert main(["sweep", str(space), "--out", str(out), "--data", str(tiny_data), "--preset", "naive-baseline",
+    assert main(["sweep", str(space), "--out", str(out), "--data", str(tiny_data), "--base", "naive-baseline",
                  "--set", "train.muon_backend_steps=4", *[a for o in TINY_OVERRIDES for a in ("--set", o)], "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["study"] == "space-naive-baseline" and r["trials"][0]["state"] == "COMPLETE"

@@ -98,11 +98,11 @@ class Sweep:
     origin: str
     base_ref: str = ""  # the base as loaded: a built-in name, or its TOML path (relative to the sweep file resolved)
     extra_overrides: list[str] = field(default_factory=list)  # `--set` on the command line
-    preset_override: str = ""  # `--preset`: the same search on another base
+    preset_override: str = ""  # `--base`: the same search on another base
 
     @property
     def study_name(self) -> str:
-        """The file's stem, or stem-PRESET when `--preset` replaced the file's base (another study)."""
+        """The file's stem, or stem-PRESET when `--base` replaced the file's base (another study)."""
         stem = Path(self.origin).stem
         return f"{stem}-{Path(self.preset_override).stem}" if self.preset_override else stem
 
