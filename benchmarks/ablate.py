@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from devdata import ENV, dev_data_dir, dev_tokenizer
-from pgolf.preset_check import load_preset
+from pgolf.job.preset import load_preset
 from pgolf.data.build import build_shards
 from pgolf.model.gpt import GPT, count_parameters
 from pgolf.runtime import init_runtime

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from pgolf.artifact.pack import pack_run
-from pgolf.preset_check import load_preset
+from pgolf.job.preset import load_preset
 from pgolf.evaluate.artifact_eval import evaluate_artifact
 from pgolf.runtime import init_runtime
 from pgolf.train.loop import train

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from pgolf.preset_check import load_preset, with_overrides
+from pgolf.job.preset import load_preset, with_overrides
 from pgolf.data.corpus import build_default_shards
 from pgolf.plan.hardware import parse_target
 from pgolf.plan.measure import device_name

@@ -35,10 +35,10 @@ from devdata import ENV, dev_data_dir, dev_tokenizer
 from pgolf.artifact.format import Artifact, encode_artifact
 from pgolf.artifact.pack import pack_run
 from pgolf.config import PackConfig
-from pgolf.preset_check import load_preset
+from pgolf.job.preset import load_preset
 from pgolf.data.build import build_shards
 from pgolf.evaluate.artifact_eval import evaluate_artifact
-from pgolf.scoring import evaluate_standard
+from pgolf.data.scoring import evaluate_standard
 from pgolf.artifact.load import model_from_state
 from pgolf.quant.calibration import calibrate, load_hessians, train_calibration_batches
 from pgolf.quant.compress import COMPRESSORS

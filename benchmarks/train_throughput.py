@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from pgolf.preset_check import load_preset
+from pgolf.job.preset import load_preset
 from pgolf.data.build import build_shards
 from pgolf.data.corpus import write_pydoc_corpus
 from pgolf.runtime import init_runtime

@@ -77,7 +77,7 @@ def run_pgolf(preset: str, overrides: list[str], data: Path, tokenizer: Path, se
               label: str) -> dict:
     from pgolf.artifact.pack import pack_run
     from pgolf.evaluate.artifact_eval import evaluate_artifact
-    from pgolf.preset_check import load_preset
+    from pgolf.job.preset import load_preset
     from pgolf.runtime import init_runtime
     from pgolf.train.loop import train
 

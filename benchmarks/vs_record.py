@@ -260,7 +260,7 @@ def tiny_data(shards: Path, work: Path, docs: int, seq_len: int) -> Path:
 
 # ----------------------------------------------------------------------------- the runs
 def pgolf_preset(steps: int):
-    from pgolf.preset_check import load_preset
+    from pgolf.job.preset import load_preset
 
     return load_preset("record-1855", PGOLF_SHAPE + [f"train.iterations={steps}"])
 

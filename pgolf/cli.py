@@ -99,7 +99,7 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- train / pack / eval
 def _preset(args: argparse.Namespace):
-    from pgolf.preset_check import load_preset
+    from pgolf.job.preset import load_preset
 
     overrides = list(args.set or [])
     if getattr(args, "budget_seconds", None) is not None:
@@ -126,7 +126,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.data is None or args.out is None:
             raise PgolfError("pgolf train needs --data and --out (or --resume RUN)")
         preset, data, tokenizer, out = _preset(args), args.data, args.tokenizer, args.out
-        from pgolf.run import check_projected_fit
+        from pgolf.job.run import check_projected_fit
 
         check_projected_fit(preset, args.strict_budget, warn=is_main_process())
     from pgolf.train.faults import install_fault_from_env
@@ -172,7 +172,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from pgolf.artifact.export import export_script, lzma_wrap, preset_requirements, wrap
-    from pgolf.preset_check import load_preset
+    from pgolf.job.preset import load_preset
     from pgolf.io import atomic_write_bytes
 
     preset = load_preset(args.preset, args.set)
@@ -311,14 +311,14 @@ def _dry_run_rows(r: dict) -> list[tuple[str, Any]]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
-        from pgolf.dryrun import dry_run
+        from pgolf.job.dryrun import dry_run
 
         r = dry_run(_preset(args), data=args.data, tokenizer=args.tokenizer, out=args.out,
                     eval_tokens=args.dry_run_tokens, include_illegal=args.include_illegal,
                     strict_budget=args.strict_budget, progress=False if args.json else None)
         _emit(args, r, lambda r: table(_dry_run_rows(r)))
         return 0 if r["dry_run"]["projected_fits"] else 1
-    from pgolf.run import run_main_job
+    from pgolf.job.run import run_main_job
 
     r = run_main_job(preset=_preset(args), data=args.data, tokenizer=args.tokenizer, out=args.out,
                      device=args.device, progress=False if args.json else None,
@@ -331,7 +331,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from pgolf.artifact.estimate import preset_info
-    from pgolf.preset_check import load_preset
+    from pgolf.job.preset import load_preset
 
     from pgolf.plan.calibration import estimate_calibration
     from pgolf.plan.hardware import GPU_KINDS
@@ -508,7 +508,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from pgolf.preset_check import load_preset
+    from pgolf.job.preset import load_preset
     from pgolf.plan.hardware import parse_target
     from pgolf.plan.planner import plan_preset
     from pgolf.runtime import init_runtime

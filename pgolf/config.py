@@ -386,7 +386,7 @@ def preset_origin(name_or_path: str) -> str:
 
 def read_preset(name_or_path: str, overrides: list[str] | None = None) -> Preset:
     """A built-in preset by name, or a TOML file by path, with dotted overrides applied; checked
-    for structure only (unknown keys, types). `pgolf.preset_check.load_preset` adds the checks
+    for structure only (unknown keys, types). `pgolf.job.preset.load_preset` adds the checks
     that need the registries (quantizers, compressors, eval methods)."""
     data, origin = _load_tree(name_or_path)
     data["name"] = Path(name_or_path).stem

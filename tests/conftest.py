@@ -92,7 +92,7 @@ def data_8192(tmp_path_factory):
 
 @pytest.fixture
 def tiny_preset():
-    from pgolf.preset_check import load_preset
+    from pgolf.job.preset import load_preset
 
     def make(extra: list[str] | None = None):
         return load_preset("cpu-mini", TINY_OVERRIDES + list(extra or []))

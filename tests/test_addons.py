@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from pgolf.config import ModelConfig
-from pgolf.preset_check import load_preset
+from pgolf.job.preset import load_preset
 from pgolf.model.addons import ADDONS, load_all
 from pgolf.model.addons.bigram_hash import bigram_buckets
 from pgolf.model.gpt import GPT, count_parameters
@@ -429,7 +429,7 @@ def test_packed_row_scores_each_piece_as_if_it_were_its_own_row():
 
 def test_packed_rows_need_flex_doc_isolation_with_a_segment_length():
     from pgolf.errors import ConfigError
-    from pgolf.preset_check import with_overrides
+    from pgolf.job.preset import with_overrides
     from pgolf.train.check import check_packed_rows
 
     base = load_preset("cpu-mini")

@@ -73,7 +73,7 @@ def test_adamw_is_used_when_adam_weight_decay_is_set():
 
 
 def test_addon_parameters_land_in_their_declared_groups():
-    from pgolf.preset_check import load_preset
+    from pgolf.job.preset import load_preset
     from pgolf.model.gpt import GPT
     from pgolf.train.optim.groups import split_parameters
 

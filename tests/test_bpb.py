@@ -61,7 +61,7 @@ def test_manifest_hidden_bytes_match_the_normalized_text(tiny_data, sp, corpus_d
 
 
 def test_uniform_logits_score_exactly_log2_vocab_tokens_over_bytes(tiny_data, sp):
-    from pgolf.scoring import evaluate_standard
+    from pgolf.data.scoring import evaluate_standard
     from pgolf.runtime import Runtime
 
     V, T = sp.vocab_size(), 64
@@ -81,7 +81,7 @@ def test_uniform_logits_score_exactly_log2_vocab_tokens_over_bytes(tiny_data, sp
 
 
 def test_gpt_with_zero_embedding_is_uniform_and_scores_log2_vocab(tiny_data, sp, tiny_preset):
-    from pgolf.scoring import evaluate_standard
+    from pgolf.data.scoring import evaluate_standard
     from pgolf.model.gpt import GPT
     from pgolf.runtime import Runtime
 

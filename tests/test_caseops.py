@@ -121,7 +121,7 @@ def test_evaluation_charges_the_sidecar_bytes(caseops_data, tiny_preset):
     from pgolf.evaluate.pipeline import run_pipeline
     from pgolf.model.gpt import GPT
     from pgolf.runtime import Runtime
-    from pgolf.scoring import evaluate_standard, usable_targets
+    from pgolf.data.scoring import evaluate_standard, usable_targets
 
     out, manifest, _ = caseops_data
     preset = tiny_preset(["model.vocab_size=512"])

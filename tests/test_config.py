@@ -1,7 +1,7 @@
 import pytest
 
 from pgolf.config import preset_names
-from pgolf.preset_check import load_preset
+from pgolf.job.preset import load_preset
 from pgolf.errors import ConfigError
 
 

@@ -15,7 +15,7 @@ CONTEST = ["naive-baseline", *SEEDS, "record-1855"]
 @pytest.mark.slow
 @pytest.mark.parametrize("name", CONTEST)
 def test_dry_run_of_contest_preset(name, request, tmp_path, capsys):
-    from pgolf.preset_check import load_preset
+    from pgolf.job.preset import load_preset
 
     preset = load_preset(name)
     data = request.getfixturevalue({1024: "data_1024", 8192: "data_8192"}[preset.model.vocab_size])

@@ -141,7 +141,7 @@ def test_pipeline_leaves_the_callers_model_unchanged():
                                   "seed-731-hedge", "seed-700-hedge-crownq"])
 def test_every_seed_presets_evaluation_section_builds(name):
     """Each seed's declared eval methods and options are accepted as written (unknown keys would raise)."""
-    from pgolf.preset_check import load_preset
+    from pgolf.job.preset import load_preset
     from pgolf.evaluate.methods.base import EvalContext
     from pgolf.evaluate.pipeline import build_methods
 

@@ -81,7 +81,7 @@ def run_without_pgolf(script, cwd, env):
 def test_exported_file_reads_the_contest_env_vars_scores_the_legal_methods_and_lists_its_requirements(
         tmp_path, tiny_data, capsys):
     from pgolf.artifact.export import export_script, preset_requirements
-    from pgolf.preset_check import load_preset
+    from pgolf.job.preset import load_preset
 
     sets = ["train.iterations=3", "evaluation.ttt.chunk_tokens=512", "evaluation.sliding.seq_len=64",
             "evaluation.sliding.stride=32"]

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pgolf.preset_check import load_preset
+from pgolf.job.preset import load_preset
 from pgolf.runtime import Runtime
 from pgolf.train.loop import train
 from tests.conftest import TINY_OVERRIDES

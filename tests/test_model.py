@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pgolf.config import ModelConfig
-from pgolf.preset_check import load_preset
+from pgolf.job.preset import load_preset
 from pgolf.model.gpt import GPT, count_parameters
 
 BASELINE_ADDONS = {"unet_skips": {}}

@@ -171,7 +171,7 @@ def test_gate_weights_are_int8_per_head_and_only_those():
 @pytest.mark.parametrize("setting, message", [("pack.gate_bits=12", "gate_bits"), ("pack.lqer_rank=-1", "lqer"),
                                               ("pack.lqer_group=0", "lqer")])
 def test_bad_compression_settings_are_one_line_errors(setting, message):
-    from pgolf.preset_check import load_preset
+    from pgolf.job.preset import load_preset
 
     with pytest.raises(ConfigError, match=message):
         load_preset("record-1855-mini", [setting])

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pgolf.cli import main
-from pgolf.preset_check import load_preset
+from pgolf.job.preset import load_preset
 from pgolf.errors import ConfigError
 from pgolf.plan.hardware import parse_target
 from pgolf.plan.measure import per_rank_overrides

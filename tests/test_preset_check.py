@@ -6,7 +6,7 @@ import torch
 
 from tests.conftest import backbone_roles
 from pgolf.artifact.estimate import byte_groups, projection
-from pgolf.preset_check import load_preset
+from pgolf.job.preset import load_preset
 from pgolf.errors import ConfigError
 from pgolf.quant.encoding import decode_state_dict
 from pgolf.quant.registry import get_quantizer

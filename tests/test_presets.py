@@ -3,7 +3,7 @@ import json
 import pytest
 
 from pgolf.config import preset_names
-from pgolf.preset_check import load_preset
+from pgolf.job.preset import load_preset
 from pgolf.errors import ConfigError
 from pgolf.runtime import Runtime
 from pgolf.train.loop import train

@@ -132,7 +132,7 @@ def test_the_byte_model_plans_what_pack_stores_group_by_group(tmp_path, tiny_dat
     plan before packing takes the costliest, never fewer bytes)."""
     from pgolf.artifact.estimate import planned_groups
     from pgolf.artifact.pack import pack_run
-    from pgolf.preset_check import load_preset
+    from pgolf.job.preset import load_preset
     from pgolf.runtime import Runtime
     from pgolf.train.loop import train
     from tests.conftest import TINY_OVERRIDES

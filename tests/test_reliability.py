@@ -9,7 +9,7 @@ import string
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pgolf.preset_check import load_preset
+from pgolf.job.preset import load_preset
 from pgolf.errors import PgolfError
 from pgolf.evaluate.pipeline import run_pipeline
 from pgolf.train.checkpoint import load_checkpoint

@@ -9,7 +9,7 @@ import torch
 from pgolf.config import preset_names
 from pgolf.model.gpt import GPT
 from pgolf.model.roles import ROLES, parameter_roles, roles_of_config
-from pgolf.preset_check import load_preset
+from pgolf.job.preset import load_preset
 from pgolf.train.optim.groups import split_parameters
 
 

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from pgolf.preset_check import load_preset
-from pgolf.run import eval_compositions, run_main_job
+from pgolf.job.preset import load_preset
+from pgolf.job.run import eval_compositions, run_main_job
 from tests.conftest import TINY_OVERRIDES
 
 EVAL_SMALL = ["evaluation.sliding.seq_len=64", "evaluation.sliding.stride=32", "evaluation.ttt.chunk_tokens=512"]

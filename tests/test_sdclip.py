@@ -80,7 +80,7 @@ def test_gptq_on_the_tied_embedding_uses_the_heads_hessian(tiny_preset, tiny_dat
     (['pack.quant="rtn-int6"', "pack.gptq_embedding=true"], "gptq_embedding needs a gptq-intN quantizer"),
 ])
 def test_bad_sdclip_and_embedding_settings_are_one_line_errors(sets, message):
-    from pgolf.preset_check import load_preset
+    from pgolf.job.preset import load_preset
 
     with pytest.raises(ConfigError, match=message):
         load_preset("cpu-mini", sets)

@@ -96,7 +96,7 @@ def test_seeds_runs_each_seed_and_resumes(tmp_path, capsys, tiny_data):
 
 @pytest.fixture(scope="module")
 def two_seeds(tmp_path_factory, tiny_data):
-    from pgolf.preset_check import load_preset
+    from pgolf.job.preset import load_preset
     from pgolf.submit.seeds import run_seeds
     from tests.conftest import TINY_OVERRIDES
 

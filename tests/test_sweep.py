@@ -71,7 +71,7 @@ def test_a_bad_search_space_is_a_one_line_error(tmp_path, capsys, tiny_data, ext
 
 
 def test_a_sweep_runs_its_trials_and_writes_the_best_preset_table_and_plots(tmp_path, tiny_data, capsys):
-    from pgolf.preset_check import load_preset
+    from pgolf.job.preset import load_preset
 
     out = tmp_path / "s"
     assert main(["sweep", str(write_space(tmp_path)), "--out", str(out), "--data", str(tiny_data), "--json"]) == 0
@@ -102,7 +102,7 @@ def _worker(space: Path, out: Path, data: Path, *extra: str) -> subprocess.Popen
 
 
 def test_base_and_set_on_the_command_line_make_their_own_study_and_reach_the_best_preset(tmp_path, tiny_data, capsys):
-    from pgolf.preset_check import load_preset
+    from pgolf.job.preset import load_preset
 
     space, out = write_space(tmp_path, trials=1), tmp_path / "s"
     assert main(["sweep", str(space), "--out", str(out), "--data", str(tiny_data), "--base", "naive-baseline",
@@ -141,7 +141,7 @@ def test_a_second_copy_of_the_base_trial_is_dropped_without_running(tmp_path, ti
 
 
 def test_a_token_budget_gives_each_trial_the_steps_its_batch_buys(tmp_path):
-    from pgolf.preset_check import with_overrides
+    from pgolf.job.preset import with_overrides
 
     path = write_space(tmp_path)
     path.write_text(path.read_text().replace("steps = 4", "tokens = 65536"))

@@ -7,12 +7,12 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from pgolf.preset_check import load_preset
+from pgolf.job.preset import load_preset
 from pgolf.data.bpb import TorchByteTables
 from pgolf.data.tokenizer import ByteTables
 from pgolf.errors import ConfigError
 from pgolf.evaluate.pipeline import run_pipeline
-from pgolf.scoring import evaluate_standard
+from pgolf.data.scoring import evaluate_standard
 from pgolf.evaluate.windows import sliding_windows, standard_windows
 from pgolf.model.gpt import GPT
 from pgolf.runtime import Runtime

@@ -7,7 +7,7 @@ import pytest
 from pgolf.plan.calibration import estimate_calibration
 from pgolf.plan.hardware import GPU_KINDS
 from pgolf.plan.measure import emulated_world
-from pgolf.preset_check import load_preset, with_overrides
+from pgolf.job.preset import load_preset, with_overrides
 from pgolf.runtime import Runtime
 from pgolf.train.batch import rank_batch
 from pgolf.train.loop import train

@@ -34,7 +34,7 @@ ROOT = Path(pgolf.__file__).parent
 # Entry modules of the exported program; everything they import from pgolf comes along.
 ENTRY_MODULES = ("train/loop.py", "artifact/pack.py", "evaluate/artifact_eval.py", "runtime.py")
 # Never exported: CLI, data building and fetching, reports (not part of a submission).
-EXCLUDED = {"cli.py", "run.py", "__main__.py", "data/fetch.py", "data/stats.py", "data/corpus.py",
+EXCLUDED = {"cli.py", "job/run.py", "job/dryrun.py", "__main__.py", "data/fetch.py", "data/stats.py", "data/corpus.py",
             "artifact/estimate.py", "artifact/export.py", "artifact/code_size.py"}
 # Modules only a given compressor calls (lazily): shipped only when the preset packs with it, so a
 # submission neither carries their code nor lists their libraries otherwise.

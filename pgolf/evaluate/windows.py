@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pgolf.errors import ConfigError, DataError
-from pgolf.scoring import usable_targets
+from pgolf.data.scoring import usable_targets
 
 
 @dataclass(frozen=True)

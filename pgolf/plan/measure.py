@@ -24,7 +24,7 @@ import torch.distributed as dist
 from pgolf.config import Preset
 from pgolf.errors import ConfigError
 from pgolf.model.gpt import GPT, count_parameters
-from pgolf.preset_check import with_overrides
+from pgolf.job.preset import with_overrides
 from pgolf.plan.flops import train_flops_per_token
 from pgolf.runtime import Runtime, compile_module, device_name
 from pgolf.train.loop import train

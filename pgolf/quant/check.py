@@ -1,4 +1,4 @@
-"""The `[pack]` checks of a whole preset (run when a preset loads, `pgolf.preset_check`) beyond the
+"""The `[pack]` checks of a whole preset (run when a preset loads, `pgolf.job.preset`) beyond the
 names of its choice fields (quantizer, compressors, layouts, formats, checked as the preset is read,
 `pgolf.config.choice`): every setting is one the chosen quantizer can honour, and GPTQ presets
 calibrate inside the training cap."""

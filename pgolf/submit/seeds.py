@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from pgolf.preset_check import with_overrides
+from pgolf.job.preset import with_overrides
 from pgolf.rundir import RESULTS_FILE, RUN_SUBDIR
 from pgolf.errors import ConfigError
 
@@ -25,7 +25,7 @@ def parse_seeds(text: str) -> list[int]:
 
 def run_seeds(preset, seeds: list[int], data: Path, out: Path, tokenizer=None, device: str = "auto",
               limit_val_tokens: int = 0, progress: bool | None = None, audit_tokens: int | None = None) -> list[dict]:
-    from pgolf.run import run_main_job
+    from pgolf.job.run import run_main_job
 
     out.mkdir(parents=True, exist_ok=True)
     results = []

@@ -45,7 +45,7 @@ from typing import Any
 
 from pgolf.config import Preset, from_dict
 from pgolf.errors import ConfigError
-from pgolf.preset_check import load_preset, with_overrides
+from pgolf.job.preset import load_preset, with_overrides
 
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "halving", "none")

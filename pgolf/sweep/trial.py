@@ -16,7 +16,7 @@ from typing import Callable
 
 from pgolf.artifact.pack import pack_run
 from pgolf.evaluate.artifact_eval import evaluate_artifact
-from pgolf.preset_check import with_overrides
+from pgolf.job.preset import with_overrides
 from pgolf.rundir import RESUME_FILE, WEIGHTS_FILE
 from pgolf.runtime import Runtime, share_from_main
 from pgolf.sweep.space import Sweep

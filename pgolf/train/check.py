@@ -1,5 +1,5 @@
 """Whole-preset checks of `[train]` settings that depend on other sections (run when a preset
-loads, `pgolf.preset_check`)."""
+loads, `pgolf.job.preset`)."""
 
 from __future__ import annotations
 

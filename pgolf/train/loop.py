@@ -37,7 +37,7 @@ from pgolf.model.gpt import GPT, count_parameters
 from pgolf.quant.calibration import calibrate, calibration_batches
 from pgolf.rundir import CALIBRATION_FILE, state_record
 from pgolf.runtime import Runtime, all_reduce_sum_, autocast_context, compile_module, data_parallel
-from pgolf.scoring import evaluate_standard
+from pgolf.data.scoring import evaluate_standard
 from pgolf.train.averaging import Averager, build_averager
 from pgolf.train.batch import micro_batches_per_rank
 from pgolf.train.checkpoint import save_checkpoint

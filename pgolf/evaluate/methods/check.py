@@ -1,4 +1,4 @@
-"""The `[evaluation]` checks of a whole preset (run when a preset loads, `pgolf.preset_check`, and
+"""The `[evaluation]` checks of a whole preset (run when a preset loads, `pgolf.job.preset`, and
 when `pgolf eval`/`pgolf audit` apply overrides): every method named exists, and every key of
 every options table is one of a method's options."""
 

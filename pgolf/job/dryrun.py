@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pgolf.config import Preset
 from pgolf.evaluate.methods.base import load_methods
-from pgolf.preset_check import with_overrides
+from pgolf.job.preset import with_overrides
 
 TRAIN_SEQ_LEN = 128
 TRAIN_STEPS = 2
@@ -64,7 +64,7 @@ def _option(preset: Preset, registry, names: list[str], section: str, key: str) 
 def dry_run(preset: Preset, data: Path | None = None, tokenizer: str | None = None, out: Path | None = None,
             eval_tokens: int = 2048, include_illegal: bool = False, strict_budget: bool = False,
             progress: bool | None = None) -> dict:
-    from pgolf.run import run_main_job
+    from pgolf.job.run import run_main_job
 
     overrides = dry_run_overrides(preset, eval_tokens)
     small = with_overrides(preset, overrides)  # keeps the preset's name

@@ -7,7 +7,7 @@ text that ships with CPython, trains a tokenizer of the preset's vocab on it, an
 After packing it scores the round-tripped model with `standard` and with the preset's own legal
 evaluation methods (`[evaluation].methods`), audits each composition and reports the verdict
 beside its bpb. Methods illegal by design run only with `include_illegal`, and are labelled so.
-Every stage is timed. `pgolf run --dry-run` (pgolf.dryrun) drives this same function with a
+Every stage is timed. `pgolf run --dry-run` (pgolf.job.dryrun) drives this same function with a
 full-shape model and a tiny token budget.
 """
 
