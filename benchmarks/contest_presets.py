@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 CONTEST = ["naive-baseline", "record-549", "seed-1150-ttt-slot", "seed-1207-hydra", "seed-1488-slot24",
-           "seed-731-hedge", "seed-700-hedge-crownq"]
+           "seed-731-hedge", "seed-700-hedge-crownq", "record-1855"]
 MINIS = [f"{p}-mini" for p in CONTEST[1:]]
 
 
@@ -71,6 +71,24 @@ def dry_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def accounting_table(results: dict[str, dict]) -> str:
+    """Per preset and group: the bytes stored as they are (floats, scales, gates, LQER) as `pgolf info`
+    plans them from the quantizer's byte model, and as pack stored them on the dry-run weights."""
+    from pgolf.artifact.estimate import planned_groups
+    from pgolf.job.preset import load_preset
+
+    head = f"{'preset':<22} {'group':<24} {'floats':>9} {'scales':>9} {'gates':>7} {'lqer':>7}  planned = stored"
+    lines = [head, "-" * len(head)]
+    for name, r in results.items():
+        stored = r["pack"]["stored_bytes_per_group"]
+        planned = {k: g.as_dict() for k, g in planned_groups(load_preset(name), r["pack"]["lqer_matrices"]).items()}
+        for group in sorted(set(stored) | set(planned)):
+            s, pl = stored.get(group, {}), planned.get(group, {})
+            lines.append(f"{name:<22} {group:<24} {s.get('floats', 0):>9,} {s.get('scales', 0):>9,} "
+                         f"{s.get('gates', 0):>7,} {s.get('lqer', 0):>7,}  {'yes' if s == pl else 'NO: ' + str(pl)}")
+    return "\n".join(lines)
+
+
 def minis_table(results: dict[str, dict]) -> str:
     head = (f"{'preset':<28} {'steps':>6} {'pre-quant':>9} {'pack':<26} {'total bytes':>11}  "
             f"roundtrip bpb per composition (audit verdict)")
@@ -107,7 +125,7 @@ def main() -> int:
                 results[name] = json.loads(target.read_text())
             continue
         results[name] = run_one(name, args, args.out)
-    print(dry_table(results) if args.mode == "dry" else minis_table(results))
+    print(dry_table(results) + "\n\n" + accounting_table(results) if args.mode == "dry" else minis_table(results))
     return 0
 
 
