@@ -50,14 +50,17 @@ def cmd_data_build(args: argparse.Namespace) -> int:
                      byte_fallback=not args.no_byte_fallback, val_docs=args.val_docs,
                      val_fraction=args.val_fraction, shard_tokens=args.shard_tokens,
                      progress=False if args.json else None, transform=args.transform,
-                     workers=args.workers or os.cpu_count() or 1, max_train_docs=args.max_train_docs)
-    s = m["splits"]
+                     workers=args.workers or os.cpu_count() or 1, max_train_docs=args.max_train_docs,
+                     keep_overlap=args.keep_overlap)
+    s, ov = m["splits"], m["overlap"]
     _emit(args, {"out": str(args.out), **m}, lambda r: table([
         ("out", str(args.out)), ("tokenizer", m["tokenizer"]["source"]),
         ("vocab", m["tokenizer"]["vocab_size"]),
         ("train docs / tokens", f"{s['train']['docs']:,} / {s['train']['tokens']:,}"),
         ("val docs / tokens", f"{s['val']['docs']:,} / {s['val']['tokens']:,}"),
         ("train shards", len(s["train"]["shards"])), ("val shards", len(s["val"]["shards"])),
+        ("train docs holding val text", f"{ov['train_docs_matching_val']:,} ({ov['tokens']:,} tokens): "
+                                        + ("written anyway (--keep-overlap)" if ov["written"] else "left out")),
         *([("transform", m["transform"]), ("val bytes charged / raw", f"{s['val']['counted_bytes']:,} / "
                                             f"{s['val']['utf8_bytes']:,}")] if m.get("transform") else []),
     ]))
@@ -423,6 +426,15 @@ def cmd_seeds(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from pgolf.review.run import check_submission, report
+
+    r = check_submission(args.path, data=args.data, tokenizer=args.tokenizer, against=args.against,
+                         strict=args.strict, max_overlap=args.max_overlap)
+    _emit(args, {k: v for k, v in r.items() if not k.startswith("_")}, lambda _: report(r))
+    return 1 if r["failed"] else 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from pgolf.submit.compare import compare, load_run
 
@@ -616,6 +628,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--max-train-docs", type=int,
                    help="stop after this many training documents (with --val-docs; the contest's 15 M documents "
                         "hold far more tokens than a 10-minute run reads)")
+    b.add_argument("--keep-overlap", action="store_true",
+                   help="write training documents that hold (most of) a validation document anyway "
+                        "(default: left out, counted in the manifest; pgolf check would flag them)")
     b.set_defaults(func=cmd_data_build)
 
     f = add_json(dsub.add_parser("fetch", help="download the contest's FineWeb shards from the Hugging Face hub"))
@@ -710,6 +725,18 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--against-bpb", type=float, help="the record's val_bpb (converted with the runs' bytes/token)")
     cp.add_argument("--against", nargs="+", type=Path, help="reference run directories instead of a number")
     cp.set_defaults(func=cmd_compare)
+
+    ck = add_json(sub.add_parser("check", help="verify a records folder, run directory or log as the reviewers did"))
+    ck.add_argument("path", type=Path, help="a records folder, a pgolf run directory (or pgolf seeds --out), or a log")
+    add_data(ck, "the shards it trained and scored on: scan training for validation documents, recount the bytes")
+    add_tokenizer(ck)
+    ck.add_argument("--against", nargs="+", type=Path, default=[],
+                    help="earlier records folders to test significance against (README rule and reviewers' rule)")
+    ck.add_argument("--strict", action="store_true",
+                    help="fail on suspect findings too (practices the reviewers accepted that a strict reading rejects)")
+    ck.add_argument("--max-overlap", type=float,
+                    help="share of validation documents found in training above which it is flagged (default 0.01)")
+    ck.set_defaults(func=cmd_check)
 
     sb = add_json(sub.add_parser("submit", help="write a records folder in the contest's layout"))
     sb.add_argument("runs", nargs="+", type=Path, help="seed run directories")

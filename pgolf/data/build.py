@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pgolf.data.encode import encode_batches
+from pgolf.data.overlap import MIN_SHARE, SAMPLE, WINDOW, Fingerprints, OverlapScanner
 from pgolf.data.shards import SPLITS, shard_name, sidecar_path, write_shard
 from pgolf.data.tokenizer import file_sha256, load_tokenizer, train_tokenizer
 from pgolf.errors import DataError
@@ -155,10 +156,15 @@ def build_shards(
     transform: str | None = None,
     workers: int = 1,
     max_train_docs: int | None = None,
+    keep_overlap: bool = False,
 ) -> dict:
     """Tokenize `inputs` into train/val shards under `out_dir`; return the manifest. `workers` > 1
     encodes in that many processes (same shards); `max_train_docs` stops after that many training
-    documents (the contest's documents hold far more tokens than a 10-minute run reads)."""
+    documents (the contest's documents hold far more tokens than a 10-minute run reads).
+
+    Validation documents are encoded first and fingerprinted (pgolf.data.overlap); a training
+    document that holds (most of) a validation document, or is one, is not written, and the
+    manifest says how many were left out (`keep_overlap` writes them, and says so too)."""
     from pgolf.data.transforms import TRANSFORMS
 
     text_transform = TRANSFORMS.get(transform) if transform else None
@@ -211,22 +217,35 @@ def build_shards(
     seen = 0
 
     def documents() -> Iterator[tuple[str, str]]:
+        """Every validation document first, then the training ones (each split in file order, so
+        the shards are what a file-by-file pass writes), so that training documents can be checked
+        against validation before they are written."""
         nonlocal seen
         train = 0
-        for k, f in enumerate(files):
-            n_val_here = int(round(counts[k] * val_fraction)) if counts else 0
-            for i, text in enumerate(read_documents(f)):
-                if counts:
-                    split = "val" if i >= counts[k] - n_val_here else "train"
+        for wanted in ("val", "train"):
+            seen_here = 0
+            for k, f in enumerate(files):
+                n_val_here = int(round(counts[k] * val_fraction)) if counts else 0
+                for i, text in enumerate(read_documents(f)):
+                    if counts:
+                        split = "val" if i >= counts[k] - n_val_here else "train"
+                    else:
+                        split = "val" if seen_here < val_docs else "train"
+                    seen_here += 1
+                    if split != wanted:
+                        if wanted == "val" and not counts:
+                            break  # the first K documents are validation: nothing after them is
+                        continue
+                    if split == "train":
+                        if max_train_docs is not None and train >= max_train_docs:
+                            return
+                        train += 1
+                    seen += 1
+                    used[k] = max(used[k], i + 1)
+                    yield split, text
                 else:
-                    split = "val" if seen < val_docs else "train"
-                if split == "train":
-                    if max_train_docs is not None and train >= max_train_docs:
-                        return
-                    train += 1
-                seen += 1
-                used[k] += 1
-                yield split, text
+                    continue
+                break  # (first-K rule) the validation documents are all read
 
     def batches() -> Iterator[list[tuple[str, str]]]:
         batch: list[tuple[str, str]] = []
@@ -238,8 +257,19 @@ def build_shards(
         if batch:
             yield batch
 
+    scanner, dropped = None, {"docs": 0, "tokens": 0}
+    val_docs_seen: list[tuple[int, np.ndarray]] = []
     for encoded in encode_batches(batches(), tok_path, transform, workers):
         for d in encoded:
+            if d.split == "val":
+                val_docs_seen.append((stats["val"].tokens, d.tokens))
+            elif scanner is None:  # the first training document: every validation one is in
+                scanner = OverlapScanner(Fingerprints.of(val_docs_seen), bos_id=sp.bos_id())
+            if d.split == "train" and not scanner.admit(d.tokens):
+                dropped["docs"] += 1
+                dropped["tokens"] += d.tokens.size
+                if not keep_overlap:
+                    continue
             st = stats[d.split]
             st.docs += 1
             st.tokens += d.tokens.size
@@ -274,6 +304,9 @@ def build_shards(
         "bos_id": sp.bos_id(),
         "transform": transform or None,
         "splits": {s: stats[s].to_dict() for s in SPLITS},
+        # training documents that would have put validation text into training (pgolf.data.overlap)
+        "overlap": {"train_docs_matching_val": dropped["docs"], "tokens": dropped["tokens"],
+                    "written": keep_overlap, "window": WINDOW, "sample": SAMPLE, "min_share": MIN_SHARE},
     }
     write_json(out_dir / MANIFEST_NAME, manifest)
     return manifest
