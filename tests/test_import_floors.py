@@ -19,7 +19,7 @@ ROOT = Path(pgolf.__file__).parent
 FLOORS = [
     ["errors"], ["io", "components"], ["runtime"], ["identity", "config", "rundir"], ["registry"],
     ["data"], ["model"], ["quant"], ["train"], ["artifact"], ["evaluate"], ["audit"],
-    ["job"], ["plan", "submit", "sweep"], ["cli", "__main__"],
+    ["job"], ["plan", "submit", "sweep", "review"], ["cli", "__main__"],
 ]
 FLOOR_OF = {name: i for i, names in enumerate(FLOORS) for name in names}
 

@@ -31,6 +31,7 @@ from pgolf.audit.stream import evaluate_recorded
 from pgolf.io import atomic_write_bytes, write_json
 from pgolf.runtime import Runtime, init_runtime, share_from_main
 from pgolf.train.loop import train
+from pgolf.train.runlog import RunLog, wall_stamp
 from pgolf.rundir import RESULTS_FILE, RUN_SUBDIR, SCRIPT_FILE
 
 
@@ -88,8 +89,9 @@ def default_probe_positions(model_params: int, runtime: Runtime) -> int:
 
 def evaluate_and_audit(artifact: Path, data: Path, tok: Path, preset: Preset, runtime: Runtime, timer: StageTimer,
                        include_illegal: bool, limit: int, audit_tokens: int | None,
-                       probe_positions: int = 2, cuts: int = 3) -> list[dict]:
-    """`audit_tokens`: the audit's window (None: the smallest that sees every method adapt; 0: no audit)."""
+                       probe_positions: int = 2, cuts: int = 3, log: RunLog | None = None) -> list[dict]:
+    """`audit_tokens`: the audit's window (None: the smallest that sees every method adapt; 0: no audit).
+    `log`: the run's train.log, which gets each evaluation's start and result lines (wall-stamped)."""
     from pgolf.audit.run import audit_artifact
     from pgolf.audit.verdict import verdict_line
 
@@ -97,8 +99,16 @@ def evaluate_and_audit(artifact: Path, data: Path, tok: Path, preset: Preset, ru
     for methods in eval_compositions(preset, include_illegal):
         label = ",".join(methods)
         with timer.stage(f"eval {label}") as st:
+            if log:
+                log.line(f"eval_start methods:{label} time:{wall_stamp()}")
             r = evaluate_recorded(artifact, data, runtime, tokenizer=tok, limit=limit, methods=methods)
             st["produced"] = f"val_bpb {r['val_bpb']:.4f} on {r['tokens']:,} tokens"
+            if log:
+                log.line(f"eval methods:{label} val_loss:{r['val_loss']:.8f} val_bpb:{r['val_bpb']:.8f} "
+                         f"tokens:{r['tokens']} bytes:{r['bytes']} eval_time:{1000 * r['eval_seconds']:.0f}ms "
+                         f"setup_time:{1000 * r.get('setup_seconds', 0.0):.0f}ms "
+                         f"load_time:{1000 * r.get('load_seconds', 0.0):.0f}ms "
+                         f"legal_by_design:{all(m['legal_by_design'] for m in r['methods'])} time:{wall_stamp()}")
         legal = all(m["legal_by_design"] for m in r["methods"])
         row = {"methods": label, "val_bpb": r["val_bpb"], "val_loss": r["val_loss"], "tokens": r["tokens"],
                "eval_seconds": r["eval_seconds"], "legal_by_design": legal,
@@ -113,6 +123,8 @@ def evaluate_and_audit(artifact: Path, data: Path, tok: Path, preset: Preset, ru
                                    cuts=cuts)
                 st["produced"] = verdict_line(a)
             row.update(audit=a["verdict"], flagged=a["flagged"], audit_tokens=a["tokens"])
+            if log:
+                log.line(f"audit methods:{label} verdict:{a['verdict']} tokens:{a['tokens']} time:{wall_stamp()}")
         rows.append(row)
     return rows
 
@@ -159,14 +171,21 @@ def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None
             packed = share_from_main(packed, runtime)
             st["produced"] = (f"{packed['quant']} / {packed['compressor']} / {packed['layout']}: "
                               f"{packed['model_bytes']:,} B model + {packed['code_bytes']:,} B code")
+            log = RunLog(run_dir, enabled=runtime.is_main, echo=False)  # the post-training lines of train.log
+            log.line(f"pack quant:{packed['quant']} compressor:{packed['compressor']} model_bytes:{packed['model_bytes']} "
+                     f"code_bytes:{packed['code_bytes']} total_bytes:{packed['total_bytes']} "
+                     f"budget_bytes:{packed['budget_bytes']} time:{wall_stamp()}")
             if not packed["fits"] and runtime.is_main:
                 print(f"pgolf: warning: the artifact is {packed['total_bytes']:,} bytes, over the "
                       f"{packed['budget_bytes']:,}-byte budget by {-packed['headroom_bytes']:,}: not submittable "
                       "(a lower pack bit width, pruning or a smaller model are the ways back)", file=sys.stderr)
         if probe_positions is None:
             probe_positions = default_probe_positions(summary["model_params"], runtime)
-        rows = evaluate_and_audit(Path(packed["artifact"]), data, tok, preset, runtime, timer, include_illegal,
-                                  limit_val_tokens, audit_tokens, probe_positions, audit_cuts)
+        try:
+            rows = evaluate_and_audit(Path(packed["artifact"]), data, tok, preset, runtime, timer, include_illegal,
+                                      limit_val_tokens, audit_tokens, probe_positions, audit_cuts, log)
+        finally:
+            log.close()
         exported = None
         if export and runtime.is_main:
             from pgolf.artifact.export import preset_requirements, submission_script

@@ -38,6 +38,7 @@ from pgolf.quant.calibration import calibrate, calibration_batches
 from pgolf.rundir import CALIBRATION_FILE, state_record
 from pgolf.runtime import Runtime, all_reduce_sum_, autocast_context, compile_module, data_parallel
 from pgolf.data.scoring import evaluate_standard
+from pgolf.data.shards import list_shards
 from pgolf.train.averaging import Averager, build_averager
 from pgolf.train.batch import micro_batches_per_rank
 from pgolf.train.checkpoint import save_checkpoint
@@ -48,7 +49,7 @@ from pgolf.train.precision import (keep_embedding_in_bf16, muon_momentum_dtype, 
                                    wants_bf16_state)
 from pgolf.train.qat import crown_q_penalty, disable_qat, enable_qat
 from pgolf.train.resume import load_resume, restore, save_resume
-from pgolf.train.runlog import RunLog
+from pgolf.train.runlog import RunLog, flat_settings
 from pgolf.train.schedule import lr_multiplier, muon_momentum, training_cap_ms, training_fraction
 
 
@@ -141,6 +142,13 @@ def log_header(t: Trainer) -> None:
     t.log.line(f"train_tokens_per_step:{cfg.tokens_per_step} seq_len:{cfg.seq_len} iterations:{cfg.iterations} "
                f"max_wallclock_seconds:{cfg.max_wallclock_seconds:.3f} seed:{cfg.seed}")
     t.log.line(f"val_loader tokens:{t.val_tokens.size - 1} tokenizer:{t.tok_path}")
+    # what a reviewer needs to tell the data and the configuration apart (pgolf check reads them)
+    bos = int((read_manifest(t.data_dir) or {}).get("bos_id", 1))
+    t.log.line(f"train_shards:{len(list_shards(t.data_dir, 'train'))} "
+               f"val_docs:{int(np.count_nonzero(t.val_tokens == bos))}")
+    t.log.line("hyperparameters:", echo=False)
+    for key, value in flat_settings(t.preset.to_dict()):
+        t.log.line(f"  {key}: {value}", echo=False)
 
 
 def switch_qat_on_when_due(t: Trainer, step: int, scale: float) -> None:

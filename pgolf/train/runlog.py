@@ -5,9 +5,11 @@ Only rank 0 writes. Log lines go to stderr so that `--json` keeps stdout for the
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 import time
+from typing import Any, Iterator
 from pathlib import Path
 
 from tqdm import tqdm
@@ -28,13 +30,14 @@ class RunLog:
             self.bar = tqdm(total=round(total_seconds), unit="s", desc="train", file=sys.stderr,
                             bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s {postfix}")
 
-    def line(self, text: str) -> None:
+    def line(self, text: str, echo: bool = True) -> None:
+        """`echo`: False keeps the line in train.log only (the hyperparameters block)."""
         if not self.enabled:
             return
         if self.text:
             self.text.write(text + "\n")
             self.text.flush()
-        if self.echo:
+        if self.echo and echo:
             if self.bar is not None:
                 self.bar.write(text, file=sys.stderr)
             else:
@@ -57,3 +60,21 @@ class RunLog:
         for f in (self.text, self.metrics):
             if f:
                 f.close()
+
+
+def flat_settings(table: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """`section.key`, value pairs of a nested settings table, sorted: the log's hyperparameters block
+    (one line per setting, as the contest's scripts print theirs, so two seeds' logs can be compared
+    line by line)."""
+    for key in sorted(table):
+        value = table[key]
+        if isinstance(value, dict) and value:
+            yield from flat_settings(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", json.dumps(value) if isinstance(value, (list, dict, str)) else str(value)
+
+
+def wall_stamp() -> str:
+    """The wall clock as a log field: UTC, ISO 8601, to the millisecond (pgolf check measures
+    stages by it, beside the stages' own timers)."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,1 @@
+"""One module per check; each is `check(evidence, options) -> Result`."""

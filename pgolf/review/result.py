@@ -1,0 +1,36 @@
+"""A check's outcome, and the table `pgolf check` prints."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+PASS, FLAG, SUSPECT, NA = "pass", "FLAG", "suspect", "n/a"
+# FLAG: proven or stated by the evidence against the rules; suspect: a reading, or a practice the
+# reviewers accepted that a stricter reading rejects (non-fatal unless --strict); n/a: no evidence
+
+
+@dataclass
+class Result:
+    name: str
+    status: str
+    summary: str
+    evidence: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def worst(statuses: list[str]) -> str:
+    for s in (FLAG, SUSPECT, PASS):
+        if s in statuses:
+            return s
+    return NA
+
+
+def render(results: list[Result], root: str) -> str:
+    width = max(len(r.name) for r in results)
+    lines = [f"pgolf check {root}", f"{'check':<{width}}  {'status':<7}  finding", "-" * (width + 60)]
+    for r in results:
+        lines.append(f"{r.name:<{width}}  {r.status:<7}  {r.summary}")
+        lines += [f"{'':<{width}}  {'':<7}    {e}" for e in r.evidence]
+    return "\n".join(lines)
