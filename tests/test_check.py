@@ -50,7 +50,15 @@ def copy_records(clean, tmp_path) -> Path:
     return Path(shutil.copytree(clean["records"], tmp_path / "records"))
 
 
+def show(result: dict) -> None:
+    """The table, in the test's output (`pytest -rP` prints it)."""
+    from pgolf.review.run import report
+
+    print(report(result))
+
+
 def assert_only(result: dict, flagged: str) -> None:
+    show(result)
     s = statuses(result)
     assert s[flagged] == "FLAG", result["checks"]
     assert {k: v for k, v in s.items() if k != flagged} == {k: "pass" for k in CHECKS if k != flagged}, s
@@ -60,6 +68,7 @@ def assert_only(result: dict, flagged: str) -> None:
 def test_clean_pgolf_submission_passes_every_check(clean, capsys):
     for path in (clean["records"], clean["seeds"]):
         r = check_submission(path, data=clean["data"])
+        show(r)
         assert statuses(r) == {k: "pass" for k in CHECKS}, r["checks"]
         assert not r["failed"]
     assert main(["check", str(clean["records"]), "--data", str(clean["data"])]) == 0
@@ -246,6 +255,7 @@ def test_check_says_what_is_wrong_with_its_input(tmp_path, capsys):
 def test_the_1855_record_comes_out_as_the_reviewers_judged_it(tmp_path):
     folder = Path(shutil.copytree(os.environ["PGOLF_RECORD_1855"], tmp_path / "record-1855"))
     r = check_submission(folder)
+    show(r)
     s = statuses(r)
     assert not r["failed"] and "FLAG" not in s.values(), r["checks"]
     assert s["seeds"] == "pass" and s["train/val overlap"] == "pass" and s["byte accounting"] == "pass"

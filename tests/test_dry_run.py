@@ -51,3 +51,6 @@ def test_dry_run_of_contest_preset(name, request, tmp_path, capsys):
     assert r["eval"]["method"] == ",".join(wanted or ["standard"])
     print(f"{name}: params {d['params']:,} measured {d['measured_total_bytes']:,} projected "
           f"{d['projected_total_bytes']:,} code {d['code_bytes']:,} seconds {d['seconds']:.0f}")
+    for group, g in sorted(planned.items()):  # planned = stored, asserted above
+        print(f"  {group:<26} floats {g['floats']:>9,} scales {g['scales']:>8,} gates {g['gates']:>6,} "
+              f"lqer {g['lqer']:>7,}")

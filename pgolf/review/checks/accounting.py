@@ -143,8 +143,8 @@ def check(ev: Evidence, options: dict) -> Result:
             if scored is not None:
                 missing = split - scored
                 line = f"{log.path.name}:{final.line}: scored {scored:,} of {split:,} validation targets"
-                if missing > seq:
-                    flags.append(f"{line} ({100 * scored / split:.1f} %): {missing:,} left out, more than one "
+                if missing > seq:  # the root cause when it is there: first
+                    flags.insert(0, f"{line} ({100 * scored / split:.1f} %): {missing:,} left out, more than one "
                                  f"{seq}-token sequence")
                 else:
                     notes.append(line + (f" (the last {missing:,}: the contest's truncation to whole sequences)"
