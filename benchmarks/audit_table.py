@@ -26,7 +26,7 @@ SETTINGS: list[str] = []
 ROWS = [
     ("standard", [], "pass"), ("sliding", [], "pass"), ("sliding,ttt", [], "pass"),
     ("sliding,slot-causal", [], "pass"), ("sliding,hedge-normalized", [], "pass"),
-    ("sliding,hedge-flattened", [], "pass"),
+    ("sliding,hedge-flattened", [], "pass"), ("sliding,ngram-tilt", [], "pass"),
     ("sliding,ttt,slot-causal,hedge-normalized", [], "pass"),
     ("doc-sliding,lora-ttt", [], "pass"), ("sliding,phased", [], "pass"),
     ("doc-sliding,lora-ttt,phased", [], "pass"), ("doc-sliding,lora-ttt,phased,hedge-normalized", [], "pass"),
@@ -39,7 +39,7 @@ ROWS = [
     ("hedge", [], "flagged"), ("sliding,hedge", [], "flagged"),
     ("sliding,illegal-late-unnormalized", [], "flagged"), ("sliding,illegal-late-train-first-ttt", [], "flagged"),
     ("sliding,illegal-late-peek", [], "flagged"), ("sliding,illegal-misreported-mixer", [], "flagged"),
-    ("sliding,illegal-byte-ppm", [], "flagged"),
+    ("sliding,illegal-byte-ppm", [], "flagged"), ("sliding,illegal-ngram-tilt-gated", [], "flagged"),
 ]
 NAMES = ["future invariance", "score before adapt", "single pass", "normalization", "scored = reported",
          "normalization (black box)", "window coverage", "data provenance"]

@@ -26,6 +26,7 @@ MODULES: dict[str, dict[str, str]] = {
         "standard": "standard", "sliding": "sliding", "doc-sliding": "doc_sliding", "ttt": "ttt",
         "lora-ttt": "lora_ttt", "phased": "phased", "slot": "slot", "slot-causal": "slot",
         "hedge": "hedge", "hedge-flattened": "hedge", "hedge-normalized": "hedge_normalized",
+        "ngram-tilt": "ngram_tilt", "illegal-ngram-tilt-gated": "ngram_tilt",
         "illegal-prequant-ttt": "illegal_ttt", "illegal-train-then-score-ttt": "illegal_ttt",
         "illegal-ngram-target-key": "illegal_mixers", "illegal-target-only-norm": "illegal_mixers",
         "illegal-late-unnormalized": "illegal_evasive", "illegal-late-train-first-ttt": "illegal_evasive",

@@ -14,7 +14,8 @@ from tests.test_windows_pipeline import _tiny
 
 AUDIT_OVERRIDES = {**OVERRIDES, "illegal_ngram_target_key": {"chunk_tokens": 256},
                    "illegal_target_only_norm": {"chunk_tokens": 256}}
-LEGAL = [["standard"], ["sliding"], ["sliding", "ttt"], ["sliding", "slot-causal"], ["sliding", "hedge-normalized"]]
+LEGAL = [["standard"], ["sliding"], ["sliding", "ttt"], ["sliding", "slot-causal"], ["sliding", "hedge-normalized"],
+         ["sliding", "ngram-tilt"]]
 # method list, slot variant, the check that must flag it
 ILLEGAL = [
     (["illegal-prequant-ttt", "sliding"], None, "score before adapt"),
@@ -24,6 +25,7 @@ ILLEGAL = [
     (["sliding", "slot"], "C", "future invariance"),
     (["sliding", "illegal-ngram-target-key"], None, "normalization"),
     (["sliding", "illegal-target-only-norm"], None, "normalization"),
+    (["sliding", "illegal-ngram-tilt-gated"], None, "normalization (black box)"),
     (["sliding", "hedge"], None, "normalization"),
 ]
 
