@@ -257,7 +257,7 @@ def build_shards(
         if batch:
             yield batch
 
-    scanner, dropped = None, {"docs": 0, "tokens": 0}
+    scanner, dropped = None, {"docs": 0, "tokens": 0, "utf8_bytes": 0}
     val_docs_seen: list[tuple[int, np.ndarray]] = []
     for encoded in encode_batches(batches(), tok_path, transform, workers):
         for d in encoded:
@@ -268,6 +268,7 @@ def build_shards(
             if d.split == "train" and not scanner.admit(d.tokens):
                 dropped["docs"] += 1
                 dropped["tokens"] += d.tokens.size
+                dropped["utf8_bytes"] += d.utf8_bytes
                 if not keep_overlap:
                     continue
             st = stats[d.split]
@@ -306,6 +307,7 @@ def build_shards(
         "splits": {s: stats[s].to_dict() for s in SPLITS},
         # training documents that would have put validation text into training (pgolf.data.overlap)
         "overlap": {"train_docs_matching_val": dropped["docs"], "tokens": dropped["tokens"],
+                    "utf8_bytes": dropped["utf8_bytes"],
                     "written": keep_overlap, "window": WINDOW, "sample": SAMPLE, "min_share": MIN_SHARE},
     }
     write_json(out_dir / MANIFEST_NAME, manifest)
