@@ -19,7 +19,7 @@ QUANTIZER_BITS = (8, 6, 5)
 
 MODULES: dict[str, dict[str, str]] = {
     "model add-on": {name: f"pgolf.model.addons.{name}" for name in (
-        "bigram_hash", "depth_recurrence", "doc_isolation", "dtg", "ln_scale", "orthogonal_init", "parallel_lanes",
+        "asym_logit", "bigram_hash", "depth_recurrence", "doc_isolation", "dtg", "ln_scale", "orthogonal_init", "parallel_lanes",
         "partial_rope", "smear_gate", "smear_gate_v3", "sparse_attn_gate", "unet_skips", "value_embed",
         "value_residual", "xsa")},
     "evaluation method": {name: _METHODS + module for name, module in {

@@ -33,6 +33,7 @@ ADDON_CASES = {
     "sparse_attn_gate": ({"window": 12, "scale": 0.5}, None),  # zero-init halves heads; see its own test
     "smear_gate_v3": ({"window": 12}, lambda a: a.strength.zero_()),
     "doc_isolation": ({"bos_id": 1}, None),  # a mask, not weights; see its own tests
+    "asym_logit": ({}, lambda a: None),  # both caps start at the softcap: the backbone exactly
 }
 
 
@@ -172,6 +173,7 @@ def test_orthogonal_init_keeps_zero_init_projections():
     ("sparse_attn_gate", L * 4 * 12),
     ("smear_gate_v3", 12 + 1),
     ("doc_isolation", 0),
+    ("asym_logit", 2),
 ])
 def test_addon_parameter_counts(name, expected):
     base = count_parameters(make({}))
@@ -443,3 +445,20 @@ def test_packed_rows_need_flex_doc_isolation_with_a_segment_length():
     check_packed_rows(with_overrides(base, ["train.packed_rows=true", "model.addons.doc_isolation.max_segment=512"]))
     check_packed_rows(with_overrides(base, ["train.packed_rows=true", 'model.addons.doc_isolation.kernel="flex"',
                                             "model.addons.doc_isolation.max_segment=512"]))
+
+
+def test_asym_logit_caps_positive_and_negative_logits_apart():
+    m = make({"asym_logit": {}})
+    cap = m.cfg.logit_softcap
+    a = m.addons["asym_logit"]
+    z = torch.linspace(-200, 200, 401)
+    torch.testing.assert_close(a.softcap(z, cap), cap * torch.tanh(z / cap), rtol=0, atol=0)
+    with torch.no_grad():
+        a.pos_cap.fill_(10.0)
+        a.neg_cap.fill_(40.0)
+    out = a.softcap(z, cap)
+    assert out.max() <= 10.0 and out.min() >= -40.0 and out.min() < -39.0 and out.max() > 9.9
+    assert torch.equal(out[z >= 0], 10.0 * torch.tanh(z[z >= 0] / 10.0))
+    m.zero_grad()
+    m(torch.randint(0, V, (2, 8)), torch.randint(0, V, (2, 8))).backward()
+    assert a.pos_cap.grad is not None and a.neg_cap.grad is not None  # they train with the model

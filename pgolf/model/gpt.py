@@ -41,6 +41,7 @@ class GPT(nn.Module):
         self._order_hook = next((a for a in addons if a.implements("layer_order")), None)
         self._mask_hook = next((a for a in addons if a.implements("attention_mask")), None)
         self._progress_hooks = [a for a in addons if a.implements("on_train_progress")]
+        self._softcap_hook = next((a for a in addons if a.implements("softcap")), None)
         if cfg.tie_embeddings:
             nn.init.normal_(self.tok_emb.weight, mean=0.0, std=cfg.tied_embed_init_std)
         for a in addons:
@@ -98,6 +99,8 @@ class GPT(nn.Module):
         if delta is not None:
             logits = logits + delta.to(logits.dtype)
         cap = self.cfg.logit_softcap
+        if self._softcap_hook is not None:
+            return self._softcap_hook.softcap(logits, cap)
         return cap * torch.tanh(logits / cap) if cap > 0 else logits
 
     def forward(self, ids: torch.Tensor, targets: torch.Tensor | None = None,

@@ -15,6 +15,7 @@ add-ons' `ORDER` (then name) order; a hook an add-on does not override is never 
     after_block(x_in, x, layer, ctx) residual stream leaving a block (DTG, U-Net encoder side)
     final_hidden(x, ctx)             residual stream after the last block, before the final norm
     layer_order(num_layers)          the physical layers to run, in order (depth recurrence)
+    softcap(logits, cap)             replaces the logit softcap cap·tanh(z/cap) (asymmetric logit rescale)
     attention_mask(ids)              a boolean (B, 1, T, T) mask (or a flex BlockMask) for every attention, or None for plain
                                      causal attention (document isolation)
     on_train_progress(frac)          the trainer reports the fraction of the run done (switches)
@@ -61,7 +62,7 @@ class AddOn(nn.Module):
 
     HOOKS: ClassVar[tuple[str, ...]] = (
         "embed", "post_embed", "norm_scale", "make_rotary", "values", "attn_output",
-        "before_block", "block_forward", "after_block", "final_hidden", "layer_order", "attention_mask",
+        "before_block", "block_forward", "after_block", "final_hidden", "layer_order", "attention_mask", "softcap",
         "on_train_progress",
         "init_weights",
     )
@@ -118,6 +119,9 @@ class AddOn(nn.Module):
 
     def attention_mask(self, ids: torch.Tensor) -> torch.Tensor | None:
         return None
+
+    def softcap(self, logits: torch.Tensor, cap: float) -> torch.Tensor:
+        return cap * torch.tanh(logits / cap) if cap > 0 else logits
 
     def on_train_progress(self, frac: float) -> bool:
         """Returns True when the model's computation changed (a switch flipped)."""
