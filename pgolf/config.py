@@ -99,6 +99,10 @@ class TrainConfig:
     # flex or varlen beyond 8,192-token rows) so documents stay apart and none attends over
     # max_segment tokens.
     packed_rows: bool = False
+    # A training context that grows on the wallclock schedule (#2014: 1024 -> 2048 -> 3072):
+    # [[fraction, seq_len], ...] from fraction 0, ascending; each stage's seq_len is the row length
+    # (or, with packed_rows, the longest piece a document is cut into). Empty: seq_len throughout.
+    seq_len_schedule: list[list[float]] = field(default_factory=list)
     iterations: int = 20_000
     max_wallclock_seconds: float = 600.0
     # Steps run before the clock starts to trigger compilation; the initial state is then restored.

@@ -16,7 +16,7 @@ from pgolf.config import Preset, override, preset_origin, read_preset
 from pgolf.errors import ConfigError
 from pgolf.evaluate.methods.check import check_evaluation
 from pgolf.quant.check import check_pack
-from pgolf.train.check import check_packed_rows
+from pgolf.train.check import check_context_schedule, check_packed_rows
 
 
 def check_addons(preset: Preset) -> None:
@@ -33,6 +33,7 @@ def check_preset(preset: Preset) -> None:
     check_pack(preset)
     check_evaluation(preset)
     check_packed_rows(preset)
+    check_context_schedule(preset)
 
 
 def load_preset(name_or_path: str, overrides: list[str] | None = None) -> Preset:

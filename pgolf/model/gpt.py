@@ -42,6 +42,7 @@ class GPT(nn.Module):
         self._mask_hook = next((a for a in addons if a.implements("attention_mask")), None)
         self._progress_hooks = [a for a in addons if a.implements("on_train_progress")]
         self._softcap_hook = next((a for a in addons if a.implements("softcap")), None)
+        self._context_hooks = [a for a in addons if a.implements("set_context")]
         if cfg.tie_embeddings:
             nn.init.normal_(self.tok_emb.weight, mean=0.0, std=cfg.tied_embed_init_std)
         for a in addons:
@@ -91,6 +92,11 @@ class GPT(nn.Module):
         for a in self._progress_hooks:
             changed |= bool(a.on_train_progress(frac))
         return changed
+
+    def set_context(self, seq_len: int) -> None:
+        """Tell the add-ons the training context (a growing context's stage)."""
+        for a in self._context_hooks:
+            a.set_context(seq_len)
 
     def logits_from_hidden(self, h: torch.Tensor, delta: torch.Tensor | None = None) -> torch.Tensor:
         """`delta`: added to the logits before the softcap (an evaluation-time adapter on the head)."""

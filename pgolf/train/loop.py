@@ -50,7 +50,8 @@ from pgolf.train.precision import (keep_embedding_in_bf16, muon_momentum_dtype, 
 from pgolf.train.qat import crown_q_penalty, disable_qat, enable_qat
 from pgolf.train.resume import load_resume, restore, save_resume
 from pgolf.train.runlog import RunLog, flat_settings
-from pgolf.train.schedule import lr_multiplier, muon_momentum, training_cap_ms, training_fraction
+from pgolf.train.schedule import (context_at, context_stages, lr_multiplier, muon_momentum, training_cap_ms,
+                                  training_fraction)
 
 
 def seed_everything(seed: int) -> None:
@@ -88,6 +89,7 @@ class Trainer:
     step: int = 0
     stop_after: int | None = None  # the step at which the wallclock cap was reached
     qat_on: bool = False
+    context: int = 0  # the training context now (train.seq_len, or a growing context's stage)
     train_loss: float = float("nan")  # the last logged step's
     val_loss: float = float("nan")
     val_bpb: float = float("nan")
@@ -136,6 +138,8 @@ def build_trainer(preset: Preset, data_dir: str | Path, run_dir: str | Path | No
 
 def log_header(t: Trainer) -> None:
     cfg = t.cfg
+    t.context = context_at(cfg, 0.0)
+    t.model.set_context(t.context)
     t.log.line(identity_line(t.identity))
     t.log.line(f"preset:{t.preset.name} model_params:{count_parameters(t.model)} world_size:{t.runtime.world_size} "
                f"grad_accum_steps:{t.micro_per_rank} device:{t.runtime.device}")
@@ -169,7 +173,7 @@ def optimizer_step(t: Trainer, step: int, scale: float, elapsed_ms: float = 0.0)
         opt.zero_grad(set_to_none=True)
     total = torch.zeros((), device=runtime.device)
     for micro in range(t.micro_per_rank):
-        x, y = t.loader.next_batch(cfg.tokens_per_step, cfg.seq_len, t.micro_per_rank, cfg.packed_rows)
+        x, y = t.loader.next_batch(cfg.tokens_per_step, t.context, t.micro_per_rank, cfg.packed_rows)
         if runtime.distributed:
             t.train_model.require_backward_grad_sync = micro == t.micro_per_rank - 1
         with autocast_context(runtime):
@@ -199,10 +203,14 @@ def compile_warmup(t: Trainer) -> None:
     initial_model = copy.deepcopy(t.model.state_dict())
     initial_opts = [copy.deepcopy(o.state_dict()) for o in t.optimizers]
     stream_state = t.loader.stream.state()
-    switches = bool(t.model._progress_hooks)
+    # compile every computation and shape the run will meet before the clock starts: the run's
+    # start, each stage of a growing context and its end (an add-on's switch lies between them)
+    points = sorted({0.0, 1.0, *(start for start, _ in context_stages(t.cfg))})
     for w in range(t.cfg.warmup_steps):
-        if switches:  # compile both computations (e.g. unlooped and looped) before the clock starts
-            t.model.set_train_progress(0.0 if w < t.cfg.warmup_steps // 2 else 1.0)
+        frac = points[w * len(points) // t.cfg.warmup_steps]
+        if t.model._progress_hooks:
+            t.model.set_train_progress(frac)
+        apply_context(t, frac, log=False)
         optimizer_step(t, 0, 1.0)
         t.log.line(f"warmup_step:{w + 1}/{t.cfg.warmup_steps}")
     t.model.load_state_dict(initial_model)
@@ -212,6 +220,19 @@ def compile_warmup(t: Trainer) -> None:
     disable_qat(t.model)
     t.qat_on = False
     t.model.set_train_progress(0.0)
+    apply_context(t, 0.0, log=False)
+
+
+def apply_context(t: Trainer, frac: float, log: bool = True) -> None:
+    """Move to the training context of `frac` (a growing context's stage): the loader's row
+    length, and the add-ons told (packed rows cut documents at it)."""
+    length = context_at(t.cfg, frac)
+    if length == t.context:
+        return
+    t.context = length
+    t.model.set_context(length)
+    if log:
+        t.log.line(f"context step:{t.step} frac:{frac:.3f} seq_len:{length}")
 
 
 def resume_from_disk(t: Trainer) -> None:
@@ -371,6 +392,7 @@ def train(preset: Preset, data_dir: str | Path, run_dir: str | Path | None, runt
             frac = training_fraction(cfg, t.step, now_ms)
             if t.model.set_train_progress(frac):
                 t.log.line(f"switch step:{t.step} frac:{frac:.3f} layer_order:{t.model.layer_order()}")
+            apply_context(t, frac)
             scale = lr_multiplier(cfg, t.step, now_ms)
             loss = optimizer_step(t, t.step, scale, now_ms)
             t.step += 1

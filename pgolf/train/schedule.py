@@ -61,3 +61,18 @@ def muon_momentum(cfg: TrainConfig, step: int, elapsed_ms: float = 0.0) -> float
     else:
         frac = min(step / cfg.muon_momentum_warmup_steps, 1.0)
     return (1 - frac) * cfg.muon_momentum_warmup_start + frac * cfg.muon_momentum
+
+
+def context_at(cfg: TrainConfig, frac: float) -> int:
+    """The training context at a fraction of the run: the last `seq_len_schedule` stage begun
+    (seq_len without a schedule)."""
+    current = cfg.seq_len
+    for start, length in cfg.seq_len_schedule:
+        if frac >= start:
+            current = int(length)
+    return current
+
+
+def context_stages(cfg: TrainConfig) -> list[tuple[float, int]]:
+    """(first fraction, seq_len) of each stage of the training context."""
+    return [(float(a), int(b)) for a, b in cfg.seq_len_schedule] or [(0.0, cfg.seq_len)]

@@ -19,6 +19,7 @@ add-ons' `ORDER` (then name) order; a hook an add-on does not override is never 
     attention_mask(ids)              a boolean (B, 1, T, T) mask (or a flex BlockMask) for every attention, or None for plain
                                      causal attention (document isolation)
     on_train_progress(frac)          the trainer reports the fraction of the run done (switches)
+    set_context(seq_len)             the trainer's context changed (a growing context cuts packed documents at it)
     init_weights(model)              after the whole model is built (orthogonal init)
     parameter_role(param_name)       the role of each of the add-on's own parameters (pgolf.model.roles)
 
@@ -63,7 +64,7 @@ class AddOn(nn.Module):
     HOOKS: ClassVar[tuple[str, ...]] = (
         "embed", "post_embed", "norm_scale", "make_rotary", "values", "attn_output",
         "before_block", "block_forward", "after_block", "final_hidden", "layer_order", "attention_mask", "softcap",
-        "on_train_progress",
+        "on_train_progress", "set_context",
         "init_weights",
     )
 
@@ -126,6 +127,9 @@ class AddOn(nn.Module):
     def on_train_progress(self, frac: float) -> bool:
         """Returns True when the model's computation changed (a switch flipped)."""
         return False
+
+    def set_context(self, seq_len: int) -> None:
+        return None
 
     def init_weights(self, model: nn.Module) -> None:
         return None

@@ -143,12 +143,18 @@ class DocIsolation(AddOn):
         super().__init__(cfg, model_cfg)
         if cfg.max_segment < 0:
             raise ConfigError(f"model.addons.doc_isolation.max_segment = {cfg.max_segment}: must be >= 0")
+        self.max_segment = cfg.max_segment
+
+    def set_context(self, seq_len: int) -> None:
+        """A growing training context on packed rows: documents are cut at the current stage's length."""
+        if self.cfg.max_segment > 0:
+            self.max_segment = seq_len
 
     def attention_mask(self, ids):
         if self.cfg.kernel == "varlen" and ids.is_cuda and flash_varlen_function() is not None:
-            return varlen_segments(ids, self.cfg.bos_id, self.cfg.max_segment, flash_varlen_function())
+            return varlen_segments(ids, self.cfg.bos_id, self.max_segment, flash_varlen_function())
         # torch's flex_attention has no backward on CPU: there, training takes the same rule as
         # the boolean mask (exact, only larger).
         if self.cfg.kernel in ("flex", "varlen") and (ids.is_cuda or not torch.is_grad_enabled()):
-            return document_block_mask(ids, self.cfg.bos_id, self.cfg.max_segment)
-        return document_mask(ids, self.cfg.bos_id, self.cfg.max_segment)
+            return document_block_mask(ids, self.cfg.bos_id, self.max_segment)
+        return document_mask(ids, self.cfg.bos_id, self.max_segment)
