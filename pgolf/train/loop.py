@@ -139,7 +139,8 @@ def build_trainer(preset: Preset, data_dir: str | Path, run_dir: str | Path | No
 def log_header(t: Trainer) -> None:
     cfg = t.cfg
     t.context = context_at(cfg, 0.0)
-    t.model.set_context(t.context)
+    if cfg.seq_len_schedule:  # without one the add-ons keep their own settings (e.g. max_segment)
+        t.model.set_context(t.context)
     t.log.line(identity_line(t.identity))
     t.log.line(f"preset:{t.preset.name} model_params:{count_parameters(t.model)} world_size:{t.runtime.world_size} "
                f"grad_accum_steps:{t.micro_per_rank} device:{t.runtime.device}")
