@@ -75,6 +75,16 @@ def test_options_are_checked():
         _method("ngram-tilt", tokens, tables, preset, min_order=1)
     with pytest.raises(ConfigError, match="min_count"):
         _method("ngram-tilt", tokens, tables, preset, min_count=0)
+    with pytest.raises(ConfigError, match="min_share"):
+        _method("ngram-tilt", tokens, tables, preset, min_share=1.5)
+
+
+def test_the_gate_reads_the_hints_share_of_its_context():
+    preset, _, tables, tokens = _tiny()
+    loose = _method("ngram-tilt", tokens, tables, preset, min_share=0.0)
+    strict = _method("ngram-tilt", tokens, tables, preset, min_share=1.0)
+    default = _method("ngram-tilt", tokens, tables, preset)
+    assert strict.gated_positions < default.gated_positions < loose.gated_positions
 
 
 @pytest.mark.parametrize("name,verdict", [("ngram-tilt", "pass"), ("illegal-ngram-tilt-gated", "flagged")])

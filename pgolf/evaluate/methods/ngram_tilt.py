@@ -3,8 +3,9 @@
 
 At target position t a causal token n-gram over the prefix gives a hint h_t (pgolf.evaluate.
 ngram_hints: the most frequent continuation of the longest context of orders `min_order` …
-`max_order` seen before t). Where the hint's count reaches `min_count` the model's distribution is
-tilted towards it in closed form,
+`max_order` seen before t). Where the hint followed its context at least `min_count` times and in
+at least `min_share` of the context's occurrences, the model's distribution is tilted towards it in
+closed form,
 
     q(v) = p(v) · e^{β·[v = h_t]} / (1 + p(h_t)·(e^β − 1)),
 
@@ -36,8 +37,11 @@ from pgolf.evaluate.ngram_hints import causal_hints
 class NgramTiltOptions:
     max_order: int = 16
     min_order: int = 2
-    min_count: int = 2  # the hint's count before t at which the tilt applies
-    boost: float = 1.0  # β
+    # the tilt applies where the hint followed its context at least `min_count` times and in at
+    # least `min_share` of the context's occurrences (#2135: threshold 0.8, boost 2.625, order 16)
+    min_count: int = 1
+    min_share: float = 0.8
+    boost: float = 2.625  # β
 
 
 @register
@@ -55,8 +59,10 @@ class NgramTilt(EvalMethod):
                               f"{cfg.min_order}, {cfg.max_order}")
         if cfg.min_count < 1:
             raise ConfigError(f"evaluation.{self.section}.min_count must be >= 1, got {cfg.min_count}")
+        if not 0.0 <= cfg.min_share <= 1.0:
+            raise ConfigError(f"evaluation.{self.section}.min_share must be in [0, 1], got {cfg.min_share}")
         hints = causal_hints(ctx.tokens, cfg.max_order, cfg.min_order)
-        gated = (hints.token >= 0) & (hints.count >= cfg.min_count)
+        gated = (hints.token >= 0) & (hints.count >= cfg.min_count) & (hints.count >= cfg.min_share * hints.seen)
         self.hint = torch.from_numpy(np.where(gated, hints.token, -1))
         self.gated_positions = int(gated.sum())
 
