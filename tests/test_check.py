@@ -101,7 +101,10 @@ def test_overlap_of_a_fifth_of_validation_is_flagged_on_the_data(clean, tmp_path
     assert_only(r, "train/val overlap")
     finding = next(c for c in r["checks"] if c["name"] == "train/val overlap")
     assert "4 found (20.00 %)" in finding["summary"]
-    assert sum("fineweb_train_000000.bin:" in e for e in finding["evidence"]) == 4
+    train_tokens = int(re.search(r"scanned ([\d,]+) training tokens", finding["summary"]).group(1).replace(",", ""))
+    offsets = [int(m.group(1)) for e in finding["evidence"] for m in [re.search(r"fineweb_train_000000.bin:(\d+)", e)] if m]
+    clean_size = train_tokens - sum(c.size for c in copies)
+    assert len(offsets) == 4 and all(o >= clean_size for o in offsets)  # each located in its copy
 
 
 def test_a_byte_table_off_by_one_on_one_token_is_flagged(clean, tmp_path):

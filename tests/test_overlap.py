@@ -137,7 +137,8 @@ def test_scan_reports_positions_as_shard_offsets(tmp_path):
     write_shard(tmp_path / shard_name("train", 1), np.concatenate([tail, val[4]]))
     scan = scan_data_dir(tmp_path, bos_id=BOS)
     assert scan.found.tolist() == [4]
-    name, offset = scan.position(int(scan.overlap.first_seen[4])).split(":")
-    assert name == shard_name("train", 1) and tail.size <= int(offset) < tail.size + val[4].size
+    for where in (scan.overlap.first_seen[4], scan.overlap.located[4]):
+        name, offset = scan.position(int(where)).split(":")
+        assert name == shard_name("train", 1) and tail.size <= int(offset) < tail.size + val[4].size
     with pytest.raises(Exception):
         scan_data_dir(tmp_path / "missing")

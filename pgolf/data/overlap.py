@@ -98,14 +98,17 @@ class Fingerprints:
 
 @dataclass
 class Overlap:
-    """What a scan found: per validation document, its fingerprints seen in training, and where the
-    first one was seen (training token position, −1: never)."""
+    """What a scan found: per validation document, its fingerprints seen in training, where the
+    first one was seen, and where the copy lies — the median of its fingerprints' first positions,
+    which a stray shared phrase earlier in training does not move (training token positions, −1:
+    never)."""
 
     matched: np.ndarray
     first_seen: np.ndarray
     per_doc: np.ndarray
     scanned_tokens: int = 0
     min_share: float = MIN_SHARE
+    located: np.ndarray | None = None
 
     @property
     def share(self) -> np.ndarray:
@@ -124,6 +127,7 @@ class OverlapScanner:
         self.fp, self.min_share, self.bos_id = fingerprints, min_share, bos_id
         n = fingerprints.per_doc.size
         self.seen = np.zeros(fingerprints.hashes.size, dtype=bool)  # which (hash, document) pairs occurred
+        self.pair_first = np.full(fingerprints.hashes.size, -1, dtype=np.int64)  # where each pair first did
         self.first = np.full(n, -1, dtype=np.int64)
         self.short_seen = np.zeros(n, dtype=bool)
         self.doc_seen = np.zeros(n, dtype=np.int64)  # fingerprints of each document admitted so far
@@ -148,6 +152,8 @@ class OverlapScanner:
             pairs = np.repeat(left[hit], counts) + offsets
             seen_at = np.repeat(where, counts)
             self.seen[pairs] = True
+            new = self.pair_first[pairs] < 0
+            self.pair_first[pairs[new]] = seen_at[new]  # a pair repeated inside a block keeps a later hit: fine
             first = np.full(self.first.size, np.iinfo(np.int64).max)
             np.minimum.at(first, fp.docs[pairs], seen_at)
             fresh = (self.first < 0) & (first < np.iinfo(np.int64).max)
@@ -194,7 +200,16 @@ class OverlapScanner:
 
     def result(self) -> Overlap:
         matched = np.bincount(self.fp.docs[self.seen], minlength=self.fp.per_doc.size) + self.short_seen
-        return Overlap(matched, self.first, self.fp.per_doc, self.position, self.min_share)
+        located = self.first.copy()
+        hit = np.flatnonzero(self.pair_first >= 0)
+        if hit.size:  # the median first position of each document's matched fingerprints
+            docs, at = self.fp.docs[hit], self.pair_first[hit]
+            order = np.lexsort((at, docs))
+            docs, at = docs[order], at[order]
+            starts = np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])
+            ends = np.r_[starts[1:], docs.size]
+            located[docs[starts]] = at[(starts + ends - 1) // 2]
+        return Overlap(matched, self.first, self.fp.per_doc, self.position, self.min_share, located)
 
 
 def find_overlap(val_tokens: np.ndarray, train_streams, bos_id: int, window: int = WINDOW, sample: int = SAMPLE,

@@ -85,8 +85,8 @@ def check(ev: Evidence, options: dict) -> Result:
                   f"{scan.seconds:.1f} s: {found.size:,} found ({100 * share:.2f} %)")
         for d in found[:5]:
             notes.append(f"validation document {d} (from token {int(scan.doc_starts[d]):,} of validation): "
-                         f"{100 * scan.overlap.share[d]:.0f} % of its fingerprints in training, first at "
-                         f"{scan.position(int(scan.overlap.first_seen[d]))}")
+                         f"{100 * scan.overlap.share[d]:.0f} % of its fingerprints in training, at "
+                         f"{scan.position(int(scan.overlap.located[d]))}")
         if found.size > 5:
             notes.append(f"... and {found.size - 5:,} more")
         for log in ev.logs:  # the data given must be the data the run used
