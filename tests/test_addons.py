@@ -462,3 +462,19 @@ def test_asym_logit_caps_positive_and_negative_logits_apart():
     m.zero_grad()
     m(torch.randint(0, V, (2, 8)), torch.randint(0, V, (2, 8))).backward()
     assert a.pos_cap.grad is not None and a.neg_cap.grad is not None  # they train with the model
+
+
+def test_gated_xsa_at_one_is_xsa_at_zero_none_and_its_strengths_train():
+    base, full = make({}), make({"xsa": {"last": 2}})
+    off, gated = (make({"xsa": {"last": 2, "gated": True, "gate_init": g}}) for g in (0.0, 1.0))
+    randomize(full)
+    for m in (base, off, gated):
+        m.load_state_dict(full.state_dict(), strict=False)
+    with torch.no_grad():
+        ids = torch.randint(0, V, (2, 12))
+        torch.testing.assert_close(gated(ids), full(ids), rtol=0, atol=0)
+        torch.testing.assert_close(off(ids), base(ids), rtol=0, atol=0)
+    assert gated.addons["xsa"].gates.shape == (2, 4)
+    gated.zero_grad()
+    gated(ids, torch.randint(0, V, (2, 12))).backward()
+    assert gated.addons["xsa"].gates.grad.abs().sum() > 0
