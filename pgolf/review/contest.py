@@ -7,9 +7,14 @@ accepted; #2014's `EVAL_INCLUDE_TAIL` scored the rest too.
 
 from __future__ import annotations
 
-BUDGET_BYTES = 16_000_000
-TRAIN_CAP_S = 600.0
-EVAL_CAP_S = 600.0
+from pgolf.config import PackConfig
+from pgolf.plan.project import CONTEST_EVAL_SECONDS, CONTEST_TRAIN_SECONDS
+from pgolf.submit.compare import ALPHA, MARGIN_NATS
+
+# one statement each, made elsewhere
+TRAIN_CAP_S, EVAL_CAP_S = CONTEST_TRAIN_SECONDS, CONTEST_EVAL_SECONDS
+README_MARGIN_NATS, README_ALPHA = MARGIN_NATS, ALPHA
+BUDGET_BYTES = PackConfig().budget_bytes
 VAL_DOCS = 50_000
 # the published CaseOps data (one Hugging Face dataset) has this many training shards; a log with
 # another count was built locally, with a split nobody can check from the log (Issue #2127)
@@ -24,9 +29,8 @@ KNOWN_VAL_TOKENS: dict[str, dict[str, int]] = {
 # validation bytes per token of the contest split, as the records' own (val_loss, val_bpb) pairs give
 # them: bpb = loss / ln 2 / (bytes / token)
 KNOWN_TOKENS_PER_BYTE = {"sp1024": 0.4105219, "sp8192-caseops": 47_851_520 / 151_073_604}
-# README significance rule, and the one the reviewers applied (PR #1902: a chronological progression at p < 0.25)
-README_MARGIN_NATS = 0.005
-README_ALPHA = 0.01
+# the README's significance rule is pgolf.submit.compare's; the reviewers applied a chronological
+# progression at p < 0.25 (PR #1902)
 REVIEWERS_ALPHA = 0.25
 
 

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgolf.errors import DataError
+from pgolf.review.contest import tokenizer_family
 from pgolf.review.logs import Log
 from pgolf.rundir import ARTIFACT_FILE, RESULTS_FILE, RUN_SUBDIR, SCRIPT_FILE, TRAIN_LOG_FILE
 
-ARTIFACT_SUFFIXES = (".pgolf", ".ptz", ".int6.ptz", ".int8.ptz")
+ARTIFACT_SUFFIXES = (".pgolf", ".ptz")  # pgolf artifacts; the records' final_model.int6.ptz etc.
 
 
 @dataclass
@@ -29,10 +30,6 @@ class Evidence:
     artifacts: list[Path] = field(default_factory=list)
     results: list[tuple[Path, dict]] = field(default_factory=list)  # pgolf results.json of each run
     readme: Path | None = None
-
-    @property
-    def pgolf_runs(self) -> list[Path]:
-        return [p.parent for p, _ in self.results]
 
 
 def _is_log(p: Path) -> bool:
@@ -75,3 +72,23 @@ def gather(path: str | Path) -> Evidence:
     if not ev.logs and ev.submission is None:
         raise DataError(f"{root}: no logs, no submission.json and no pgolf results.json: nothing to check")
     return ev
+
+
+def contest_family(ev: Evidence) -> str | None:
+    """The contest tokenizer the logs name (a path or a setting), if any."""
+    for log in ev.logs:
+        for key in ("tokenizer_path", "datasets_dir", "data_path", "caseops_enabled"):
+            f = log.hyperparameters.get(key)
+            if f is None:
+                continue
+            if key == "caseops_enabled" and str(f.value) == "True":
+                return "sp8192-caseops"
+            fam = tokenizer_family(str(f.value))
+            if fam:
+                return fam
+        for line in log.lines[:40]:
+            if line.startswith("val_loader") and "tokenizer:" in line:
+                fam = tokenizer_family(line)
+                if fam:
+                    return fam
+    return None

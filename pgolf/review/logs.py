@@ -30,29 +30,31 @@ def _num(text: str) -> float | int:
     return int(text) if re.fullmatch(r"-?\d+", text) else float(text)
 
 
-# name -> (pattern, group holding the value, scale); every match is kept, in order
-PATTERNS: dict[str, tuple[re.Pattern, int, float]] = {
-    "train_shards": (re.compile(r"\btrain_shards:\s*(\d+)"), 1, 1),
-    "val_tokens": (re.compile(r"^(?:val_tokens:\s*|val_loader\b.*\btokens:)(\d+)"), 1, 1),
-    "val_docs": (re.compile(r"\b(?:total_docs|val_docs):(\d+)"), 1, 1),
-    "model_params": (re.compile(r"\bmodel_params:\s*(\d+)"), 1, 1),
+# name -> (pattern, group holding the value: 0 = the first group that matched, or the match); every
+# match is kept, in order
+PATTERNS: dict[str, tuple[re.Pattern, int]] = {
+    "train_shards": (re.compile(r"\btrain_shards:\s*(\d+)"), 1),
+    "val_tokens": (re.compile(r"^(?:val_tokens:\s*|val_loader\b.*\btokens:)(\d+)"), 1),
+    "val_docs": (re.compile(r"\b(?:total_docs|val_docs):(\d+)"), 1),
+    "model_params": (re.compile(r"\bmodel_params:\s*(\d+)"), 1),
     # every training-timer reading in ms (the contest logs train_time in ms at validation steps
     # and at the stop; #1855's per-step lines use minutes and are not read)
-    "train_time_ms": (re.compile(r"\btrain_time:\s*(\d+(?:\.\d+)?)ms"), 1, 1),
-    "wallclock_stop": (re.compile(r"stopping_early: wallclock_cap train_time:\s*(\d+)ms"), 1, 1),
-    "calibration_after_stop_s": (re.compile(r"GPTQ:collected \d+ Hessians in (\d+(?:\.\d+)?)s"), 1, 1),
-    "serialize_s": (re.compile(r"(?<!de)compression done in (\d+(?:\.\d+)?)s"), 1, 1),
-    "decompress_s": (re.compile(r"decompression done in (\d+(?:\.\d+)?)s"), 1, 1),
-    "compile_warmup_s": (re.compile(r"compile warmup done \((\d+(?:\.\d+)?)s\)"), 1, 1),
-    "warmup_source": (re.compile(r"warming up compile \(([^)]*)\)"), 1, 1),
-    "total_eval_s": (re.compile(r"^total_eval_time:(\d+(?:\.\d+)?)s"), 1, 1),
-    "submission_bytes": (re.compile(r"^Total submission size[^:]*:\s*(\d+) bytes"), 1, 1),
-    "model_bytes": (re.compile(r"^Serialized model [^:]*:\s*(\d+) bytes|^pack .*\bmodel_bytes:(\d+)"), 0, 1),
-    "code_bytes_counted": (re.compile(r"^Code size \(compressed\):\s*(\d+) bytes|^pack .*\bcode_bytes:(\d+)"), 0, 1),
-    "code_bytes_raw": (re.compile(r"^Code size \(uncompressed\):\s*(\d+) bytes"), 1, 1),
-    "pack_total_bytes": (re.compile(r"^pack .*\btotal_bytes:(\d+)"), 1, 1),
-    "eval_start": (re.compile(r"^(?:beginning .*eval timer|eval_start\b)"), 0, 1),
-    "code_identity": (re.compile(r"^code (pgolf:\S+ (?:git_commit|script_sha256):\S+)"), 1, 1),
+    "train_time_ms": (re.compile(r"\btrain_time:\s*(\d+(?:\.\d+)?)ms"), 1),
+    "wallclock_stop": (re.compile(r"stopping_early: wallclock_cap train_time:\s*(\d+)ms"), 1),
+    "calibration_over_cap": (re.compile(r"\bwithin_cap:False\b"), 0),  # pgolf's in-cap calibration, late
+    "calibration_after_stop_s": (re.compile(r"GPTQ:collected \d+ Hessians in (\d+(?:\.\d+)?)s"), 1),
+    "serialize_s": (re.compile(r"(?<!de)compression done in (\d+(?:\.\d+)?)s"), 1),
+    "decompress_s": (re.compile(r"decompression done in (\d+(?:\.\d+)?)s"), 1),
+    "compile_warmup_s": (re.compile(r"compile warmup done \((\d+(?:\.\d+)?)s\)"), 1),
+    "warmup_source": (re.compile(r"warming up compile \(([^)]*)\)"), 1),
+    "total_eval_s": (re.compile(r"^total_eval_time:(\d+(?:\.\d+)?)s"), 1),
+    "submission_bytes": (re.compile(r"^Total submission size[^:]*:\s*(\d+) bytes"), 1),
+    "model_bytes": (re.compile(r"^Serialized model [^:]*:\s*(\d+) bytes|^pack .*\bmodel_bytes:(\d+)"), 0),
+    "code_bytes_counted": (re.compile(r"^Code size \(compressed\):\s*(\d+) bytes|^pack .*\bcode_bytes:(\d+)"), 0),
+    "code_bytes_raw": (re.compile(r"^Code size \(uncompressed\):\s*(\d+) bytes"), 1),
+    "pack_total_bytes": (re.compile(r"^pack .*\btotal_bytes:(\d+)"), 1),
+    "eval_start": (re.compile(r"^(?:beginning .*eval timer|eval_start\b)"), 0),
+    "code_identity": (re.compile(r"^code (pgolf:\S+ (?:git_commit|script_sha256):\S+)"), 1),
 }
 
 # a scored result: contest `NAME val_loss:X val_bpb:Y eval_time:Zms`, pgolf `eval methods:M val_loss:… tokens:…`
@@ -135,7 +137,7 @@ class Log:
                     continue
                 else:
                     in_hyper = False
-            for name, (pattern, group, _) in PATTERNS.items():
+            for name, (pattern, group) in PATTERNS.items():
                 m = pattern.search(text)
                 if m:
                     raw = m.group(group) if group else next((g for g in m.groups() if g is not None), m.group(0))

@@ -20,6 +20,16 @@ class Result:
         return asdict(self)
 
 
+def conclude(name: str, flags: list[str], suspects: list[str], notes: list[str], passed: str) -> Result:
+    """A check's row from its findings: the first flag (else the first suspect finding) leads and the
+    rest is evidence; without either it passes with `passed`."""
+    if flags:
+        return Result(name, FLAG, flags[0], flags[1:] + suspects + notes)
+    if suspects:
+        return Result(name, SUSPECT, suspects[0], suspects[1:] + notes)
+    return Result(name, PASS, passed, notes)
+
+
 def worst(statuses: list[str]) -> str:
     for s in (FLAG, SUSPECT, PASS):
         if s in statuses:

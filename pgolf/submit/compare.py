@@ -49,6 +49,14 @@ def load_run(path: str | Path) -> RunScore:
                         "pass run directories written by pgolf run --out or pgolf seeds") from None
 
 
+def lower_mean_test(losses: np.ndarray, reference, margin: float = MARGIN_NATS):
+    """One-sided test of H1: mean(losses) < reference − margin: Welch's against reference runs (an
+    array), the one-sample test against a stated number (a float). scipy's result (statistic, pvalue)."""
+    if isinstance(reference, np.ndarray):
+        return stats.ttest_ind(losses, reference - margin, equal_var=False, alternative="less")
+    return stats.ttest_1samp(losses, float(reference) - margin, alternative="less")
+
+
 def seeds_needed(mean_gain: float, std: float, margin: float = MARGIN_NATS, alpha: float = ALPHA,
                  max_n: int = 1000) -> int | None:
     """Smallest n for which a one-sample t-test at the observed gain and spread would pass."""
@@ -73,7 +81,7 @@ def compare(runs: list[RunScore], against_loss: float | None = None, against_bpb
                  "margin_nats": MARGIN_NATS, "alpha": ALPHA, "notes": []}
     if against_runs:
         ref = np.array([r.val_loss for r in against_runs])
-        test = stats.ttest_ind(losses, ref - MARGIN_NATS, equal_var=False, alternative="less")
+        test = lower_mean_test(losses, ref)
         ref_mean = float(ref.mean())
         out["test"] = "one-sided Welch t-test, H1: mean < mean_ref − 0.005"
     else:
@@ -85,7 +93,7 @@ def compare(runs: list[RunScore], against_loss: float | None = None, against_bpb
         if against_loss is None:
             raise DataError("give a reference: --against-loss, --against-bpb or --against RUN...")
         ref_mean = float(against_loss)
-        test = stats.ttest_1samp(losses, ref_mean - MARGIN_NATS, alternative="less")
+        test = lower_mean_test(losses, ref_mean)
         out["test"] = "one-sided t-test against the stated reference, H1: mean < ref − 0.005"
     gain = ref_mean - float(losses.mean())
     p = float(test.pvalue)

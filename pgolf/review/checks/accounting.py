@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from pgolf.review.contest import KNOWN_TOKENS_PER_BYTE, KNOWN_VAL_TOKENS
-from pgolf.review.evidence import Evidence
-from pgolf.review.result import FLAG, NA, PASS, Result
+from pgolf.review.evidence import Evidence, contest_family
+from pgolf.review.result import NA, Result, conclude
 
 NAME = "byte accounting"
 RATIO_TOLERANCE_DATA = 2e-6  # relative: 8-digit loss and bpb pin the ratio far tighter
@@ -90,11 +90,9 @@ def eval_seq_len(log) -> int:
 
 
 def check(ev: Evidence, options: dict) -> Result:
-    from pgolf.review.checks.overlap import family_of
-
     flags, notes = [], []
     data, tokenizer = options.get("data"), options.get("tokenizer")
-    family = family_of(ev)
+    family = contest_family(ev)
     per_target = canon = tok_path = None
     if data is not None:
         per_target, canon, tok_path = canonical_bytes(Path(data), tokenizer)
@@ -173,11 +171,9 @@ def check(ev: Evidence, options: dict) -> Result:
                     notes += diffs[1:]
                 else:
                     notes.append(f"{ev.script.name}: {theirs['builder']} equals the canonical table on every token id")
-    if flags:
-        return Result(NAME, FLAG, flags[0], flags[1:] + notes)
-    if not notes:
+    if not (flags or notes):
         return Result(NAME, NA, "no scores, byte totals or byte table to compare")
-    return Result(NAME, PASS, "bytes, ratios and coverage agree with the canonical count", notes)
+    return conclude(NAME, flags, [], notes, "bytes, ratios and coverage agree with the canonical count")
 
 
 def _float(text) -> float:

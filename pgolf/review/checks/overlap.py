@@ -13,38 +13,18 @@ and token counts, against the contest's 50,000-document split when the logs name
 
 from __future__ import annotations
 
-from pgolf.review.contest import CASEOPS_TRAIN_SHARDS, KNOWN_VAL_TOKENS, VAL_DOCS, tokenizer_family
-from pgolf.review.evidence import Evidence
+from pgolf.review.contest import CASEOPS_TRAIN_SHARDS, KNOWN_VAL_TOKENS, VAL_DOCS
+from pgolf.review.evidence import Evidence, contest_family
 from pgolf.review.result import FLAG, NA, PASS, Result
 
 NAME = "train/val overlap"
 MAX_OVERLAP = 0.01
 
 
-def family_of(ev: Evidence) -> str | None:
-    """The contest tokenizer the logs name (a path or a setting), if any."""
-    for log in ev.logs:
-        for key in ("tokenizer_path", "datasets_dir", "data_path", "caseops_enabled"):
-            f = log.hyperparameters.get(key)
-            if f is None:
-                continue
-            if key == "caseops_enabled" and str(f.value) == "True":
-                return "sp8192-caseops"
-            fam = tokenizer_family(str(f.value))
-            if fam:
-                return fam
-        for line in log.lines[:40]:
-            if line.startswith("val_loader") and "tokenizer:" in line:
-                fam = tokenizer_family(line)
-                if fam:
-                    return fam
-    return None
-
-
 def fingerprints(ev: Evidence) -> tuple[list[str], list[str]]:
     """(flags, notes) from what the logs say about the data."""
     flags, notes = [], []
-    family = family_of(ev)
+    family = contest_family(ev)
     known = KNOWN_VAL_TOKENS.get(family or "", {})
     for log in ev.logs:
         shards, docs, tokens = log.first("train_shards"), log.first("val_docs"), log.first("val_tokens")

@@ -11,12 +11,12 @@ Welch test of a lower mean at p < 0.25, against records dated before this one).
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from pgolf.review.contest import README_ALPHA, README_MARGIN_NATS, REVIEWERS_ALPHA
 from pgolf.review.evidence import Evidence, gather
 from pgolf.review.logs import configuration, seed_of
-from pgolf.review.result import FLAG, NA, PASS, Result
+from pgolf.review.result import NA, Result, conclude
+from pgolf.submit.compare import lower_mean_test
 
 NAME = "seeds"
 SCORE_TOLERANCE = 5e-8  # the logs print 8 decimals
@@ -32,12 +32,9 @@ def seed_scores(ev: Evidence) -> list[tuple[int | None, float, float, str]]:
     return out
 
 
-def welch_less(new: np.ndarray, ref: np.ndarray, margin: float) -> float:
-    """One-sided Welch p-value of H1: mean(new) < mean(ref) − margin (a single reference run is
-    taken as a number: the one-sample test)."""
-    if ref.size < 2:
-        return float(stats.ttest_1samp(new, float(ref.mean()) - margin, alternative="less").pvalue)
-    return float(stats.ttest_ind(new, ref - margin, equal_var=False, alternative="less").pvalue)
+def p_lower(new: np.ndarray, ref: np.ndarray, margin: float) -> float:
+    """p of H1: mean(new) < mean(ref) − margin; a single reference run is taken as a number."""
+    return float(lower_mean_test(new, ref if ref.size >= 2 else float(ref.mean()), margin).pvalue)
 
 
 def significance(ev: Evidence, against: list, notes: list[str]) -> None:
@@ -50,8 +47,8 @@ def significance(ev: Evidence, against: list, notes: list[str]) -> None:
             notes.append(f"against {ref_ev.root.name}: needs 2+ seeds here and a score there")
             continue
         gain = float(ref.mean() - losses.mean())
-        p_readme = welch_less(losses, ref, README_MARGIN_NATS)
-        p_review = welch_less(losses, ref, 0.0)
+        p_readme = p_lower(losses, ref, README_MARGIN_NATS)
+        p_review = p_lower(losses, ref, 0.0)
         ref_date = (ref_ev.submission or {}).get("date")
         order = ("" if not (date and ref_date) else
                  f" ({ref_date} before {date})" if ref_date <= date else
@@ -104,9 +101,7 @@ def check(ev: Evidence, options: dict) -> Result:
             if missing:
                 flags.append(f"submission.json names seeds {listed}; no log for {missing}")
     significance(ev, options.get("against", []), notes)
-    if flags:
-        return Result(NAME, FLAG, flags[0], flags[1:] + notes)
-    if len(scores) < 2:
+    if not flags and len(scores) < 2:
         return Result(NAME, NA, f"{len(scores)} scored seed(s): nothing to compare", notes)
-    return Result(NAME, PASS, f"{len(scores)} seeds of one configuration", notes)
+    return conclude(NAME, flags, [], notes, f"{len(scores)} seeds of one configuration")
 

@@ -10,8 +10,10 @@ own bytes push the total over.
 from __future__ import annotations
 
 from pgolf.review.contest import BUDGET_BYTES
+from pgolf.rundir import ARTIFACT_FILE, SCRIPT_FILE
 from pgolf.review.evidence import Evidence
-from pgolf.review.result import FLAG, NA, PASS, SUSPECT, Result
+from pgolf.review.logs import seed_of
+from pgolf.review.result import NA, Result, conclude
 
 NAME = "size"
 
@@ -22,8 +24,8 @@ def check(ev: Evidence, options: dict) -> Result:
     script_bytes = ev.script.stat().st_size if ev.script else None
     for path, res in ev.results:  # pgolf runs: the artifact and the exported script as they lie here
         pack = res.get("pack", {})
-        art = path.parent / "model.pgolf"
-        code = path.parent / "train_gpt.py"
+        art = path.parent / ARTIFACT_FILE
+        code = path.parent / SCRIPT_FILE
         if art.is_file() and code.is_file():
             measured = art.stat().st_size + code.stat().st_size
             lines.append(f"{path.parent}: measured {measured:,} B = model.pgolf {art.stat().st_size:,} + "
@@ -62,8 +64,6 @@ def check(ev: Evidence, options: dict) -> Result:
             lines.append(f"submission.json {key}: {sub[key]:,} B")
             if sub[key] > budget:
                 flags.append(f"submission.json {key} {sub[key]:,} B is over the {budget:,}-byte cap")
-    from pgolf.review.logs import seed_of
-
     for log in ev.logs:
         entry = per_seed.get(str(seed_of(log)))
         total = log.last("submission_bytes")
@@ -83,10 +83,6 @@ def check(ev: Evidence, options: dict) -> Result:
                 flags.append(f"{art.name} + train_gpt.py = {measured:,} B is over the {budget:,}-byte cap")
     if not lines:
         return Result(NAME, NA, "no artifact here and no size in the logs or submission.json")
-    if flags:
-        return Result(NAME, FLAG, flags[0], flags[1:] + lines)
-    if suspects:
-        return Result(NAME, SUSPECT, suspects[0], suspects[1:] + lines)
     measured_any = any("measured" in line for line in lines)
-    return Result(NAME, PASS, f"≤ {budget:,} B ({'measured' if measured_any else 'as reported: no artifact here'})",
-                  lines)
+    return conclude(NAME, flags, suspects, lines,
+                    f"≤ {budget:,} B ({'measured' if measured_any else 'as reported: no artifact here'})")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pgolf.review.contest import EVAL_CAP_S, TRAIN_CAP_S
 from pgolf.review.evidence import Evidence
-from pgolf.review.result import FLAG, NA, PASS, SUSPECT, Result
+from pgolf.review.result import NA, Result, conclude
 
 NAME = "timing"
 
@@ -45,9 +45,8 @@ def check(ev: Evidence, options: dict) -> Result:
                         line + f", over {TRAIN_CAP_S:g} s (accepted for #1855 by the reviewers; a strict reading rejects it)")
                 else:
                     notes.append(line)
-        late = [n for n, text in enumerate(log.lines, 1) if "within_cap:False" in text]
-        for n in late:
-            flags.append(f"{name}:{n}: in-cap GPTQ calibration ended after the training cap")
+        for late in log.all("calibration_over_cap"):
+            flags.append(f"{late.where(log)}: in-cap GPTQ calibration ended after the training cap")
         evals = [s for s in log.scores if s.evaluation and s.eval_ms is not None and not s.name.startswith("diagnostic")]
         total_eval = log.last("total_eval_s")
         timed = [(total_eval.value, total_eval.line)] if total_eval is not None else []
@@ -58,16 +57,16 @@ def check(ev: Evidence, options: dict) -> Result:
                 flags.append(f"{name}:{line}: evaluation ran {seconds:.1f} s by its own timer, over {EVAL_CAP_S:g} s")
         start = log.first("eval_start")
         if start is not None and timed:
-            outside = [f for key in ("compile_warmup_s", "decompress_s") for f in log.all(key) if f.line < start.line]
+            before = {key: [f for f in log.all(key) if f.line < start.line] for key in ("compile_warmup_s", "decompress_s")}
             # the last decompression before the timer is the scored model's; earlier ones fed diagnostics
-            warm = [f for f in outside if "warmup" in f.text]
-            unpack = [f for f in outside if "decompression" in f.text][-1:]
-            extra = sum(f.value for f in warm + unpack)
+            outside = ([("compile warm-up", f) for f in before["compile_warmup_s"]]
+                       + [("decompression", f) for f in before["decompress_s"][-1:]])
+            extra = sum(f.value for _, f in outside)
             seconds = max(t for t, _ in timed)
             if extra:
                 line = (f"{name}: {extra:.1f} s before the eval timer (" + ", ".join(
-                    f"{'compile warm-up' if 'warmup' in f.text else 'decompression'} {f.value:.1f} s at line {f.line}"
-                    for f in warm + unpack) + f"): {seconds + extra:.1f} s of evaluation in all")
+                    f"{label} {f.value:.1f} s at line {f.line}" for label, f in outside)
+                    + f"): {seconds + extra:.1f} s of evaluation in all")
                 if seconds + extra > EVAL_CAP_S:
                     (flags if options.get("strict") else suspects).append(
                         line + f", over {EVAL_CAP_S:g} s (excluded by every phased-TTT record, accepted in practice)")
@@ -86,13 +85,9 @@ def check(ev: Evidence, options: dict) -> Result:
             if wall > EVAL_CAP_S:
                 flags.append(f"{name}:{begin[-1].line}-{s.line}: the evaluation {s.name} took {wall:.1f} s of wall "
                              f"clock, over {EVAL_CAP_S:g} s, while its timer says {s.eval_ms / 1000:.1f} s")
-    if flags:
-        return Result(NAME, FLAG, flags[0], flags[1:] + suspects + notes)
-    if suspects:
-        return Result(NAME, SUSPECT, suspects[0], suspects[1:] + notes)
-    if not notes:
+    if not (flags or suspects or notes):
         return Result(NAME, NA, "the logs state no training or evaluation times")
-    return Result(NAME, PASS, f"training and evaluation within {TRAIN_CAP_S:g} s each", notes)
+    return conclude(NAME, flags, suspects, notes, f"training and evaluation within {TRAIN_CAP_S:g} s each")
 
 
 def _max_fact(facts):
