@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pgolf.evaluate.ngram import prefix_counts
+
 BASE = np.uint64(0x100000001B3)
 
 
@@ -60,14 +62,11 @@ def order_hints(inputs: np.ndarray, targets: np.ndarray, k: int) -> tuple[np.nda
     new_group = np.r_[True, ks[1:] != ks[:-1]]
     group_start = np.maximum.accumulate(np.where(new_group, np.arange(order.size), 0))
     seen = np.arange(order.size) - group_start  # occurrences before, within the context
-    # running count of each (context, continuation) pair, inclusive
+    # running count of each (context, continuation) pair, inclusive: the pair as one exact key
+    # (the context's rank among contexts, then the token), counted in this position order
     ys = targets[order].astype(np.int64)
-    pair = np.lexsort((np.arange(order.size), ys, ks))
-    pk, py = ks[pair], ys[pair]
-    new_pair = np.r_[True, (pk[1:] != pk[:-1]) | (py[1:] != py[:-1])]
-    pair_start = np.maximum.accumulate(np.where(new_pair, np.arange(order.size), 0))
-    inclusive = np.empty(order.size, dtype=np.int64)
-    inclusive[pair] = np.arange(order.size) - pair_start + 1
+    pair_keys = (np.cumsum(new_group) - 1) * (int(ys.max()) + 1) + ys
+    inclusive = prefix_counts(pair_keys) + 1
     # running best within the context: the largest count so far, whose leader changes only when a
     # count rises strictly above it (so ties keep the continuation that reached the count first).
     # A segmented running max without overflow: shift each context's counts (1 … its size) above

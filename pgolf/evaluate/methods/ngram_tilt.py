@@ -61,17 +61,20 @@ class NgramTilt(EvalMethod):
             raise ConfigError(f"evaluation.{self.section}.min_count must be >= 1, got {cfg.min_count}")
         if not 0.0 <= cfg.min_share <= 1.0:
             raise ConfigError(f"evaluation.{self.section}.min_share must be in [0, 1], got {cfg.min_share}")
-        hints = causal_hints(ctx.tokens, cfg.max_order, cfg.min_order)
-        gated = (hints.token >= 0) & (hints.count >= cfg.min_count) & (hints.count >= cfg.min_share * hints.seen)
-        self.hint = torch.from_numpy(np.where(gated, hints.token, -1))
+        self.hints = causal_hints(ctx.tokens, cfg.max_order, cfg.min_order)
+        h = self.hints
+        gated = (h.token >= 0) & (h.count >= cfg.min_count) & (h.count >= cfg.min_share * h.seen)
+        self.hint = torch.from_numpy(np.where(gated, h.token, -1))
         self.gated_positions = int(gated.sum())
 
     @property
     def chunk_tokens(self) -> int:
         return 1 << 16  # nothing is learned after a chunk: the hints are all made before scoring
 
-    def _hints(self, positions, device) -> torch.Tensor:
-        return self.hint[torch.as_tensor(np.asarray(positions), dtype=torch.long)].to(device)
+    def _hints(self, positions, device, table: torch.Tensor | None = None) -> torch.Tensor:
+        """The gated hints (or another per-position `table`) at `positions`."""
+        table = self.hint if table is None else table
+        return table[torch.as_tensor(np.asarray(positions), dtype=torch.long)].to(device)
 
     def _tilt(self, p: torch.Tensor, hint: torch.Tensor) -> torch.Tensor:
         """q over the alphabet at each row (rows without a hint: p)."""
@@ -124,13 +127,12 @@ class TargetGatedNgramTilt(NgramTilt):
     def __init__(self, config, ctx) -> None:
         super().__init__(config, ctx)
         # the within-word channel's hints: any context seen before (its own threshold, 1)
-        hints = causal_hints(ctx.tokens, self.cfg.max_order, self.cfg.min_order)
-        self.word_hint = torch.from_numpy(hints.token)
+        self.word_hint = torch.from_numpy(self.hints.token)
 
     def score(self, logits, inputs, targets, positions) -> torch.Tensor:
         self._record(positions)
         token_hint = self._hints(positions, logits.device)
-        word_hint = self.word_hint[torch.as_tensor(np.asarray(positions), dtype=torch.long)].to(logits.device)
+        word_hint = self._hints(positions, logits.device, self.word_hint)
         t = targets.long()
         tables = self.ctx.tables
         continues_word = ~tables.leading_space.to(t.device)[t] & ~tables.boundary.to(t.device)[t]
