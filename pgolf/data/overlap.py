@@ -75,6 +75,16 @@ class Fingerprints:
     sample: int = SAMPLE
     short: dict = field(default_factory=dict)  # whole-document hash -> documents (shorter than a window)
 
+    def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(pairs, counts, hit): the (hash, document) pairs of `hashes` that are fingerprints — a
+        hash several documents share (boilerplate) gives one pair per document — how many pairs
+        each hit hash has, and which of `hashes` hit."""
+        left = np.searchsorted(self.hashes, hashes, side="left")
+        right = np.searchsorted(self.hashes, hashes, side="right")
+        hit = right > left
+        pairs, counts = expand_ranges(left[hit], right[hit])
+        return pairs, counts, hit
+
     @classmethod
     def of(cls, docs: list[tuple[int, np.ndarray]], window: int = WINDOW, sample: int = SAMPLE) -> "Fingerprints":
         hashes, owners, per_doc, short = [], [], np.zeros(len(docs), dtype=np.int64), {}
@@ -94,6 +104,13 @@ class Fingerprints:
         order = np.argsort(hashes, kind="stable")
         return cls(hashes[order], owners[order], per_doc, np.array([s for s, _ in docs], dtype=np.int64),
                    window, sample, short)
+
+
+def expand_ranges(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every index of the ranges [left_i, right_i), and how many each range holds (no Python loop)."""
+    counts = right - left
+    offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(left, counts) + offsets, counts
 
 
 @dataclass
@@ -128,7 +145,7 @@ class OverlapScanner:
         n = fingerprints.per_doc.size
         self.seen = np.zeros(fingerprints.hashes.size, dtype=bool)  # which (hash, document) pairs occurred
         self.pair_first = np.full(fingerprints.hashes.size, -1, dtype=np.int64)  # where each pair first did
-        self.first = np.full(n, -1, dtype=np.int64)
+        self.short_first = np.full(n, -1, dtype=np.int64)  # where each short document was first seen whole
         self.short_seen = np.zeros(n, dtype=bool)
         self.doc_seen = np.zeros(n, dtype=np.int64)  # fingerprints of each document admitted so far
         self.position = 0
@@ -140,31 +157,19 @@ class OverlapScanner:
             block = tokens[lo : lo + BLOCK + w - 1]
             h = window_hashes(block, w)
             keep = np.flatnonzero(h % np.uint64(fp.sample) == 0)
-            hk = h[keep]
-            left = np.searchsorted(fp.hashes, hk, side="left")
-            right = np.searchsorted(fp.hashes, hk, side="right")
-            hit = np.flatnonzero(right > left)
-            where = self.position + lo + keep[hit].astype(np.int64)
-            # every (hash, document) pair with this hash occurred; a hash several documents share
-            # (boilerplate) marks each of them: expand the [left, right) ranges without a loop
-            counts = right[hit] - left[hit]
-            offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-            pairs = np.repeat(left[hit], counts) + offsets
-            seen_at = np.repeat(where, counts)
+            pairs, counts, hit = fp.lookup(h[keep])
+            seen_at = np.repeat(self.position + lo + keep[hit].astype(np.int64), counts)
             self.seen[pairs] = True
+            # the first time each pair occurred (reversed: among repeats in a block the earliest lands last)
             new = self.pair_first[pairs] < 0
-            self.pair_first[pairs[new]] = seen_at[new]  # a pair repeated inside a block keeps a later hit: fine
-            first = np.full(self.first.size, np.iinfo(np.int64).max)
-            np.minimum.at(first, fp.docs[pairs], seen_at)
-            fresh = (self.first < 0) & (first < np.iinfo(np.int64).max)
-            self.first[fresh] = first[fresh]
+            self.pair_first[pairs[new][::-1]] = seen_at[new][::-1]
         if fp.short and self.bos_id is not None:
             for start, doc in split_documents(tokens, self.bos_id):
                 if doc.size < w:
                     for d in fp.short.get(int(whole_hash(doc)), []):
                         self.short_seen[d] = True
-                        if self.first[d] < 0:
-                            self.first[d] = self.position + start
+                        if self.short_first[d] < 0:
+                            self.short_first[d] = self.position + start
         self.position += tokens.size
 
     def admit(self, doc: np.ndarray) -> bool:
@@ -179,16 +184,11 @@ class OverlapScanner:
         own = np.unique(sampled(window_hashes(doc, w), fp.sample))
         if own.size == 0:
             return True
-        left = np.searchsorted(fp.hashes, own, side="left")
-        right = np.searchsorted(fp.hashes, own, side="right")
-        inside = right > left
+        pairs, _, inside = fp.lookup(own)
         if inside.mean() >= self.min_share:
             return False
-        counts = right[inside] - left[inside]
-        if counts.size == 0:
+        if pairs.size == 0:
             return True
-        offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-        pairs = np.repeat(left[inside], counts) + offsets
         touched, owner = np.unique(fp.docs[pairs], return_inverse=True)
         fresh = ~self.seen[pairs]
         added = np.bincount(owner[fresh], minlength=touched.size)
@@ -199,17 +199,19 @@ class OverlapScanner:
         return True
 
     def result(self) -> Overlap:
-        matched = np.bincount(self.fp.docs[self.seen], minlength=self.fp.per_doc.size) + self.short_seen
-        located = self.first.copy()
+        fp = self.fp
+        matched = np.bincount(fp.docs[self.seen], minlength=fp.per_doc.size) + self.short_seen
+        first, located = self.short_first.copy(), self.short_first.copy()
         hit = np.flatnonzero(self.pair_first >= 0)
-        if hit.size:  # the median first position of each document's matched fingerprints
-            docs, at = self.fp.docs[hit], self.pair_first[hit]
+        if hit.size:  # per document: the earliest and the median first position of its matched fingerprints
+            docs, at = fp.docs[hit], self.pair_first[hit]
             order = np.lexsort((at, docs))
             docs, at = docs[order], at[order]
             starts = np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])
             ends = np.r_[starts[1:], docs.size]
+            first[docs[starts]] = at[starts]
             located[docs[starts]] = at[(starts + ends - 1) // 2]
-        return Overlap(matched, self.first, self.fp.per_doc, self.position, self.min_share, located)
+        return Overlap(matched, first, fp.per_doc, self.position, self.min_share, located)
 
 
 def find_overlap(val_tokens: np.ndarray, train_streams, bos_id: int, window: int = WINDOW, sample: int = SAMPLE,
