@@ -133,14 +133,11 @@ def build_trainer(preset: Preset, data_dir: str | Path, run_dir: str | Path | No
     return Trainer(preset=preset, runtime=runtime, run_dir=run_dir, data_dir=Path(data_dir), tok_path=Path(tok_path),
                    val_tokens=val_tokens, tables=tables, model=model, compiled=compiled, train_model=train_model,
                    optimizers=optimizers, loader=loader, log=log, micro_per_rank=micro_per_rank,
-                   identity=code_identity(runtime.device))
+                   identity=code_identity(runtime.device), context=initial_context(preset.train, model))
 
 
 def log_header(t: Trainer) -> None:
     cfg = t.cfg
-    t.context = context_at(cfg, 0.0)
-    if cfg.seq_len_schedule:  # without one the add-ons keep their own settings (e.g. max_segment)
-        t.model.set_context(t.context)
     t.log.line(identity_line(t.identity))
     t.log.line(f"preset:{t.preset.name} model_params:{count_parameters(t.model)} world_size:{t.runtime.world_size} "
                f"grad_accum_steps:{t.micro_per_rank} device:{t.runtime.device}")
@@ -222,6 +219,15 @@ def compile_warmup(t: Trainer) -> None:
     t.qat_on = False
     t.model.set_train_progress(0.0)
     apply_context(t, 0.0, log=False)
+
+
+def initial_context(cfg: TrainConfig, model: GPT) -> int:
+    """The context the run starts in; with a schedule the add-ons are told it (without one they keep
+    their own settings, e.g. doc_isolation's max_segment)."""
+    length = context_at(cfg, 0.0)
+    if cfg.seq_len_schedule:
+        model.set_context(length)
+    return length
 
 
 def apply_context(t: Trainer, frac: float, log: bool = True) -> None:
