@@ -216,6 +216,18 @@ def build_shards(
     bar = tqdm(total=total, unit="doc", desc="tokenize", disable=not _want_progress(progress))
     seen = 0
 
+    def labelled() -> Iterator[tuple[str, int, int, str]]:
+        """(split, file, index in the file, text) of every document, in file order."""
+        n = 0
+        for k, f in enumerate(files):
+            n_val_here = int(round(counts[k] * val_fraction)) if counts else 0
+            for i, text in enumerate(read_documents(f)):
+                if counts:
+                    yield ("val" if i >= counts[k] - n_val_here else "train"), k, i, text
+                else:
+                    yield ("val" if n < val_docs else "train"), k, i, text
+                n += 1
+
     def documents() -> Iterator[tuple[str, str]]:
         """Every validation document first, then the training ones (each split in file order, so
         the shards are what a file-by-file pass writes), so that training documents can be checked
@@ -223,29 +235,18 @@ def build_shards(
         nonlocal seen
         train = 0
         for wanted in ("val", "train"):
-            seen_here = 0
-            for k, f in enumerate(files):
-                n_val_here = int(round(counts[k] * val_fraction)) if counts else 0
-                for i, text in enumerate(read_documents(f)):
-                    if counts:
-                        split = "val" if i >= counts[k] - n_val_here else "train"
-                    else:
-                        split = "val" if seen_here < val_docs else "train"
-                    seen_here += 1
-                    if split != wanted:
-                        if wanted == "val" and not counts:
-                            break  # the first K documents are validation: nothing after them is
-                        continue
-                    if split == "train":
-                        if max_train_docs is not None and train >= max_train_docs:
-                            return
-                        train += 1
-                    seen += 1
-                    used[k] = max(used[k], i + 1)
-                    yield split, text
-                else:
+            for split, k, i, text in labelled():
+                if split != wanted:
+                    if wanted == "val" and not counts:
+                        break  # the first K documents are validation: all of them are read
                     continue
-                break  # (first-K rule) the validation documents are all read
+                if split == "train":
+                    if max_train_docs is not None and train >= max_train_docs:
+                        return
+                    train += 1
+                seen += 1
+                used[k] = max(used[k], i + 1)
+                yield split, text
 
     def batches() -> Iterator[list[tuple[str, str]]]:
         batch: list[tuple[str, str]] = []
