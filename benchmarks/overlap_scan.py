@@ -1,6 +1,6 @@
 """The overlap scanner (pgolf.data.overlap) on the dev corpus: speed, false positives, recall.
 
-    python benchmarks/overlap_scan.py --dev-data ../shared/data --out benchmarks/results/overlap
+    python benchmarks/overlap_scan.py --dev-data DIR --out benchmarks/results/overlap   # or PGOLF_DEV_DATA=DIR
 
 Builds the dev corpus's benchmark split (`--val-fraction 0.1`, SP-1024) twice: as it comes
 (`--keep-overlap`) and as `pgolf data build` writes it by default (training documents holding
