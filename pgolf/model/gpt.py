@@ -38,10 +38,11 @@ class GPT(nn.Module):
         self._block_forward = [next((a for a in addons if a.implements("block_forward") and a.applies_to(i)), None)
                                for i in range(cfg.num_layers)]
         self._final_hooks = [a for a in addons if a.implements("final_hidden")]
-        self._order_hook = next((a for a in addons if a.implements("layer_order")), None)
-        self._mask_hook = next((a for a in addons if a.implements("attention_mask")), None)
+        # hooks one add-on serves at most; kept in a dict, which nn.Module does not register, so an
+        # add-on's parameters are not a second time in the state dict under the hook's name
+        self._sole = {hook: next((a for a in addons if a.implements(hook)), None)
+                      for hook in ("layer_order", "attention_mask", "softcap")}
         self._progress_hooks = [a for a in addons if a.implements("on_train_progress")]
-        self._softcap_hook = next((a for a in addons if a.implements("softcap")), None)
         self._context_hooks = [a for a in addons if a.implements("set_context")]
         if cfg.tie_embeddings:
             nn.init.normal_(self.tok_emb.weight, mean=0.0, std=cfg.tied_embed_init_std)
@@ -53,8 +54,8 @@ class GPT(nn.Module):
     def hidden(self, ids: torch.Tensor) -> torch.Tensor:
         """Final normalised hidden states (B, T, d), before the output projection."""
         ctx = ForwardContext(ids=ids, num_layers=self.cfg.num_layers)
-        if self._mask_hook is not None:
-            ctx.attn_mask = self._mask_hook.attention_mask(ids)
+        if self._sole["attention_mask"] is not None:
+            ctx.attn_mask = self._sole["attention_mask"].attention_mask(ids)
         x = ctx.x0 = self.embed(ids, ctx)
         order = self.layer_order()
         ctx.num_virtual = len(order)
@@ -84,7 +85,8 @@ class GPT(nn.Module):
     def layer_order(self) -> list[int]:
         """The physical blocks one forward runs, in order."""
         n = self.cfg.num_layers
-        return self._order_hook.layer_order(n) if self._order_hook is not None else list(range(n))
+        hook = self._sole["layer_order"]
+        return hook.layer_order(n) if hook is not None else list(range(n))
 
     def set_train_progress(self, frac: float) -> bool:
         """Tell the add-ons how much of the run is done; True when the computation changed."""
@@ -105,8 +107,8 @@ class GPT(nn.Module):
         if delta is not None:
             logits = logits + delta.to(logits.dtype)
         cap = self.cfg.logit_softcap
-        if self._softcap_hook is not None:
-            return self._softcap_hook.softcap(logits, cap)
+        if self._sole["softcap"] is not None:
+            return self._sole["softcap"].softcap(logits, cap)
         return cap * torch.tanh(logits / cap) if cap > 0 else logits
 
     def forward(self, ids: torch.Tensor, targets: torch.Tensor | None = None,
