@@ -203,6 +203,11 @@ class PackConfig:
     lqer_rank: int = 0
     lqer_top: int = 3
     lqer_group: int = 64
+    # AWQ-lite (#1908): the `awq_top` groups of `awq_group` input columns of largest activation-weighted
+    # saliency, over every matrix GPTQ solves, at `awq_bits` inside the same solve; 0 = off.
+    awq_top: int = 0
+    awq_group: int = 64
+    awq_bits: int = 8
     compressor: str = choice("zlib", registry="compressor")
     # When non-empty, pack tries each of these and keeps the smallest artifact.
     compressors: list[str] = choice([], registry="compressor")

@@ -9,9 +9,10 @@ The projection is per tensor group, each figure with its source:
   taken from one published artifact: the preset's own `[reference] artifact_bytes` when it has
   one, else that of the built-in preset with the same matrix bits (int8: the naive baseline,
   int6: #549, int5: #700; the nearest, scaled by bits, for other widths). The source's integer
-  B/param is (its artifact bytes - its small tensors - its scales) / its integer parameters,
-  embedding and matrices together as it packed them, with its code bytes left inside:
-  conservative by their size. A group at other bits than the source's is scaled by bits;
+  B/param is (its artifact bytes - its code - its small tensors - its scales) / its integer
+  parameters, embedding and matrices together as it packed them. Its code bytes are
+  `[reference] artifact_code_bytes` where known, or a lower bound of them; where unknown they stay
+  inside, conservative by their size. A group at other bits than the source's is scaled by bits;
 - code: the preset's exported `train_gpt.py` in its wrapper, measured.
 Trained weights compress far better than freshly initialised ones, so the bytes a dry run
 measures on its untrained weights are shown beside this, not instead of it.
@@ -38,13 +39,15 @@ def _meta_model(preset: Preset) -> torch.nn.Module:
     return model_on_meta(preset.model)
 
 
-def planned_groups(preset: Preset, lqer_names: list[str] | None = None) -> dict[str, GroupBytes]:
+def planned_groups(preset: Preset, lqer_names: list[str] | None = None,
+                   awq_groups: dict[str, int] | None = None) -> dict[str, GroupBytes]:
     """Per group, what the preset's quantizer and [pack] settings store (pgolf.quant.accounting):
-    floats, scales, gate rows and LQER factors exactly, and how many weights are integers."""
+    floats, scales, gate rows, LQER factors and AWQ-lite steps exactly, and how many weights are
+    integers (at the group's bits, and AWQ-lite's at `pack.awq_bits`)."""
     model = _meta_model(preset)
     tensors = {name: (tuple(t.shape), t.is_floating_point()) for name, t in model.state_dict().items()}
     return planned(tensors, parameter_roles(model), preset.pack, get_quantizer(preset.pack.quant),
-                   gate_tensors(model), lqer_names)
+                   gate_tensors(model), lqer_names, awq_groups)
 
 
 def byte_groups(preset: Preset) -> dict[str, dict]:
@@ -58,12 +61,17 @@ def _source_ratio(source_name: str | None, preset_json: str | None = None) -> tu
     """(compressed bytes per integer weight, matrix bits, description) of a published artifact."""
     source = preset_from_dict(json.loads(preset_json)) if preset_json else read_preset(source_name)
     artifact_bytes = int(source.reference["artifact_bytes"])
+    # its code's bytes where known (or a lower bound of them), so they are not read as weights
+    code = int(source.reference.get("artifact_code_bytes", 0))
     groups = byte_groups(source)
-    integer = sum(g["integer_params"] for g in groups.values())
+    bits = get_quantizer(source.pack.quant).bits
+    integer = sum(g["integer_params"] + g["awq_params"] * source.pack.awq_bits / bits for g in groups.values())
     exact = sum(g["exact_bytes"] for g in groups.values())
     what = source.reference.get("artifact_source", source.name)
-    note = f"{what}: ({artifact_bytes:,} B - {exact:,} B stored as they are) / {integer:,} integer params"
-    return (artifact_bytes - exact) / integer, get_quantizer(source.pack.quant).bits, note
+    code_note = f" - {code:,} B code" if code else ""
+    note = (f"{what}: ({artifact_bytes:,} B{code_note} - {exact:,} B stored as they are) / "
+            f"{integer:,.0f} integer params")
+    return (artifact_bytes - code - exact) / integer, bits, note
 
 
 def source_ratio(preset: Preset) -> tuple[float, int, str]:
@@ -77,6 +85,7 @@ def source_ratio(preset: Preset) -> tuple[float, int, str]:
 def projection(preset: Preset) -> dict:
     """Projected artifact bytes for trained weights under the preset's own pack settings."""
     ratio, src_bits, source = source_ratio(preset)
+    awq_bits = preset.pack.awq_bits
     rows = {}
     for name, g in byte_groups(preset).items():
         if g["integer_params"]:
@@ -86,6 +95,9 @@ def projection(preset: Preset) -> dict:
             per_param = ratio * scale
             note = source + (f"; scaled by {g['bits']}/{src_bits} bits" if scale != 1.0 else "")
             projected = g["exact_bytes"] + g["integer_params"] * per_param
+            if g["awq_params"]:  # AWQ-lite's protected columns: the source's rate scaled to their bits
+                projected += g["awq_params"] * ratio * awq_bits / src_bits
+                note += f"; {g['awq_params']:,} AWQ-lite params at {awq_bits}/{src_bits} of it"
         else:
             per_param, note = g["exact_bytes"] / max(g["params"], 1), "exact (stored as they are, uncompressed)"
             projected = g["exact_bytes"]

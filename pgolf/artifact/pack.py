@@ -7,14 +7,14 @@ from pathlib import Path
 
 from pgolf.artifact.code_size import code_bytes
 from pgolf.artifact.format import Artifact, encode_artifact
-from pgolf.config import preset_from_dict
+from pgolf.config import override, preset_from_dict
 from pgolf.quant.compress import COMPRESSORS, available
-from pgolf.errors import BudgetError
+from pgolf.errors import BudgetError, PgolfError
 from pgolf.quant.layout import check_layouts, relayout
 from pgolf.quant.registry import get_quantizer
 from pgolf.io import atomic_write_bytes
 from pgolf.model.roles import gate_tensors, model_on_meta, parameter_roles, report_group
-from pgolf.quant.accounting import lqer_matrices, stored
+from pgolf.quant.accounting import awq_matrices, lqer_matrices, stored
 from pgolf.quant.gate_int8 import quantize_gates
 from pgolf.quant.lqer import add_lqer
 from pgolf.train.checkpoint import load_checkpoint
@@ -23,11 +23,20 @@ from pgolf.rundir import ARTIFACT_FILE
 
 def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | None = None,
              compressor: str | None = None, budget: int | None = None,
-             allow_over_budget: bool = False) -> dict:
+             allow_over_budget: bool = False, overrides: list[str] | None = None) -> dict:
+    """`overrides`: dotted `pack.*` settings that replace the run's own (the artifact records them)."""
     run_dir = Path(run_dir)
     weights, state = load_checkpoint(run_dir)
     preset = state["preset"]
     preset_obj = preset_from_dict(preset)
+    if overrides:
+        from pgolf.quant.check import check_pack
+
+        if any(not o.startswith("pack.") for o in overrides):
+            raise PgolfError(f"pack overrides set [pack] only, got {overrides}")
+        preset_obj = override(preset_obj, overrides)
+        check_pack(preset_obj)
+        preset = preset_obj.to_dict()
     pack_cfg = preset_obj.pack
     quant = quant or pack_cfg.quant
     if compressor == "best":
@@ -97,11 +106,13 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
         "budget_bytes": budget,
         "headroom_bytes": budget - total,
         "raw_bytes_per_group": groups,
-        # floats, scales, gate rows and LQER factors as stored, per group (pgolf.quant.accounting):
-        # what `pgolf info` projects, byte for byte, given these LQER matrices
+        # floats, scales, gate rows, LQER factors and AWQ-lite parts as stored, per group
+        # (pgolf.quant.accounting): what `pgolf info` projects, byte for byte, given these LQER and
+        # AWQ-lite matrices
         "stored_bytes_per_group": {k: g.as_dict() for k, g in
                                    stored(tensors, roles, pack_cfg, quantizer, gate_tensors(model)).items()},
         "lqer_matrices": lqer_matrices(tensors),
+        "awq_groups": awq_matrices(tensors),
         "fits": total <= budget,
         "calibration": calibration,
         "lqer_error_norms": lqer,

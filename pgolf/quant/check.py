@@ -41,6 +41,12 @@ def check_pack(preset: Preset) -> None:
     if pack.lqer_rank < 0 or pack.lqer_top < 0 or pack.lqer_group <= 0:
         raise ConfigError(f"pack.lqer_rank / lqer_top must be >= 0 and pack.lqer_group > 0 "
                           f"(got {pack.lqer_rank}, {pack.lqer_top}, {pack.lqer_group})")
+    if pack.awq_top < 0 or pack.awq_group <= 0 or not 2 <= pack.awq_bits <= 8:
+        raise ConfigError(f"pack.awq_top must be >= 0, pack.awq_group > 0 and pack.awq_bits 2..8 "
+                          f"(got {pack.awq_top}, {pack.awq_group}, {pack.awq_bits})")
+    if pack.awq_top and not quantizer.reads("awq_top"):
+        raise ConfigError(f"pack.awq_top = {pack.awq_top}: AWQ-lite ranks groups by the calibration Hessians; "
+                          f"it needs a gptq-intN quantizer, not {pack.quant!r}")
     if pack.budget_bytes <= 0:
         raise ConfigError(f"pack.budget_bytes = {pack.budget_bytes}: must be positive")
     if quantizer.needs_hessians:

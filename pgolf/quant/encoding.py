@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from pgolf.quant.awq import insert_protected
 from pgolf.registry import Registry
 
 
@@ -40,10 +41,18 @@ def _decode_float(t: EncodedTensor) -> torch.Tensor:
     return torch.from_numpy(np.array(t.parts["data"])).float().reshape(t.shape)
 
 
+def main_shape(t: EncodedTensor) -> tuple[int, ...]:
+    """The shape of a tensor's own codes: its shape, less the columns AWQ-lite holds apart
+    (pgolf.quant.awq), which are (rows, rest) matrices."""
+    if "awq_q" not in t.parts:
+        return tuple(t.shape)
+    return (int(t.shape[0]), int(np.prod(t.shape[1:])) - int(np.asarray(t.parts["awq_q"]).shape[1]))
+
+
 def _scaled_rows(q: torch.Tensor, t: EncodedTensor) -> torch.Tensor:
-    """Integers (rows, …) times their row's scale, in the tensor's shape."""
+    """Integers (rows, …) times their row's scale, in the shape of the tensor's own codes."""
     scale = torch.from_numpy(np.array(t.parts["scale"])).float()
-    return (q.float().view(scale.numel(), -1) * scale[:, None]).reshape(t.shape)
+    return (q.float().view(scale.numel(), -1) * scale[:, None]).reshape(main_shape(t))
 
 
 @DECODERS.register("int_per_row")
@@ -69,7 +78,7 @@ def _decode_per_row_packed(t: EncodedTensor) -> torch.Tensor:
     from pgolf.quant.packing import unpack_signed
 
     bits = int(np.array(t.parts["bits"]).reshape(-1)[0])
-    count = int(np.prod(t.shape))
+    count = int(np.prod(main_shape(t)))
     return _scaled_rows(torch.from_numpy(unpack_signed(t.parts["q"], bits, count).astype(np.float32)), t)
 
 
@@ -86,6 +95,8 @@ def lqer_correction(t: EncodedTensor) -> torch.Tensor:
 
 def decode(t: EncodedTensor) -> torch.Tensor:
     out = DECODERS.get(t.encoding)(t)
+    if "awq_q" in t.parts:
+        out = insert_protected(out, t.parts).reshape(t.shape)
     if "lqer_a" in t.parts:
         out = out.float() + lqer_correction(t)
     return out.to(getattr(torch, t.dtype))

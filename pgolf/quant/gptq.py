@@ -24,7 +24,8 @@ import torch
 from pgolf.components import QUANTIZER_BITS
 from pgolf.config import ACT_ORDERS
 from pgolf.quant.gptq_lite import CLIP_OPTIONS, row_scales, tensor_group
-from pgolf.quant.mixed import mixed_quantizer, qmax_for
+from pgolf.quant.awq import fine_scale, protected_columns, select_groups, split_protected
+from pgolf.quant.mixed import kept_float, matrix_bits_of, mixed_quantizer, qmax_for
 from pgolf.quant.registry import QUANTIZERS
 
 
@@ -49,8 +50,11 @@ class GPTQ:
 
     @torch.no_grad()
     def quantize(self, w: torch.Tensor, scale: torch.Tensor, bits: int, block_size: int = 128,
-                 damp: float = 0.01, act_order: str = "descending") -> torch.Tensor:
-        """Integer weights (rows, cols) on the per-row grid `scale` (rows,), error-compensated."""
+                 damp: float = 0.01, act_order: str = "descending", fine: torch.Tensor | None = None,
+                 fine_scale: torch.Tensor | None = None, fine_bits: int = 8) -> torch.Tensor:
+        """Integer weights (rows, cols) on the per-row grid `scale` (rows,), error-compensated. The
+        columns of the boolean mask `fine` (AWQ-lite, pgolf.quant.awq) use the grid `fine_scale` at
+        `fine_bits` instead."""
         if act_order not in ACT_ORDERS:
             raise ValueError(f"act_order must be one of {', '.join(ACT_ORDERS)}, got {act_order!r}")
         qmax = qmax_for(bits)
@@ -67,6 +71,11 @@ class GPTQ:
         H += damp * torch.mean(torch.diag(H)) * torch.eye(cols, dtype=H.dtype, device=H.device)
         U = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
         s = scale.to(torch.float64)
+        is_fine = torch.zeros(cols, dtype=torch.bool) if fine is None else fine.clone()
+        if perm is not None:
+            is_fine = is_fine[perm]
+        s_fine = s if fine_scale is None else fine_scale.to(torch.float64)
+        qmax_fine = qmax_for(fine_bits)
         Q = torch.zeros_like(W)
         for i1 in range(0, cols, block_size):
             i2 = min(i1 + block_size, cols)
@@ -75,9 +84,10 @@ class GPTQ:
             U1 = U[i1:i2, i1:i2]
             for i in range(i2 - i1):
                 col = W1[:, i]
-                q = torch.clamp(torch.round(col / s), -qmax, qmax)
+                step, limit = (s_fine, qmax_fine) if is_fine[i1 + i] else (s, qmax)
+                q = torch.clamp(torch.round(col / step), -limit, limit)
                 Q[:, i1 + i] = q
-                err = (col - q * s) / U1[i, i]
+                err = (col - q * step) / U1[i, i]
                 W1[:, i:] -= err[:, None] * U1[i, i:][None, :]
                 E1[:, i] = err
             W[:, i2:] -= E1 @ U[i1:i2, i2:]
@@ -86,25 +96,59 @@ class GPTQ:
         return Q.to(torch.int16)
 
 
-GPTQ_OPTIONS = ("gptq_embedding", "gptq_act_order", "gptq_block_size", "gptq_damping")
+GPTQ_OPTIONS = ("gptq_embedding", "gptq_act_order", "gptq_block_size", "gptq_damping",
+                "awq_top", "awq_group", "awq_bits")
 
 
-def gptq_matrix(cfg, roles, hessians):
+def _solver(name: str, w_cols: int, role: str, cfg, hessians) -> GPTQ | None:
+    """The Hessian GPTQ solves a matrix with, or None (no calibration seen for it; the tied embedding
+    without `pack.gptq_embedding`, as the seeds quantize it)."""
+    g = hessians.get(name)
+    if tensor_group(name, role) == "embedding" and not cfg.gptq_embedding:
+        return None
+    return g if g is not None and g.hessian.size(0) == w_cols else None
+
+
+def awq_candidates(state, cfg, roles, hessians, matrix_bits: int) -> dict:
+    """Matrices AWQ-lite may protect groups of: those GPTQ solves at fewer bits than `awq_bits`,
+    with their weights as the policy flattens them and their Hessian's diagonal."""
+    out = {}
+    for name, t in state.items():
+        role = roles.get(name)
+        if role is None or kept_float(tuple(t.shape), t.is_floating_point(), role, cfg) is not None:
+            continue
+        w = t.detach().float().reshape(t.shape[0], -1)
+        g = _solver(name, w.size(1), role, cfg, hessians)
+        if g is not None and matrix_bits_of(role, cfg, matrix_bits) < cfg.awq_bits and w.size(1) >= cfg.awq_group:
+            out[name] = (w, torch.diag(g.hessian))
+    return out
+
+
+def gptq_matrix(cfg, roles, hessians, state=None, matrix_bits: int = 6):
     """One pack's matrix quantizer: full GPTQ on every calibrated matrix. Per-row scales come from the
     GPTQ-lite clip search (or SDClip) first (as #1019/#1207 fix scales before the solve); a matrix
     without a Hessian (no calibration seen) falls back to those scales alone. The tied embedding is
-    solved with the output head's Hessian only with `pack.gptq_embedding`."""
+    solved with the output head's Hessian only with `pack.gptq_embedding`. With `pack.awq_top`, the
+    AWQ-lite groups are chosen over all matrices first and solved on their finer grid."""
+    protected: dict[str, list[int]] = {}
+    if cfg.awq_top and state is not None:
+        protected = select_groups(awq_candidates(state, cfg, roles, hessians, matrix_bits), cfg.awq_group,
+                                  cfg.awq_top)
 
     def matrix(w, b, name):
-        group = tensor_group(name, roles[name])
-        q, scale = row_scales(w, b, cfg, group)
-        g = hessians.get(name)
-        if group == "embedding" and not cfg.gptq_embedding:
-            g = None  # the seeds quantize the embedding without GPTQ
-        if g is None or g.hessian.size(0) != w.size(1):
+        q, scale = row_scales(w, b, cfg, tensor_group(name, roles[name]))
+        g = _solver(name, w.size(1), roles[name], cfg, hessians)
+        if g is None:
             return q, scale
-        return g.quantize(w, scale.float(), b, block_size=cfg.gptq_block_size, damp=cfg.gptq_damping,
-                          act_order=cfg.gptq_act_order), scale
+        options = dict(block_size=cfg.gptq_block_size, damp=cfg.gptq_damping, act_order=cfg.gptq_act_order)
+        starts = protected.get(name)
+        if not starts:
+            return g.quantize(w, scale.float(), b, **options), scale
+        fine = fine_scale(scale, b, cfg.awq_bits)
+        q = g.quantize(w, scale.float(), b, fine=protected_columns(w.size(1), starts, cfg.awq_group),
+                       fine_scale=fine.float(), fine_bits=cfg.awq_bits, **options)
+        main, parts = split_protected(q, starts, cfg.awq_group, fine)
+        return main, scale, parts
 
     return matrix
 

@@ -83,7 +83,7 @@ def clip_search_matrix(w: torch.Tensor, bits: int, granularity: str):
 CLIP_OPTIONS = ("clip_search", "sdclip_k")
 
 
-def clip_matrix(cfg, roles, hessians=None):
+def clip_matrix(cfg, roles, hessians=None, state=None, matrix_bits=None):
     """One pack's matrix quantizer: the clip search (or SDClip) of the tensor's group."""
     return lambda w, bits, name: row_scales(w, bits, cfg, tensor_group(name, roles[name]))
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from pgolf.config import LAYOUTS
-from pgolf.quant.encoding import EncodedTensor
+from pgolf.quant.encoding import EncodedTensor, main_shape
 from pgolf.quant.packing import unpack_signed
 
 
@@ -31,7 +31,7 @@ def _row_integers(t: EncodedTensor) -> np.ndarray | None:
     if t.encoding == "int_per_row_packed":
         bits = int(np.asarray(t.parts["bits"]).reshape(-1)[0])
         rows = int(np.asarray(t.parts["scale"]).size)
-        count = int(np.prod(t.shape))
+        count = int(np.prod(main_shape(t)))
         return unpack_signed(t.parts["q"], bits, count).astype(np.int8).reshape(rows, -1)
     return None
 
@@ -57,7 +57,7 @@ def relayout(tensors: list[EncodedTensor], layout: str) -> list[EncodedTensor]:
         if q is None:
             out.append(t)
             continue
-        extra = {k: v for k, v in t.parts.items() if k not in ("q", "bits")}  # scale, LQER factors
+        extra = {k: v for k, v in t.parts.items() if k not in ("q", "bits")}  # scale, LQER, AWQ parts
         if layout == "bytes":
             out.append(EncodedTensor(t.name, t.shape, "int_per_row", {"q": q, **extra}, t.dtype))
         else:

@@ -22,8 +22,9 @@ from pgolf.quant.packing import pack_signed
 from pgolf.quant.quantizer import POLICY_OPTIONS, Quantizer, TensorPlan
 
 KEEP_FLOAT_MAX_NUMEL = 65_536
-# (matrix (rows, cols) float32, bits, tensor name) -> (integers, per-row fp16 scales)
-MatrixQuantizer = Callable[[torch.Tensor, int, str], tuple[torch.Tensor, torch.Tensor]]
+# (matrix (rows, cols) float32, bits, tensor name) -> (integers, per-row fp16 scales[, extra parts]);
+# with extra parts (AWQ-lite's protected columns, pgolf.quant.awq) the integers are the other columns.
+MatrixQuantizer = Callable[[torch.Tensor, int, str], tuple]
 
 
 def qmax_for(bits: int) -> int:
@@ -127,24 +128,26 @@ def encode_mixed(state: dict[str, torch.Tensor], cfg: PackConfig, roles: dict[st
             continue
         bits = matrix_bits_of(role, cfg, matrix_bits)
         w = magnitude_prune(t.float().reshape(t.shape[0], -1), cfg.magnitude_prune)
-        q, scale = quantize_matrix(w, bits, name)
+        q, scale, *extra = quantize_matrix(w, bits, name)
+        parts = extra[0] if extra else {}
         if bits == 8:
             out.append(EncodedTensor(name, shape, "int_per_row",
-                                     {"q": q.to(torch.int8).numpy(), "scale": scale.numpy()}))
+                                     {"q": q.to(torch.int8).numpy(), "scale": scale.numpy(), **parts}))
         else:
             out.append(EncodedTensor(name, shape, "int_per_row_packed",
                                      {"q": pack_signed(q.numpy(), bits), "scale": scale.numpy(),
-                                      "bits": np.array([bits], dtype=np.uint8)}))
+                                      "bits": np.array([bits], dtype=np.uint8), **parts}))
     return out
 
 
 def mixed_quantizer(name: str, bits: int, matrix: MatrixQuantizer | Callable, options: tuple[str, ...] = (),
                     needs_hessians: bool = False, bind: Callable | None = None) -> Quantizer:
     """A per-row quantizer under the mixed policy: `matrix(w, bits, name)` quantizes one matrix, or
-    `bind(cfg, roles, hessians)` returns that function for one pack."""
+    `bind(cfg, roles, hessians, state, bits)` returns that function for one pack (it may look at the
+    whole state first: AWQ-lite ranks the groups of every matrix)."""
 
     def encode(state, cfg, roles, hessians=None):
-        return encode_mixed(state, cfg, roles, bits, bind(cfg, roles, hessians) if bind else matrix)
+        return encode_mixed(state, cfg, roles, bits, bind(cfg, roles, hessians, state, bits) if bind else matrix)
 
     return Quantizer(name=name, bits=bits, needs_hessians=needs_hessians, options=POLICY_OPTIONS + tuple(options),
                      encode=encode, plan=mixed_plan(bits))
