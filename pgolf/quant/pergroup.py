@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import json
 import lzma
+import os
 import re
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,16 +121,15 @@ def _from_context_payload(key: str, raw: bytes, shapes: list[tuple[int, int]]) -
     return out
 
 
-def _encode_group(backend: str, key: str, matrices: list[np.ndarray], context: dict) -> bytes:
+def _encode_group(backend: str, matrices: list[np.ndarray], raw: bytes | None) -> bytes:
+    """One group by one backend; `raw`: its sorted column-major stream (the byte compressors' input)."""
     if backend == "ans":
         from pgolf.quant.ans import encode_group
 
         return encode_group(matrices)
-    if "raw" not in context:  # the sorted column-major stream, shared by the byte compressors
-        context["raw"] = _context_payload(key, matrices)
     if backend == "brotli":
-        return _brotli_11(context["raw"])
-    return lzma.compress(context["raw"], format=lzma.FORMAT_XZ, preset=9 | lzma.PRESET_EXTREME)
+        return _brotli_11(raw)
+    return lzma.compress(raw, format=lzma.FORMAT_XZ, preset=9 | lzma.PRESET_EXTREME)
 
 
 def _decode_group(backend: str, key: str, data: bytes, shapes: list[tuple[int, int]]) -> list[np.ndarray]:
@@ -155,12 +156,20 @@ def pergroup_compress(body: bytes, backends: list[str] | None = None) -> bytes:
         remainder.append(body[pos : c.start])
         pos = c.start + c.nbytes
     remainder.append(body[pos:])
-    streams = [_brotli_11(b"".join(remainder))]
-    for key, cs in groups.items():
-        matrices = [np.frombuffer(body, dtype=np.int8, count=c.nbytes, offset=c.start).reshape(c.shape) for c in cs]
-        context: dict = {}
-        coded = [(bytes([PERGROUP_BACKENDS.index(b)]) + _encode_group(b, key, matrices, context)) for b in backends]
-        streams.append(min(coded, key=len))
+    matrices = {key: [np.frombuffer(body, dtype=np.int8, count=c.nbytes, offset=c.start).reshape(c.shape)
+                      for c in cs] for key, cs in groups.items()}
+    # Every (group, backend) coding is independent, and Brotli, LZMA and the sorts spend their time
+    # outside the GIL, so threads code them side by side: a contest machine's many cores make pack's
+    # minutes of compression seconds. The output does not depend on the order they finish in.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        remainder_stream = pool.submit(_brotli_11, b"".join(remainder))
+        byte_backends = any(b != "ans" for b in backends)
+        raws = {key: pool.submit(_context_payload, key, ms) if byte_backends else None for key, ms in matrices.items()}
+        coded = {(key, b): pool.submit(lambda b=b, key=key: _encode_group(
+                     b, matrices[key], raws[key].result() if b != "ans" else None)) for key in matrices for b in backends}
+        streams = [remainder_stream.result()]
+        for key in matrices:  # the smallest per group; on a tie, the earlier backend
+            streams.append(min((bytes([PERGROUP_BACKENDS.index(b)]) + coded[key, b].result() for b in backends), key=len))
     return (PERGROUP_MAGIC + struct.pack("<I", len(streams)) + struct.pack(f"<{len(streams)}I", *map(len, streams))
             + b"".join(streams))
 
