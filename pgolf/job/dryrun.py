@@ -2,7 +2,8 @@
 minute, before paying for 8 GPUs.
 
 The model keeps its full shape; only the token budget shrinks: a few training steps on one
-short sequence per step (no compile, no clock cap), in-cap GPTQ calibration on a few sequences
+short sequence per step (no compile, no clock cap; a growing context at short lengths, every stage
+visited), in-cap GPTQ calibration on a few sequences
 when the preset calibrates, pack with the preset's own settings, its own legal evaluation
 methods on a few thousand validation tokens (windows and TTT chunks shrunk so every adaptive
 method updates several times), the audit (two cut points, one after the last state update; no
@@ -14,6 +15,8 @@ ones), and projected for trained weights (pgolf.artifact.estimate).
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from pathlib import Path
 
 from pgolf.config import Preset
@@ -27,13 +30,32 @@ CALIBRATION_SEQUENCES = 4
 CALIBRATION_SEQ_LEN_SELF = 32  # self-generated sampling is one forward per token
 
 
+def _dry_context_schedule(stages: list) -> tuple[str, int]:
+    """A growing context at dry-run lengths — each stage's length relative to the last, rounded to
+    a power of two, times TRAIN_SEQ_LEN, so every length divides the dry run's one-row step — and the
+    fewest steps that visit every stage (step k trains at fraction k / steps)."""
+    pairs = [(float(a), int(b)) for a, b in stages]
+    longest = max(b for _, b in pairs)
+    small = [[a, max(TRAIN_SEQ_LEN >> max(round(math.log2(longest / b)), 0), 8)] for a, b in pairs]
+    ends = [a for a, _ in pairs[1:]] + [1.0]
+    steps = TRAIN_STEPS
+    while not all(any(a <= k / steps < e for k in range(steps)) for (a, _), e in zip(pairs, ends)):
+        steps += 1
+    return json.dumps(small), steps
+
+
 def dry_run_overrides(preset: Preset, eval_tokens: int) -> list[str]:
     t = preset.train
-    sets = [f"train.iterations={TRAIN_STEPS}", "train.warmup_steps=0", "train.max_wallclock_seconds=0",
+    steps = TRAIN_STEPS
+    schedule = []
+    if t.seq_len_schedule:
+        small, steps = _dry_context_schedule(t.seq_len_schedule)
+        schedule = [f"train.seq_len_schedule={small}"]
+    sets = [f"train.iterations={steps}", "train.warmup_steps=0", "train.max_wallclock_seconds=0",
             f"train.seq_len={TRAIN_SEQ_LEN}", "train.grad_accum=1", f"train.tokens_per_step={TRAIN_SEQ_LEN}",
             "train.val_every=0", f"train.val_tokens_limit={eval_tokens}", 'train.compile="off"',
             "train.checkpoint_every=0", "train.checkpoint_minutes=0", "train.train_log_every=1",
-            f"eval.seq_len={EVAL_SEQ_LEN}", f"eval.batch_tokens={EVAL_SEQ_LEN * 8}"]
+            f"eval.seq_len={EVAL_SEQ_LEN}", f"eval.batch_tokens={EVAL_SEQ_LEN * 8}", *schedule]
     if t.gptq_calibration_sequences > 0:
         seq = CALIBRATION_SEQ_LEN_SELF if t.gptq_calibration_source == "self" else TRAIN_SEQ_LEN
         sets += [f"train.gptq_calibration_sequences={CALIBRATION_SEQUENCES}", f"train.gptq_calibration_seq_len={seq}"]

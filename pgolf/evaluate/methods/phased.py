@@ -120,8 +120,12 @@ class PhasedTTT(EvalMethod):
 
     @classmethod
     def window_settings(cls, cfg, window: int, seq_len: int, probe: bool = False) -> dict:
-        """All phases inside the window: boundaries by tokens over its first three quarters."""
+        """All phases inside the window: boundaries by tokens over its first three quarters. A
+        single phase (#2014's) is audited as two: one update is not enough to see it adapt and score
+        on (the coverage check's rule), and a second phase runs the same code on more scored text."""
         out = {"prefix_tokens": window * 3 // 4, "prefix_docs": 0}
+        if cfg.phases < 2:
+            out["phases"] = 2
         if cfg.chunk_tokens > window // 4:
             out["chunk_tokens"] = max(window // 4, 16)
         if (cfg.seq_len or seq_len) > out.get("chunk_tokens", cfg.chunk_tokens) // 2:
