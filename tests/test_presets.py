@@ -104,3 +104,28 @@ def test_record_1855_packs_with_the_records_quantization_settings():
     assert p.train.bf16_state
     mini = load_preset("record-1855-mini")
     assert mini.model.addons.keys() == p.model.addons.keys() and mini.pack == p.pack
+
+
+def test_record_2135_is_record_1855_with_the_final_rows_additions():
+    import dataclasses
+
+    from pgolf.artifact.estimate import preset_info
+
+    base, p = load_preset("record-1855"), load_preset("record-2135")
+    assert p.model.addons["xsa"] == {"last": 0, "gated": True, "gate_init": 0.0} and "asym_logit" in p.model.addons
+    assert (p.model.qk_gain_init, p.train.seq_len) == (5.25, 3072)
+    assert p.train.seq_len_schedule == [[0.0, 1024], [0.1, 2048], [0.7, 3072]]
+    assert p.model.addons["doc_isolation"]["max_segment"] == 3072
+    assert (p.train.gptq_calibration_sequences, p.train.gptq_calibration_seq_len) == (1536, 2048)
+    assert (p.pack.awq_top, p.pack.awq_group, p.pack.awq_bits) == (1, 64, 8)
+    assert dataclasses.replace(p.pack, awq_top=0) == base.pack  # otherwise #1855's quantization
+    assert p.eval_methods == ["doc-sliding", "lora-ttt", "phased", "ngram-tilt"] and p.eval.seq_len == 2560
+    assert p.evaluation["phased"]["phases"] == 1 and p.evaluation["doc_sliding"]["seq_len"] == 2560
+    assert not {"q", "v"} & set(p.evaluation["lora_ttt"]["targets"])
+    info = preset_info(p)
+    # #2135's log is not readable: no count to compare; #1855's plus 11 x 8 gate strengths and 2 caps
+    assert info["reported_params"] is None and info["params_total"] == 35_945_671 + 11 * 8 + 2
+    assert info["projection"]["fits"] and p.reference["artifact_code_bytes"] == 31_999
+    mini = load_preset("record-2135-mini")
+    assert mini.model.addons.keys() == p.model.addons.keys() and mini.pack == p.pack and mini.reference == {}
+    assert mini.eval_methods == p.eval_methods and (mini.model.num_layers, mini.model.model_dim) == (4, 256)
