@@ -132,10 +132,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from pgolf.job.run import check_projected_fit
 
         check_projected_fit(preset, args.strict_budget, warn=is_main_process())
-    from pgolf.train.faults import install_fault_from_env
-
     runtime = init_runtime(args.device)
-    install_fault_from_env(runtime.rank)
     fresh = not Path(out).exists()
     try:
         summary = train(preset, data, out, runtime, tokenizer=tokenizer, progress=False if args.json else None,
@@ -830,6 +827,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if os.environ.get("PGOLF_TEST_FAULT") or os.environ.get("PGOLF_TEST_KILL"):  # the fault tests only
+        from pgolf.train.faults import install_fault_from_env
+
+        install_fault_from_env(int(os.environ.get("RANK", "0")))
     try:
         return int(args.func(args) or 0)
     except PgolfError as exc:

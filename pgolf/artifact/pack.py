@@ -21,6 +21,9 @@ from pgolf.train.checkpoint import load_checkpoint
 from pgolf.rundir import ARTIFACT_FILE
 
 
+TIMED_CALIBRATION_KEYS = ("seconds", "train_time_ms_at_end")
+
+
 def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | None = None,
              compressor: str | None = None, budget: int | None = None,
              allow_over_budget: bool = False, overrides: list[str] | None = None) -> dict:
@@ -62,8 +65,11 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
         tensors, lqer = add_lqer(tensors, weights, pack_cfg.lqer_rank, pack_cfg.lqer_top, pack_cfg.lqer_group)
     if pack_cfg.gate_bits:
         tensors = quantize_gates(tensors, weights, gate_tensors(model), pack_cfg.gate_bits)
-    meta = {"run": str(run_dir.resolve()), "train_summary": state.get("summary", {}),
-            "data": state.get("data", {}), "calibration": calibration}
+    # What the artifact says of its making: the data it trained on and the calibration's provenance.
+    # Nothing timed or machine-bound (wallclocks, the run's path) goes in, so the same run packs to
+    # the same bytes wherever and whenever it is packed (a rerun after a crash is bit-identical).
+    meta = {"data": state.get("data", {}),
+            "calibration": {k: v for k, v in (calibration or {}).items() if k not in TIMED_CALIBRATION_KEYS} or None}
     sizes: dict[str, int] = {}  # best over layouts, per compressor
     layout_sizes: dict[str, int] = {}  # every (compressor, layout) tried
     best: bytes | None = None
