@@ -837,8 +837,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pgolf: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("pgolf: interrupted", file=sys.stderr)
+        print(f"pgolf: {interrupted(args)}", file=sys.stderr)
         return 130
+
+
+def interrupted(args) -> str:
+    """One line for Ctrl-C: where the command was, what it kept (every file it wrote is whole: a
+    write under way is dropped), and how to go on."""
+    run = sys.modules.get("pgolf.job.run")
+    stage = run.StageTimer.current if run is not None else None
+    out = getattr(args, "resume", None) or getattr(args, "out", None)
+    where = f" during {stage}" if stage else ""
+    if not out or not Path(out).is_dir():
+        return f"interrupted{where}; nothing was written"
+    out = Path(out)
+    kept = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
+    shown = ", ".join(kept[:4]) + (f" and {len(kept) - 4} more" if len(kept) > 4 else "")
+    resume = next((p for p in (out / "resume.safetensors", out / "run" / "resume.safetensors") if p.is_file()), None)
+    if resume is not None and args.command == "train":
+        how = f"continue with: pgolf train --resume {resume.parent}"
+    else:
+        how = "run the same command again: it redoes what was cut off and rewrites what was kept identically"
+    return f"interrupted{where}; kept in {out}: {shown or 'nothing'}; {how}"
 
 
 if __name__ == "__main__":

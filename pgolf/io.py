@@ -48,3 +48,25 @@ def atomic_write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metad
 
 def write_json(path: Path, obj: dict) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def ensure_writable(directory: Path, flag: str = "--out") -> Path:
+    """Create `directory` and prove a byte can be written in it, before any work that would be lost
+    when the first real write fails (a read-only mount, a full disk, a file-size limit)."""
+    directory = Path(directory)
+    probe = directory / f".pgolf-write-check-{os.getpid()}"  # one per process: ranks probe side by side
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0")
+            f.flush()
+            os.fsync(f.fileno())
+        probe.unlink()
+    except OSError as exc:
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise PgolfError(f"{directory}: cannot write there ({exc.strerror or exc}); nothing was started — "
+                         f"choose another {flag} or free space") from None
+    return directory

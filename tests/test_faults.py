@@ -93,3 +93,67 @@ def test_sigkill_inside_a_stage_then_the_same_command_gives_the_uninterrupted_re
     assert got["script"] == reference["script"] and got["methods"] == reference["methods"]
     assert got["val_bpb"] == reference["val_bpb"], where  # to the last digit
     assert mine.read_text() == "mine"
+
+
+@pytest.mark.parametrize("stage", ["train", "pack", "eval", "audit", "export"])
+def test_ctrl_c_in_a_stage_prints_one_line_of_what_was_kept_and_how_to_go_on(stage, tiny_data, tmp_path):
+    out = tmp_path / "out"
+    proc = _run(tiny_data, out, kill=f"sigint:{stage}")
+    assert proc.returncode == 130, proc.stderr[-1500:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("pgolf:")]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-1500:]
+    line = lines[0]
+    assert f"interrupted during {stage}" in line and f"kept in {out}" in line and "same command again" in line
+    if stage != "train":
+        assert "run/model.safetensors" in line or "more" in line  # the trained weights are kept
+    _final_files_whole(out)
+
+
+def _limited(max_bytes: int):
+    """A child whose files may not grow past `max_bytes` (a full disk, as RLIMIT_FSIZE makes it):
+    writes fail with EFBIG instead of the default SIGXFSZ kill."""
+    import resource
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+
+    return limit
+
+
+def test_a_full_disk_during_pack_gives_one_line_and_leaves_no_partial_file(tiny_data, tmp_path, reference):
+    out = tmp_path / "out"
+    assert _run(tiny_data, out).returncode == 0
+    run = out / "run"
+    (run / "model.pgolf").unlink()
+    limit = len(reference["artifact"]) // 2  # the weights and logs are smaller; the artifact is not
+    proc = subprocess.run([sys.executable, "-m", "pgolf", "pack", str(run)], capture_output=True, text=True,
+                          timeout=300, preexec_fn=_limited(limit))
+    assert proc.returncode == 2, proc.stderr[-1500:]
+    assert proc.stderr.count("\n") == 1 and "could not write" in proc.stderr and "model.pgolf" in proc.stderr
+    assert not (run / "model.pgolf").exists() and not list(run.glob("*.tmp"))
+
+
+def test_a_full_disk_during_data_build_gives_one_line_and_leaves_no_partial_file(corpus_file, tiny_data, tmp_path):
+    out = tmp_path / "shards"
+    proc = subprocess.run([sys.executable, "-m", "pgolf", "data", "build", str(corpus_file), "--tokenizer",
+                           str(tiny_data / "tokenizer.model"), "--val-fraction", "0.1", "--out", str(out)], capture_output=True, text=True, timeout=300,
+                          preexec_fn=_limited(20_000))
+    assert proc.returncode == 2, proc.stderr[-1500:]
+    assert proc.stderr.strip().count("\n") == 0 and "could not write" in proc.stderr
+    for path in out.rglob("*"):  # whatever was written is whole; nothing is left half-written
+        assert not path.name.endswith(".tmp"), path
+        if path.suffix == ".bin":
+            from pgolf.data.shards import read_shard
+
+            read_shard(path)
+
+
+def test_an_unwritable_output_directory_gives_one_line_before_any_work(tiny_data, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "pgolf", "run", "--preset", "cpu-mini", "--data", str(tiny_data),
+                           "--out", str(out), *SETS], capture_output=True, text=True, timeout=300,
+                          preexec_fn=_limited(0))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-1500:]
+    assert "cannot write there" in proc.stderr and "nothing was started" in proc.stderr
+    assert not (out / "run").exists()

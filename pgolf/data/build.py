@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -32,7 +31,7 @@ from pgolf.data.overlap import MIN_SHARE, SAMPLE, WINDOW, Fingerprints, OverlapS
 from pgolf.data.shards import SPLITS, shard_name, sidecar_path, write_shard
 from pgolf.data.tokenizer import file_sha256, load_tokenizer, train_tokenizer
 from pgolf.errors import DataError
-from pgolf.io import write_json
+from pgolf.io import atomic_write_bytes, ensure_writable, write_json
 
 MANIFEST_NAME = "manifest.json"
 TOKENIZER_NAME = "tokenizer.model"
@@ -180,8 +179,7 @@ def build_shards(
     if workers < 1:
         raise DataError(f"workers must be >= 1, got {workers}")
     files = input_files(inputs)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = ensure_writable(Path(out_dir))
     for old in list(out_dir.glob("fineweb_*.bin")):  # never mix shards (or sidecars) of two builds
         old.unlink()
 
@@ -189,7 +187,7 @@ def build_shards(
     if tokenizer is not None:
         sp = load_tokenizer(tokenizer)
         if Path(tokenizer).resolve() != tok_path.resolve():
-            shutil.copyfile(tokenizer, tok_path)
+            atomic_write_bytes(tok_path, Path(tokenizer).read_bytes())
         trained = False
     else:
         texts = (doc for f in files for doc in read_documents(f))

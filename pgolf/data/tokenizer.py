@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 
+from pgolf.io import atomic_write_bytes
 from pgolf.errors import TokenizerError
 
 SPACE_MARK = "\u2581"  # SentencePiece's "▁"
@@ -89,10 +91,11 @@ def train_tokenizer(
                     yield line[:max_sentence_length]
                     line = line[max_sentence_length:]
 
+    scratch = tempfile.TemporaryDirectory(prefix="pgolf-spm-")  # SentencePiece writes its files itself
     try:
         spm.SentencePieceTrainer.train(
             sentence_iterator=sentences(),
-            model_prefix=str(out_prefix),
+            model_prefix=str(Path(scratch.name) / "tokenizer"),
             model_type="bpe",
             vocab_size=vocab_size,
             character_coverage=0.999,
@@ -110,8 +113,12 @@ def train_tokenizer(
             num_threads=os.cpu_count() or 1,
             minloglevel=2,
         )
+        for suffix in (".vocab", ".model"):  # whole or not at all, the model last
+            atomic_write_bytes(Path(f"{out_prefix}{suffix}"), (Path(scratch.name) / f"tokenizer{suffix}").read_bytes())
     except RuntimeError as exc:
         raise TokenizerError(f"training a {vocab_size}-piece tokenizer failed: {exc}") from None
+    finally:
+        scratch.cleanup()
     return load_tokenizer(f"{out_prefix}.model")
 
 

@@ -28,7 +28,7 @@ from pgolf.data.build import resolve_tokenizer
 from pgolf.data.corpus import build_default_shards, describe_default_corpus
 from pgolf.errors import BudgetError
 from pgolf.audit.stream import evaluate_recorded
-from pgolf.io import atomic_write_bytes, write_json
+from pgolf.io import atomic_write_bytes, ensure_writable, write_json
 from pgolf.runtime import Runtime, init_runtime, share_from_main
 from pgolf.train.loop import train
 from pgolf.train.runlog import RunLog, wall_stamp
@@ -36,7 +36,10 @@ from pgolf.rundir import RESULTS_FILE, RUN_SUBDIR, SCRIPT_FILE
 
 
 class StageTimer:
-    """Seconds and a one-line product for each stage, in order."""
+    """Seconds and a one-line product for each stage, in order. `current` names the stage under way
+    (what an interrupted run reports)."""
+
+    current: str | None = None
 
     def __init__(self) -> None:
         self.stages: list[dict] = []
@@ -45,11 +48,13 @@ class StageTimer:
     def stage(self, name: str):
         row = {"stage": name, "seconds": 0.0, "produced": ""}
         t0 = time.perf_counter()
+        StageTimer.current = name
         try:
             yield row
         finally:
             row["seconds"] = time.perf_counter() - t0
             self.stages.append(row)
+        StageTimer.current = None  # left set when the stage raised: the error is reported there
 
 
 def check_projected_fit(preset: Preset, strict: bool, warn: bool = True) -> dict:
@@ -140,9 +145,10 @@ def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None
     probe (None: 2 on a GPU or for a CPU-sized model, else 0 — see `default_probe_positions`)."""
     t0 = time.perf_counter()
     timer = StageTimer()
+    if out:
+        ensure_writable(Path(out))  # before anything, a temporary directory included
     with tempfile.TemporaryDirectory(prefix="pgolf-run-") as tmp:
-        work = Path(out) if out else Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
+        work = ensure_writable(Path(out) if out else Path(tmp))
         runtime = init_runtime(device)
         with timer.stage("projected bytes") as st:
             proj = check_projected_fit(fit_preset or preset, strict_budget, warn=runtime.is_main)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import shutil
 from pathlib import Path
 
 from pgolf.audit.verdict import verdict_line
@@ -101,7 +100,7 @@ def submit(runs: list[Path], name: str, author: str, github_id: str, track: str,
     for (run, res), s in zip(loaded, seeds):
         log = run / TRAIN_LOG_FILE
         if log.is_file():
-            shutil.copyfile(log, folder / f"train_seed{s['seed']}.log")
+            atomic_write_bytes(folder / f"train_seed{s['seed']}.log", log.read_bytes())
     mean = lambda k: sum(s[k] for s in seeds) / len(seeds)  # noqa: E731
     model_bytes = max(s["bytes_model"] for s in seeds)
     submission = {"name": name, "val_bpb": mean("val_bpb"), "val_loss": mean("val_loss"),

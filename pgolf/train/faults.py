@@ -4,7 +4,8 @@ exported; it hooks pgolf from outside, so no stage carries test code.
 - PGOLF_TEST_FAULT="RANK:STEP": that rank exits abruptly right after its STEP-th Muon step
   (compile warm-up steps included) — the distributed-fault test.
 - PGOLF_TEST_KILL="stage:NAME[:RANK]": the process (that rank's) SIGKILLs itself as `pgolf run`'s
-  stage NAME begins (a name's prefix matches: "eval" is the first eval stage).
+  stage NAME begins (a name's prefix matches: "eval" is the first eval stage); "sigint:NAME"
+  sends itself SIGINT there instead (Ctrl-C).
 - PGOLF_TEST_KILL="write:FILENAME": SIGKILL once FILENAME.tmp is written and fsynced, before it is
   renamed over FILENAME — the worst moment for a write that is not atomic.
 - PGOLF_TEST_KILL="call:MODULE.FUNCTION[:RANK]": SIGKILL when that function is first called
@@ -24,8 +25,8 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from pgolf.train.optim.muon import Muon
 
 
-def _die() -> None:
-    os.kill(os.getpid(), signal.SIGKILL)
+def _die(sig: int = signal.SIGKILL) -> None:
+    os.kill(os.getpid(), sig)
 
 
 def install_fault_from_env(rank: int) -> None:
@@ -38,7 +39,10 @@ def install_fault_from_env(rank: int) -> None:
         target, _, on_rank = what.rpartition(":") if kind != "write" and what.count(":") else (what, "", "")
         if on_rank and int(on_rank) != rank:
             return
-        {"stage": _kill_at_stage, "write": _kill_before_rename, "call": _kill_at_call}[kind](target)
+        if kind == "sigint":
+            _kill_at_stage(target, signal.SIGINT)
+        else:
+            {"stage": _kill_at_stage, "write": _kill_before_rename, "call": _kill_at_call}[kind](target)
 
 
 def _exit_after_step(rank: int, spec: str) -> None:
@@ -57,16 +61,16 @@ def _exit_after_step(rank: int, spec: str) -> None:
     register_optimizer_step_post_hook(after_optimizer_step)
 
 
-def _kill_at_stage(name: str) -> None:
+def _kill_at_stage(name: str, sig: int = signal.SIGKILL) -> None:
     from pgolf.job.run import StageTimer
 
     original = StageTimer.stage
 
     @contextlib.contextmanager
     def stage(self, stage_name: str):
-        if stage_name.startswith(name):
-            _die()
         with original(self, stage_name) as row:
+            if stage_name.startswith(name):
+                _die(sig)
             yield row
 
     StageTimer.stage = stage

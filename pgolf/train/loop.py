@@ -32,7 +32,7 @@ from pgolf.data.tokenizer import file_sha256
 from pgolf.data.validation import load_eval_inputs
 from pgolf.errors import ConfigError, TrainingDiverged
 from pgolf.identity import code_identity, identity_line
-from pgolf.io import write_json
+from pgolf.io import ensure_writable, write_json
 from pgolf.model.gpt import GPT, count_parameters
 from pgolf.quant.calibration import calibrate, calibration_batches
 from pgolf.rundir import CALIBRATION_FILE, state_record
@@ -117,7 +117,7 @@ def build_trainer(preset: Preset, data_dir: str | Path, run_dir: str | Path | No
     micro_per_rank = micro_batches_per_rank(cfg, runtime.world_size)
     run_dir = Path(run_dir) if run_dir is not None else None
     if run_dir is not None and runtime.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        ensure_writable(run_dir)
     val_tokens, tables, tok_path = load_eval_inputs(data_dir, tokenizer, mcfg.vocab_size, runtime.device)
     seed_everything(cfg.seed)
     model = GPT(mcfg).to(runtime.device)
