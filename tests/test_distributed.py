@@ -75,3 +75,40 @@ def test_a_dying_rank_stops_the_job_and_the_checkpoint_stays_usable(tmp_path, ti
 
     _, meta = load_resume(tmp_path / "run")
     assert 2 <= meta["step"] <= 6  # the last resume state before the fault is intact and loadable
+
+
+def _torchrun_run(tmp_path, data, out: str, kill: str | None, sets: list[str]) -> tuple[subprocess.CompletedProcess, float]:
+    import os
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PGOLF_TEST_KILL", "PGOLF_TEST_FAULT")}
+    if kill:
+        env["PGOLF_TEST_KILL"] = kill
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "pgolf", "run", "--preset", "cpu-mini", "--data", str(data), "--out",
+                           str(tmp_path / out), "--device", "cpu", "--json", *sets],
+                          capture_output=True, text=True, timeout=300, env=env)
+    return proc, time.time() - t0
+
+
+@pytest.mark.slow
+def test_a_rank_dying_in_calibration_or_evaluation_stops_the_job_and_the_rerun_is_clean(tmp_path, tiny_data):
+    """Rank 0 killed while it collects the GPTQ Hessians (the others wait for it), rank 1 killed
+    while it scores its share: torchrun stops the job within a bounded time and names the rank;
+    the same command again finishes, and both reruns give the same result."""
+    import re
+
+    sets = [a for o in TINY_OVERRIDES + ['pack.quant="gptq-int6"', "train.gptq_calibration_sequences=4"]
+            for a in ("--set", o)]
+    results = []
+    for kill in ("call:pgolf.quant.gptq.GPTQ.add_gram:0", "call:pgolf.evaluate.methods.base.EvalMethod.describe:1"):
+        out = kill.split(".")[-1].replace(":", "-")
+        proc, seconds = _torchrun_run(tmp_path, tiny_data, out, kill, sets)
+        assert proc.returncode != 0 and seconds < 200, (kill, proc.returncode, seconds)  # stopped, did not hang
+        assert re.search(r"exitcode\s*:\s*-9", proc.stderr), proc.stderr[-2000:]  # torchrun names the killed rank
+        again, _ = _torchrun_run(tmp_path, tiny_data, out, None, sets)
+        assert again.returncode == 0, again.stderr[-3000:]
+        results.append(json.loads(again.stdout))
+    assert results[0]["eval"]["val_bpb"] == results[1]["eval"]["val_bpb"]
+    assert results[0]["pack"]["model_bytes"] == results[1]["pack"]["model_bytes"]
