@@ -21,6 +21,7 @@ import base64
 import functools
 import json
 import lzma
+import re
 import sys
 from pathlib import Path
 
@@ -192,8 +193,29 @@ def export_script(preset: Preset) -> str:
     return body
 
 
+# An export's one line that differs between presets of one module closure (a preset and its dry
+# run, a sweep's trials): minified once with a placeholder, the preset's literal put in after.
+PRESET_LINE = re.compile(r"^PRESET_JSON = (.*)$", re.M)
+PRESET_PLACEHOLDER = "__PGOLF_PRESET_JSON__"
+
+
 def minify(source: str) -> str | None:
     """python-minifier's output, or None when it is not installed."""
+    m = PRESET_LINE.search(source)
+    if m is None:
+        return _minify(source)
+    small = _minify(source[: m.start(1)] + repr(PRESET_PLACEHOLDER) + source[m.end(1) :])
+    if small is None:
+        return None
+    literal = repr(ast.literal_eval(m.group(1)))
+    for quoted in (repr(PRESET_PLACEHOLDER), f'"{PRESET_PLACEHOLDER}"'):
+        if quoted in small:
+            return small.replace(quoted, literal, 1)
+    return _minify(source)  # the minifier rewrote the placeholder: minify the whole source instead
+
+
+@functools.lru_cache(maxsize=8)
+def _minify(source: str) -> str | None:
     try:
         import python_minifier
     except ImportError:

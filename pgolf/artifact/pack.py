@@ -3,6 +3,8 @@ for every byte against the budget."""
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pgolf.artifact.code_size import code_bytes
@@ -73,17 +75,26 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
     sizes: dict[str, int] = {}  # best over layouts, per compressor
     layout_sizes: dict[str, int] = {}  # every (compressor, layout) tried
     best: bytes | None = None
-    for layout in layouts:
-        laid_out = relayout(tensors, layout)
-        for name in candidates:
-            blob = encode_artifact(Artifact(preset=preset, quant=quant, tensors=laid_out, compressor=name, meta=meta))
+    # Every (layout, compressor) candidate side by side, and the code's size beside them: the
+    # compressors run outside the GIL, so a machine's cores shorten pack's longest step; the choice
+    # is made in the fixed order below, so it does not depend on which finishes first.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        code_job = pool.submit(code_bytes, preset_obj)
+        jobs = {}
+        for layout in layouts:
+            laid_out = relayout(tensors, layout)
+            for name in candidates:
+                artifact = Artifact(preset=preset, quant=quant, tensors=laid_out, compressor=name, meta=meta)
+                jobs[layout, name] = pool.submit(encode_artifact, artifact)
+        for (layout, name), job in jobs.items():
+            blob = job.result()
             layout_sizes[f"{name}/{layout}"] = len(blob)
             sizes[name] = min(sizes.get(name, len(blob)), len(blob))
             if best is None or len(blob) < len(best):
                 best, compressor, chosen_layout = blob, name, layout
+        code, code_what = code_job.result()
     out = Path(out) if out else run_dir / ARTIFACT_FILE
     model_bytes = len(best)
-    code, code_what = code_bytes(preset_obj)
     groups: dict[str, int] = {}
     for t in tensors:
         g = report_group(t.name, roles[t.name])
