@@ -9,7 +9,7 @@ import pytest
 from pgolf.cli import main
 from tests.test_presets import SEEDS
 
-CONTEST = ["naive-baseline", *SEEDS, "record-1855"]
+CONTEST = ["naive-baseline", *SEEDS, "record-1855", "record-2135"]
 
 
 @pytest.mark.slow
@@ -36,7 +36,9 @@ def test_dry_run_of_contest_preset(name, request, tmp_path, capsys):
     # the projection's stored bytes (floats, scales, gates, LQER) are what pack stored, group by group
     from pgolf.artifact.estimate import planned_groups
 
-    planned = {k: g.as_dict() for k, g in planned_groups(preset, r["pack"]["lqer_matrices"]).items()}
+    planned = {k: g.as_dict() for k, g in planned_groups(preset, r["pack"]["lqer_matrices"],
+                                                          r["pack"]["awq_groups"]).items()}
+    assert len(r["pack"]["awq_groups"]) == min(preset.pack.awq_top, 1)  # AWQ-lite's one group, where set
     assert planned == r["pack"]["stored_bytes_per_group"]
     if preset.pack.quant.startswith("gptq-int"):
         cal = r["train"]["calibration"]
@@ -53,4 +55,4 @@ def test_dry_run_of_contest_preset(name, request, tmp_path, capsys):
           f"{d['projected_total_bytes']:,} code {d['code_bytes']:,} seconds {d['seconds']:.0f}")
     for group, g in sorted(planned.items()):  # planned = stored, asserted above
         print(f"  {group:<26} floats {g['floats']:>9,} scales {g['scales']:>8,} gates {g['gates']:>6,} "
-              f"lqer {g['lqer']:>7,}")
+              f"lqer {g['lqer']:>7,} awq {g['awq']:>6,} ({g['awq_params']:,} params)")

@@ -4,6 +4,8 @@ system trained on per GPU, and its in-cap calibration fits its reserve by the pl
 
 import pytest
 
+from pgolf.job.dryrun import short_context_schedule
+
 from pgolf.plan.calibration import estimate_calibration
 from pgolf.plan.hardware import GPU_KINDS
 from pgolf.plan.measure import emulated_world
@@ -44,6 +46,8 @@ def test_contest_preset_starts_at_world_size_8(name, request, tmp_path):
             "train.checkpoint_every=0", "train.checkpoint_minutes=0"]
     if t.gptq_calibration_sequences:
         sets += ["train.gptq_calibration_sequences=2", "train.gptq_calibration_seq_len=16"]
+    if t.seq_len_schedule:  # a growing context at the start-up's short rows
+        sets.append(f"train.seq_len_schedule={short_context_schedule(t.seq_len_schedule, START_SEQ_LEN)[0]}")
     small = with_overrides(preset, sets)
     with emulated_world(8):
         s = train(small, data, tmp_path / "run", Runtime(world_size=8), progress=False)

@@ -30,13 +30,13 @@ CALIBRATION_SEQUENCES = 4
 CALIBRATION_SEQ_LEN_SELF = 32  # self-generated sampling is one forward per token
 
 
-def _dry_context_schedule(stages: list) -> tuple[str, int]:
-    """A growing context at dry-run lengths — each stage's length relative to the last, rounded to
-    a power of two, times TRAIN_SEQ_LEN, so every length divides the dry run's one-row step — and the
-    fewest steps that visit every stage (step k trains at fraction k / steps)."""
+def short_context_schedule(stages: list, length: int = TRAIN_SEQ_LEN) -> tuple[str, int]:
+    """A growing context at short lengths — each stage's length relative to the last, rounded to a
+    power of two, times `length`, so every length divides a row of `length` — and the fewest steps
+    that visit every stage (step k trains at fraction k / steps)."""
     pairs = [(float(a), int(b)) for a, b in stages]
     longest = max(b for _, b in pairs)
-    small = [[a, max(TRAIN_SEQ_LEN >> max(round(math.log2(longest / b)), 0), 8)] for a, b in pairs]
+    small = [[a, max(length >> max(round(math.log2(longest / b)), 0), 8)] for a, b in pairs]
     ends = [a for a, _ in pairs[1:]] + [1.0]
     steps = TRAIN_STEPS
     while not all(any(a <= k / steps < e for k in range(steps)) for (a, _), e in zip(pairs, ends)):
@@ -49,7 +49,7 @@ def dry_run_overrides(preset: Preset, eval_tokens: int) -> list[str]:
     steps = TRAIN_STEPS
     schedule = []
     if t.seq_len_schedule:
-        small, steps = _dry_context_schedule(t.seq_len_schedule)
+        small, steps = short_context_schedule(t.seq_len_schedule)
         schedule = [f"train.seq_len_schedule={small}"]
     sets = [f"train.iterations={steps}", "train.warmup_steps=0", "train.max_wallclock_seconds=0",
             f"train.seq_len={TRAIN_SEQ_LEN}", "train.grad_accum=1", f"train.tokens_per_step={TRAIN_SEQ_LEN}",
