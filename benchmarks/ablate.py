@@ -11,6 +11,7 @@ quantization) on the same first `--val-tokens` validation tokens, so rows compar
     python benchmarks/ablate.py --rows baseline,+xsa --json
     python benchmarks/ablate.py --frontier            # issue 18: the 1.0611 record's components and stacks
     python benchmarks/ablate.py --frontier --tokens 983040   # equal tokens instead of equal wallclock
+    python benchmarks/ablate.py --frontier 2135       # issue 33: the final row's additions on record-1855-mini
 
 Equal wallclock charges each change its compute cost (what the contest's cap does); equal tokens
 (`--tokens N`: each row trains N // its own tokens-per-step steps, the schedule's fractions taken
@@ -24,9 +25,11 @@ with the same budget, so an interrupted ablation resumes.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -73,6 +76,23 @@ FRONTIER_ROWS: dict[str, list[str]] = {
     "+min_lr_0.1": ["train.min_lr=0.1"],
     "+embed_wd": ["train.embed_weight_decay=0.085"],
 }
+# The final row's (PR #2135) additions over record-1855, each alone on record-1855-mini as
+# record-2135-mini sets it (issue 33), by the stage it changes: "train" rows retrain, "pack" rows
+# repack the base's own run, "eval" rows re-score the base's own artifact.
+FINAL_BASE, FINAL_STACK = "record-1855-mini", "record-2135-mini"
+FINAL_ROWS: dict[str, tuple[str, list[str]]] = {
+    "+gated_xsa": ("train", ["model.addons.xsa.gated=true", "model.addons.xsa.gate_init=0.0"]),
+    "+asym_logit": ("train", ["model.addons.asym_logit={}"]),
+    "+qk_gain_5.25": ("train", ["model.qk_gain_init=5.25"]),
+    "+growing_context": ("train", ["train.seq_len=1024", "train.seq_len_schedule=[[0.0, 256], [0.1, 512], [0.7, 1024]]"]),
+    "+calibration_x2": ("train", ["train.gptq_calibration_sequences=64"]),
+    "+awq_lite": ("pack", ["pack.awq_top=1"]),
+    "+eval_context_1.25x": ("eval", ["eval.seq_len=640", "evaluation.doc_sliding.seq_len=640"]),
+    "+one_phase": ("eval", ["evaluation.phased.phases=1"]),
+    "+lora_no_qv": ("eval", ['evaluation.lora_ttt.targets=["k", "o", "mlp", "head"]', "evaluation.lora_ttt.lr=0.00225",
+                             "evaluation.doc_sliding.batch_docs=24"]),
+    "+ngram_tilt": ("eval", ['evaluation.methods=["doc-sliding", "lora-ttt", "phased", "ngram-tilt"]']),
+}
 STACK_ROWS = ["record-549-mini", "record-1855-mini", "seed-1150-ttt-slot-mini", "seed-1207-hydra-mini", "seed-1488-slot24-mini",
               "seed-731-hedge-mini", "seed-700-hedge-crownq-mini"]
 
@@ -117,6 +137,134 @@ def run_row(preset_name: str, overrides: list[str], data: Path, tokenizer: Path,
             "val_tokens": val_tokens, "compile": compile_mode, "train_seconds": s["train_time_ms"] / 1000}
 
 
+# Evaluation rows re-score the base's artifact with its whole pipeline on fewer tokens (LoRA TTT
+# runs a backward pass per chunk), with the phase boundary brought inside them: the mini's 50
+# prefix documents are ~90,000 tokens of the dev split.
+PIPELINE_SETTINGS = ["evaluation.phased.prefix_docs=4"]
+
+
+def run_pipeline_row(preset_name: str, overrides: list[str], data: Path, tokenizer: Path, budget: float,
+                     tokens: int, val_tokens: int, compile_mode: str, runtime, work: Path,
+                     pack_overrides: list[str] | None = None, eval_overrides: list[str] | None = None,
+                     run_dir: Path | None = None, pipeline: bool = False) -> dict:
+    """Train (unless `run_dir` holds the run already), pack, and score the artifact on the first
+    `val_tokens` validation tokens: with the standard evaluation (the round trip of training and
+    pack), or with `pipeline` the preset's own legal evaluation methods."""
+    from pgolf.artifact.pack import pack_run
+    from pgolf.evaluate.artifact_eval import evaluate_artifact
+
+    preset = load_preset(preset_name, overrides + budget_overrides(preset_name, overrides, budget, tokens) + [
+        f"train.val_tokens_limit={val_tokens}", f'train.compile="{compile_mode}"',
+        f"train.warmup_steps={2 if compile_mode == 'on' else 0}", "train.val_every=0"])
+    row: dict = {}
+    if run_dir is None:
+        run_dir = Path(tempfile.mkdtemp(dir=work))
+        s = train(preset, data, run_dir, runtime, tokenizer=tokenizer, progress=False)
+        row = {"steps": s["steps"], "tokens_per_s": s["tokens_seen"] / (s["train_time_ms"] / 1000),
+               "prequant_bpb": s["val_bpb"], "train_seconds": s["train_time_ms"] / 1000}
+    key = hashlib.sha1(json.dumps(pack_overrides or []).encode()).hexdigest()[:10]
+    artifact = run_dir / f"ablate-{key}.pgolf"  # one pack per run and pack settings, reused by its eval rows
+    if not artifact.is_file():
+        pack_run(run_dir, out=artifact, allow_over_budget=True, overrides=pack_overrides)
+    over = (PIPELINE_SETTINGS if pipeline else []) + [o for o in (eval_overrides or [])
+                                                      if not o.startswith("evaluation.methods=")]
+    methods = next((json.loads(o.split("=", 1)[1]) for o in (eval_overrides or []) if o.startswith("evaluation.methods=")),
+                   "preset" if pipeline else "standard")
+    t0 = time.perf_counter()
+    r = evaluate_artifact(artifact, data, runtime, tokenizer=tokenizer, limit=val_tokens, methods=methods,
+                          overrides=over)
+    with torch.device("meta"):
+        params = count_parameters(GPT(preset.model))
+    return {"preset": preset_name, "params": params, "val_bpb": r["val_bpb"], "methods": r["method"],
+            "model_bytes": artifact.stat().st_size, "eval_seconds": time.perf_counter() - t0,
+            "budget_seconds": 0 if tokens else budget, "budget_tokens": tokens, "val_tokens": val_tokens,
+            "compile": compile_mode, "run_dir": str(run_dir), **row}
+
+
+def final_ablation(args, data: Path, runtime, done: dict[str, dict]) -> list[dict]:
+    """Issue 33 on record-1855-mini. Training and pack rows: the base at three seeds, each training
+    or pack addition alone on seed 1337, the whole stack (record-2135-mini), scored by the standard
+    evaluation after pack. Evaluation rows (`--pipeline-tokens`): the three bases' artifacts, each
+    evaluation addition alone on seed 1337's and all of them together, and the stack, scored by the
+    preset's own pipeline (doc-sliding, LoRA TTT, phased)."""
+    work = Path(tempfile.mkdtemp(prefix="pgolf-ablate-final-"))
+    rows = []
+
+    def record(name: str, make) -> dict:
+        if name not in done:
+            print(f"ablate: {name} ...", file=sys.stderr, flush=True)
+            done[name] = {"row": name, **make()}
+            with open(args.results, "a") as f:
+                f.write(json.dumps(done[name]) + "\n")
+        rows.append(done[name])
+        return done[name]
+
+    common = dict(data=data, tokenizer=args.tokenizer, budget=args.budget_seconds, tokens=args.tokens,
+                  val_tokens=args.val_tokens, compile_mode=args.compile, runtime=runtime, work=work)
+    base_runs = {}
+    for seed in SEEDS3:
+        r = record(f"base seed {seed}", lambda seed=seed: run_pipeline_row(FINAL_BASE, [f"train.seed={seed}"], **common))
+        base_runs[seed] = Path(r["run_dir"])
+    stages = {}
+    for name, (stage, over) in FINAL_ROWS.items():
+        stages.setdefault(stage, []).append((name, over))
+    for name, over in stages["train"]:
+        record(name, lambda over=over: run_pipeline_row(FINAL_BASE, [f"train.seed={SEEDS3[0]}", *over], **common))
+    for name, over in stages["pack"]:
+        record(name, lambda over=over: run_pipeline_row(FINAL_BASE, [f"train.seed={SEEDS3[0]}"], run_dir=base_runs[SEEDS3[0]],
+                                                        pack_overrides=over, **common))
+    stack = record("record-2135 (stack)", lambda: run_pipeline_row(FINAL_STACK, [f"train.seed={SEEDS3[0]}"], **common))
+    piped = {**common, "val_tokens": args.pipeline_tokens, "pipeline": True}
+    for seed in SEEDS3:
+        record(f"pipeline: base seed {seed}", lambda seed=seed: run_pipeline_row(
+            FINAL_BASE, [f"train.seed={seed}"], run_dir=base_runs[seed], **piped))
+    every = []
+    for name, over in stages["eval"]:
+        every += over
+        record(f"pipeline: {name}", lambda over=over: run_pipeline_row(
+            FINAL_BASE, [f"train.seed={SEEDS3[0]}"], run_dir=base_runs[SEEDS3[0]], eval_overrides=over, **piped))
+    record("pipeline: all evaluation additions", lambda: run_pipeline_row(
+        FINAL_BASE, [f"train.seed={SEEDS3[0]}"], run_dir=base_runs[SEEDS3[0]], eval_overrides=every, **piped))
+    record("pipeline: record-2135 (stack)", lambda: run_pipeline_row(
+        FINAL_STACK, [f"train.seed={SEEDS3[0]}"], run_dir=Path(stack["run_dir"]), **piped))
+    return rows
+
+
+SEEDS3 = (1337, 1338, 1339)
+
+
+def _spread(values: list[float]) -> tuple[float, float, float]:
+    mean = sum(values) / len(values)
+    sd = (sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
+    return mean, sd, max(values) - min(values)
+
+
+def print_final(rows: list[dict], args) -> None:
+    budget = f"{args.tokens:,} tokens" if args.tokens else f"{args.budget_seconds:.0f} s"
+    stages = {name: stage for name, (stage, _) in FINAL_ROWS.items()}
+    for part, prefix in (("training and pack", ""), ("evaluation", "pipeline: ")):
+        mine = [r for r in rows if r["row"].startswith(prefix) == bool(prefix)]
+        bases = [r["val_bpb"] for r in mine if r["row"].removeprefix(prefix).startswith("base seed")]
+        if not mine or not bases:
+            continue
+        mean, sd, spread = _spread(bases)
+        ref = next(r["val_bpb"] for r in mine if r["row"].removeprefix(prefix) == f"base seed {SEEDS3[0]}")
+        print(f"\n{part} rows, record-1855-mini, {budget} of training per row; scored on the first "
+              f"{mine[0]['val_tokens']:,} validation tokens (dev corpus, SP-1024) by "
+              + ("the standard evaluation after pack" if not prefix else
+                 f"the preset's pipeline ({', '.join(PIPELINE_SETTINGS)})"))
+        print(f"base over 3 seeds: mean {mean:.4f}, sd {sd:.4f}, range {spread:.4f}; rows on seed {SEEDS3[0]}'s "
+              f"run compare with its {ref:.4f} (Δ seed); a Δ inside the range is not an effect")
+        head = f"{'row':<44}{'stage':>7}{'steps':>7}{'model B':>11}{'eval s':>8}{'val_bpb':>9}{'Δ seed':>9}"
+        print(head)
+        print("-" * len(head))
+        for r in mine:
+            name = r["row"].removeprefix(prefix)
+            stage = stages.get(name, "all" if "stack" in name or "all" in name else "base")
+            print(f"{r['row']:<44}{stage:>7}{r.get('steps', '-')!s:>7}{r['model_bytes']:>11,}"
+                  f"{r['eval_seconds']:>8.0f}{r['val_bpb']:>9.4f}{r['val_bpb'] - ref:>+9.4f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--budget-seconds", type=float, default=180.0, help="training clock per row (default 180)")
@@ -129,8 +277,12 @@ def main() -> int:
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "pgolf-ablate-sp1024")
     ap.add_argument("--results", type=Path, default=Path("ablate-results.jsonl"))
     ap.add_argument("--rows", help="comma-separated row names (default all)")
-    ap.add_argument("--frontier", action="store_true",
-                    help="the baseline, the record-549 and record-1855 stacks and each 1.0611 component alone")
+    ap.add_argument("--frontier", nargs="?", const="1855", choices=["1855", "2135"],
+                    help="1855 (default): the baseline, the record-549 and record-1855 stacks and each 1.0611 "
+                         "component alone; 2135: record-1855-mini at three seeds, each addition of the final "
+                         "row alone on it and the record-2135-mini stack, scored after pack and evaluation")
+    ap.add_argument("--pipeline-tokens", type=int, default=16_384,
+                    help="--frontier 2135: validation tokens of the evaluation rows (default 16,384)")
     ap.add_argument("--compile", default="on", choices=["on", "off"])
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads (default: all cores). With 1 (and `taskset -c N`), rows keep a "
@@ -150,6 +302,13 @@ def main() -> int:
                            else r["budget_seconds"] == args.budget_seconds and not r.get("budget_tokens"))
             if same_budget and r["val_tokens"] == args.val_tokens:
                 done[r["row"]] = r
+    if args.frontier == "2135":
+        rows = final_ablation(args, data, runtime, done)
+        if args.json:
+            print(json.dumps({"rows": rows}, sort_keys=True))
+        else:
+            print_final(rows, args)
+        return 0
     wanted = set(args.rows.split(",")) if args.rows else None
     if args.frontier:
         wanted = (wanted or set()) | {"baseline", "record-549 (stack)", "record-1855 (stack)", *FRONTIER_ROWS}
