@@ -243,7 +243,7 @@ def print_final(rows: list[dict], args) -> None:
     budget = f"{args.tokens:,} tokens" if args.tokens else f"{args.budget_seconds:.0f} s"
     stages = {name: stage for name, (stage, _) in FINAL_ROWS.items()}
     for part, prefix in (("training and pack", ""), ("evaluation", "pipeline: ")):
-        mine = [r for r in rows if r["row"].startswith(prefix) == bool(prefix)]
+        mine = [r for r in rows if r["row"].startswith("pipeline: ") == bool(prefix)]
         bases = [r["val_bpb"] for r in mine if r["row"].removeprefix(prefix).startswith("base seed")]
         if not mine or not bases:
             continue
