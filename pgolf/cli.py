@@ -828,7 +828,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if os.environ.get("PGOLF_TEST_FAULT") or os.environ.get("PGOLF_TEST_KILL"):  # the fault tests only
-        from pgolf.train.faults import install_fault_from_env
+        from pgolf.job.faults import install_fault_from_env
 
         install_fault_from_env(int(os.environ.get("RANK", "0")))
     try:

@@ -35,12 +35,19 @@ FAULTS = [
 ]
 
 
+def _default_sigint() -> None:
+    """A child started from a background job inherits SIGINT ignored, and Python then installs no
+    Ctrl-C handler: give the child the default, as a terminal's foreground job has."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _run(data: Path, out: Path, kill: str | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "PGOLF_TEST_KILL"}
     if kill:
         env["PGOLF_TEST_KILL"] = kill
     return subprocess.run([sys.executable, "-m", "pgolf", "run", "--preset", "cpu-mini", "--data", str(data),
-                           "--out", str(out), "--json", *SETS], env=env, capture_output=True, text=True, timeout=600)
+                           "--out", str(out), "--json", *SETS], env=env, capture_output=True, text=True, timeout=600,
+                          preexec_fn=_default_sigint)
 
 
 def _final_files_whole(run: Path) -> None:
