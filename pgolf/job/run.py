@@ -148,7 +148,7 @@ def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None
     if out:
         ensure_writable(Path(out))  # before anything, a temporary directory included
     with tempfile.TemporaryDirectory(prefix="pgolf-run-") as tmp:
-        work = ensure_writable(Path(out) if out else Path(tmp))
+        work = Path(out) if out else Path(tmp)
         runtime = init_runtime(device)
         with timer.stage("projected bytes") as st:
             proj = check_projected_fit(fit_preset or preset, strict_budget, warn=runtime.is_main)
