@@ -60,16 +60,27 @@ def test_ans_codes_near_order0_entropy_and_below_it_when_columns_differ():
     assert len(ans.encode_group(scaled)) < 0.97 * h0
 
 
-def test_similarity_order_is_a_greedy_nearest_neighbour_tour():
-    rng = np.random.default_rng(1)
-    m = rng.integers(-5, 6, (30, 16)).astype(np.int8)
-    order = pergroup.similarity_order(m)
-    assert sorted(order.tolist()) == list(range(30)) and order[0] == 0
+def _greedy_tour(m: np.ndarray) -> np.ndarray:
+    """The record's sort written plainly: from row 0, always the nearest unvisited row in L1, the
+    lowest-numbered of equally near ones."""
     f = m.astype(np.int64)
-    for i in range(29):
-        rest = order[i + 1:]
-        d = np.abs(f[rest] - f[order[i]]).sum(1)
-        assert np.abs(f[order[i + 1]] - f[order[i]]).sum() == d.min()
+    used = np.zeros(len(f), dtype=bool)
+    tour, cur = [], 0
+    for _ in range(len(f)):
+        tour.append(cur)
+        used[cur] = True
+        d = np.abs(f - f[cur]).sum(1).astype(float)
+        d[used] = np.inf
+        cur = int(np.argmin(d))
+    return np.array(tour)
+
+
+@pytest.mark.parametrize("rows,cols,spread", [(30, 16, 5), (300, 4, 1), (64, 8, 0), (1, 4, 3), (257, 32, 31)])
+def test_similarity_order_is_the_greedy_nearest_neighbour_tour_ties_included(rows, cols, spread):
+    m = np.random.default_rng(rows).integers(-spread, spread + 1, (rows, cols)).astype(np.int8)
+    order = pergroup.similarity_order(m)
+    assert sorted(order.tolist()) == list(range(rows)) and order[0] == 0
+    assert order.tolist() == _greedy_tour(m).tolist()  # spread 0 and 1: nearly every step a tie
 
 
 def _quantized_body(layout="bytes"):

@@ -73,21 +73,32 @@ def _code_groups(body: bytes) -> dict[str, list[CodeCut]]:
 
 
 def similarity_order(m: np.ndarray) -> np.ndarray:
-    """Greedy nearest-neighbour tour of the rows in L1, from row 0 (the record's row sort)."""
+    """Greedy nearest-neighbour tour of the rows in L1, from row 0 (the record's row sort); of
+    equally near rows, the lowest-numbered.
+
+    Each step measures only the rows not yet visited, kept packed in one tensor (a visited row's
+    place is taken by the last one): half the work of measuring every row every step, and no
+    masked writes, which made an 8,192-row embedding take minutes. L1 distances between integer
+    codes are whole numbers far below 2^24, so float32 sums are exact and the tour is the same."""
     import torch
 
-    rows = torch.from_numpy(m.astype(np.float32))
+    rows = torch.from_numpy(np.array(m, dtype=np.float32))
     n = rows.shape[0]
     order = np.empty(n, dtype=np.int64)
-    used = torch.zeros(n, dtype=torch.bool)
-    cur = 0
+    left = rows.clone()  # the unvisited rows, packed
+    left_index = torch.arange(n)  # their row numbers
+    at = 0  # the next row's place in `left`
     for i in range(n):
+        cur = int(left_index[at])
         order[i] = cur
-        used[cur] = True
-        if i + 1 < n:
-            d = (rows - rows[cur]).abs().sum(dim=1)
-            d[used] = float("inf")
-            cur = int(torch.argmin(d))
+        last = n - 1 - i
+        left[at], left_index[at] = left[last], left_index[last]
+        left, left_index = left[:last], left_index[:last]
+        if last == 0:
+            break
+        d = (left - rows[cur]).abs_().sum(dim=1)
+        nearest = torch.nonzero(d == d.min()).flatten()
+        at = int(nearest[torch.argmin(left_index[nearest])]) if nearest.numel() > 1 else int(nearest[0])
     return order
 
 
