@@ -3,6 +3,7 @@ suite needs no network and no data files from outside the repository."""
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -11,6 +12,27 @@ import pytest
 from pgolf.data.corpus import pydoc_documents
 
 TINY_VOCAB = 256
+MAX_WORKERS = 4  # `-n auto`: a full-shape dry run holds a few GiB, so not one worker per core of a big machine
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    from pgolf.runtime import usable_cpus
+
+    return max(1, min(usable_cpus(), MAX_WORKERS))
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist each worker gets its share of the cores (its children inherit it through
+    OMP_NUM_THREADS), so that two workers on two cores do not run four threads."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        from pgolf.runtime import usable_cpus
+
+        threads = max(1, usable_cpus() // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 # A tiny model that trains in about a second a step on CPU.
 TINY_OVERRIDES = [
