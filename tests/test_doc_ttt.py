@@ -13,7 +13,7 @@ from pgolf.audit.checks import audit_pipeline
 from pgolf.audit.recorder import AuditRecorder
 from pgolf.evaluate.methods.lora_ttt import SlotAdamW
 from pgolf.evaluate.pipeline import run_pipeline
-from pgolf.evaluate.windows import document_starts, document_windows
+from pgolf.evaluate.windows import document_starts, document_windows, short_batch_chunks
 from pgolf.runtime import Runtime
 from tests.test_eval_methods import OVERRIDES, MassRecorder
 from tests.test_windows_pipeline import _tiny
@@ -429,3 +429,84 @@ def test_a_short_batch_of_the_queue_hands_no_adapters_on():
     later = slice(int(starts[5]), None)  # batches 2.. (documents 5 on)
     np.testing.assert_array_equal(changed(0).scores[later], base.scores[later])  # the short batch
     assert not np.array_equal(changed(1).scores[later], base.scores[later])  # a full batch's A carries on
+
+
+# short-document score-first chunks (#2014) -------------------------------------------------------
+SHORT = [[40, 4], [120, 8]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(2, 400), bos=st.lists(st.integers(0, 399), max_size=20), batch=st.integers(1, 5))
+def test_short_chunks_cut_each_batch_by_its_longest_document_and_score_every_target_once(n, bos, batch):
+    tokens = np.full(n, 7, dtype=np.uint16)
+    tokens[[b for b in bos if b < n]] = BOS
+    windows = document_windows(tokens, BOS, 32, 16, batch,
+                               batch_chunks=short_batch_chunks(tokens, BOS, 16, batch, None, SHORT))
+    starts = document_starts(tokens[: n - 1], BOS)
+    ends = np.append(starts[1:], n - 1)
+    counts = np.zeros(n - 1, dtype=int)
+    for w in windows:
+        docs = range(w.batch * batch, min((w.batch + 1) * batch, starts.size))
+        longest = max(int(ends[d] - starts[d]) for d in docs)
+        # the first step that holds it; the record's length is the targets and one
+        chunk = 4 if longest + 1 <= 40 else 8 if longest + 1 <= 120 else 16
+        assert w.length - w.score_from <= chunk
+        # every chunk but a document's last is whole: the cut is the batch's, not a document's
+        if w.start + w.length < ends[w.doc]:
+            assert w.length - w.score_from == chunk
+        counts[w.start + w.score_from : w.start + w.length] += 1
+    assert (counts == 1).all()
+
+
+def test_short_chunks_that_hold_no_batch_change_no_window():
+    tokens = _docs_stream()  # 14 documents in 1,500 tokens, none shorter than 8 tokens
+    plain = document_windows(tokens, BOS, 64, 16, 4)
+    for steps in ([[4, 2]], []):  # no document that short; no steps
+        chunks = short_batch_chunks(tokens, BOS, 16, 4, None, steps)
+        assert (chunks == 16).all() and document_windows(tokens, BOS, 64, 16, 4, batch_chunks=chunks) == plain
+
+
+def test_short_chunks_are_checked_when_the_preset_loads():
+    from pgolf.errors import ConfigError
+    from pgolf.job.preset import load_preset
+
+    for bad in ("[[2000, 24], [256, 8]]", "[[256, 0]]", "[[256]]"):
+        with pytest.raises(ConfigError, match="short_chunks"):
+            load_preset("cpu-mini", [f"evaluation.doc_sliding.short_chunks={bad}"])
+
+
+SHORT_OVER = {**STREAM, "doc_sliding": {"order": "stream", "short_chunks": [[150, 4], [400, 8]]}}
+
+
+def _content_perturbed(tokens, after, seed=1):
+    """Every token after `after` drawn anew, BOS positions kept: the documents' lengths stay."""
+    out = tokens.copy()
+    tail = out[after + 1 :]
+    draw = np.random.default_rng(seed).integers(2, 256, tail.size)
+    out[after + 1 :] = np.where(tail == BOS, BOS, draw)
+    return out
+
+
+@pytest.mark.parametrize("methods", [["doc-sliding", "lora-ttt"], ["doc-sliding", "lora-ttt", "phased"]],
+                         ids=lambda m: "+".join(m))
+def test_short_chunks_keep_scores_causal_and_take_more_adaptation_steps(methods):
+    """A batch's chunk is chosen by its longest document's length, as the longest-first queue is:
+    a score may depend on documents' lengths (where the BOS tokens are), never on a later token."""
+    tokens = _docs_stream()
+    base = _run(methods, tokens, over=SHORT_OVER)
+    coarse = _run(methods, tokens, over=STREAM)
+    assert base.scores.shape == coarse.scores.shape and not np.array_equal(base.scores, coarse.scores)
+    for cut in (300, 1100):
+        other = _run(methods, _content_perturbed(tokens, cut + 1), over=SHORT_OVER)
+        scored = ~np.isnan(base.scores[: cut + 1])
+        np.testing.assert_allclose(other.scores[: cut + 1][scored], base.scores[: cut + 1][scored], rtol=1e-6, atol=1e-7)
+
+
+def test_audit_passes_lora_ttt_with_short_chunks():
+    preset, model, tables, _ = _tiny()
+    over = {k: dict(v) for k, v in DOC_OVERRIDES.items()}
+    over["doc_sliding"]["short_chunks"] = [[150, 4], [400, 8]]
+    r = audit_pipeline(model, _docs_stream(), tables, preset, Runtime(), ["doc-sliding", "lora-ttt"], overrides=over, cuts=2)
+    assert r["verdict"] == "pass", [c["detail"] for c in r["checks"] if not c["passed"]]
+    order = next(c for c in r["checks"] if c["name"] == "evaluation order")
+    assert "each batch's chunk is chosen by its longest document's length" in order["detail"]

@@ -114,13 +114,17 @@ def evaluation_order(tokens, preset, methods, overrides, view) -> Check:
     draw = np.random.default_rng(0).integers(0, preset.model.vocab_size - 1, tokens.size)
     other = np.where(bos, bos_id, draw + (draw >= bos_id)).astype(tokens.dtype)  # content anew, BOS kept
     again = scoring_view(other, preset, methods, overrides)
-    same = again is not None and np.array_equal(again.source, view.source)
+    same = again is not None and np.array_equal(again.source, view.source) and (
+        (again.batch_chunks is None) == (view.batch_chunks is None)
+        and (view.batch_chunks is None or np.array_equal(again.batch_chunks, view.batch_chunks)))
     docs = int(view.length_rank.size)
     detail = (f"{docs:,} documents scored {view.order} (re-laid by their lengths; the same order with every "
               "document's content replaced), so a score may depend on every document's length but on no "
               "other document's content scored after it (#1855's queue, accepted by the contest's reviewers)")
+    if view.batch_chunks is not None:
+        detail += "; each batch's chunk is chosen by its longest document's length, the same with the content replaced"
     if not same:
-        detail = f"the {view.order} order changed when the documents' content changed (lengths kept)"
+        detail = f"the {view.order} order or a batch's chunk changed when the documents' content changed (lengths kept)"
     return Check("evaluation order", same, detail, [] if same else [{"order": view.order}])
 
 

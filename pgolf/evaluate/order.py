@@ -41,6 +41,7 @@ class DocumentLayout:
 
     rank: np.ndarray
     batch_sizes: np.ndarray
+    batch_chunks: np.ndarray | None = None  # each batch's chunk (short-document chunks), None: the usual
 
 
 @dataclass
@@ -50,10 +51,11 @@ class EvaluationView:
     length_rank: np.ndarray  # per document of the view: its index in shortest-first order
     order: str
     batch_sizes: np.ndarray | None = None  # documents per batch, in view order (None: batch_docs each)
+    batch_chunks: np.ndarray | None = None  # each batch's chunk, from its longest document's length
 
     @property
     def layout(self) -> DocumentLayout:
-        return DocumentLayout(self.length_rank, self.batch_sizes)
+        return DocumentLayout(self.length_rank, self.batch_sizes, self.batch_chunks)
 
     def original_positions(self, positions: np.ndarray) -> np.ndarray:
         """Target positions of the view -> the same targets' positions in the original stream (a

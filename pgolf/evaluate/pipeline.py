@@ -311,11 +311,14 @@ def scoring_view(tokens: np.ndarray, preset: Preset, methods: list[str], overrid
 
 
 def in_stream_order(preset: Preset, methods: list[str], overrides: dict[str, dict] | None) -> dict[str, dict]:
-    """`overrides` with the windows method told to score its stream as it comes (it is a view already)."""
+    """`overrides` with the windows method told to score its stream as it comes (it is a view already,
+    whose layout carries what the view decided: batches and their chunks)."""
     out = {k: dict(v) for k, v in (overrides or {}).items()}
     found = windows_options(preset, methods, overrides)
     if found is not None and hasattr(found[1], "order"):
         out.setdefault(found[0].section, {})["order"] = "stream"
+    if found is not None and getattr(found[1], "short_chunks", None):
+        out.setdefault(found[0].section, {})["short_chunks"] = []
     return out
 
 

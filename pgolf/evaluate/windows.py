@@ -16,7 +16,12 @@ position p means "predict tokens[p+1] from tokens[..p]".
   document's targets run from its BOS to its last token (which predicts the next BOS). Windows
   carry their document and a `group`: documents are taken in batches of consecutive documents,
   and group g holds chunk c of every document of one batch, so chunk c of a document is scored
-  before its chunk c+1, and a batch is done before the next begins.
+  before its chunk c+1, and a batch is done before the next begins. `short_chunks` (#2014's
+  short-document score-first steps): [(length, chunk), …] ascending; a batch whose longest
+  document (the record's length: its targets and one) is at most `length` is cut into chunks of
+  `chunk` (the first that applies), so a batch of short documents takes more, smaller
+  score-then-adapt steps. The choice reads documents' lengths, so it is made once, from the whole
+  stream, and travels with the evaluation view's layout (pgolf.evaluate.order).
 """
 
 from __future__ import annotations
@@ -93,11 +98,42 @@ def document_batches(n_docs: int, batch_docs: int, sizes=None) -> list[range]:
     return out
 
 
+def check_short_chunks(short_chunks, seq_len: int | None = None) -> list[tuple[int, int]]:
+    """[(length, chunk), …] with positive entries and lengths strictly ascending; chunks ≤ seq_len."""
+    steps = [(int(a), int(b)) for a, b in (short_chunks or [])]
+    if any(a <= 0 or b <= 0 for a, b in steps) or any(x[0] >= y[0] for x, y in zip(steps, steps[1:])):
+        raise ConfigError(f"short_chunks must be [[length, chunk], ...] with positive values and lengths "
+                          f"ascending, got {short_chunks}")
+    if seq_len is not None and any(b > seq_len for _, b in steps):
+        raise ConfigError(f"short_chunks: every chunk must be at most seq_len ({seq_len}), got {short_chunks}")
+    return steps
+
+
+def batch_chunk(longest: int, chunk: int, short_chunks: list[tuple[int, int]]) -> int:
+    """The chunk a batch is cut into: the first short step whose length holds its longest document
+    (`longest` targets; the record's document length counts one token more, the next BOS)."""
+    return next((c for limit, c in short_chunks if longest + 1 <= limit), chunk)
+
+
+def short_batch_chunks(tokens: np.ndarray, bos_id: int, chunk: int, batch_docs: int, batch_sizes,
+                       short_chunks) -> np.ndarray:
+    """Each batch's chunk under `short_chunks`, from the documents' lengths alone."""
+    steps = check_short_chunks(short_chunks)
+    total = tokens.size - 1
+    starts = document_starts(tokens[:total], bos_id)
+    ends = np.append(starts[1:], total)
+    return np.array([batch_chunk(int(max(ends[d] - starts[d] for d in docs)), chunk, steps)
+                     for docs in document_batches(starts.size, batch_docs, batch_sizes)], dtype=np.int64)
+
+
 def document_windows(tokens: np.ndarray, bos_id: int, seq_len: int, chunk: int, batch_docs: int,
-                     batch_sizes=None) -> list[Window]:
-    """Windows in scoring order (see the module docstring). Every target 0…N−2 is scored once."""
+                     batch_sizes=None, batch_chunks=None) -> list[Window]:
+    """Windows in scoring order (see the module docstring). Every target 0…N−2 is scored once.
+    `batch_chunks`: each batch's own chunk (short_batch_chunks), `chunk` for every batch when None."""
     if not 0 < chunk <= seq_len:
         raise ConfigError(f"document chunk must be in 1..seq_len ({seq_len}), got {chunk}")
+    if batch_chunks is not None and any(not 0 < int(c) <= seq_len for c in batch_chunks):
+        raise ConfigError(f"short_chunks: every chunk must be in 1..seq_len ({seq_len})")
     if batch_docs < 1:
         raise ConfigError(f"batch_docs must be >= 1, got {batch_docs}")
     total = tokens.size - 1
@@ -109,13 +145,14 @@ def document_windows(tokens: np.ndarray, bos_id: int, seq_len: int, chunk: int, 
     group = 0
     for b, docs in enumerate(document_batches(starts.size, batch_docs, batch_sizes)):
         longest = max(int(ends[d] - starts[d]) for d in docs)
-        for c in range(0, longest, chunk):
+        size = int(batch_chunks[b]) if batch_chunks is not None and b < len(batch_chunks) else chunk
+        for c in range(0, longest, size):
             added = False
             for d in docs:
                 lo = int(starts[d]) + c
                 if lo >= ends[d]:
                     continue
-                hi = min(lo + chunk, int(ends[d]))
+                hi = min(lo + size, int(ends[d]))
                 begin = max(int(starts[d]), hi - seq_len)
                 out.append(Window(begin, hi - begin, lo - begin, doc=d, group=group, batch=b, slot=d - docs.start))
                 added = True

@@ -9,18 +9,25 @@ that adapts per document (`lora-ttt`) can take one step on chunk c before chunk 
 length into batches, the batches scored longest first — realised as a view of the stream with the
 documents re-laid in that order, which the pipeline scores left to right; "stream" keeps the
 stream's own order. Either way a batch is `batch_docs` consecutive documents of what is scored.
+`short_chunks` (#2014's TTT_SHORT_SCORE_FIRST_STEPS, off when empty): [[length, chunk], …]; a batch
+whose longest document has at most `length` tokens is scored in chunks of `chunk` instead
+(pgolf.evaluate.windows). Scoring still comes before each adaptation step; only the steps are finer.
+Which chunk a batch gets reads its documents' lengths, as the longest-first order does, so it is
+decided the same way: from the whole stream, before scoring, carried by the view's layout (a view
+is made for it even in stream order), and checked by the audit to read lengths and nothing else.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from pgolf.config import choice
 from pgolf.evaluate.methods.base import EvalMethod, register
 from pgolf.evaluate.order import ORDERS, EvaluationView, evaluation_view
-from pgolf.evaluate.windows import Window, document_starts, document_windows
+from pgolf.errors import ConfigError
+from pgolf.evaluate.windows import Window, check_short_chunks, document_starts, document_windows, short_batch_chunks
 
 
 @dataclass
@@ -30,6 +37,12 @@ class DocSlidingOptions:
     batch_docs: int = 64
     bos_id: int = 1
     order: str = choice("longest-first", ORDERS)  # #1855's queue | the stream's own
+    short_chunks: list[list[int]] = field(default_factory=list)  # [[length, chunk], …] ascending
+
+    def __post_init__(self) -> None:
+        if any(len(step) != 2 for step in self.short_chunks):
+            raise ConfigError(f"evaluation.doc_sliding.short_chunks: each step is [length, chunk], got {self.short_chunks}")
+        check_short_chunks(self.short_chunks)
 
 
 @register
@@ -43,10 +56,15 @@ class DocSliding(EvalMethod):
 
     @classmethod
     def evaluation_view(cls, cfg: DocSlidingOptions, tokens: np.ndarray) -> EvaluationView | None:
-        """The stream re-laid in `order`; None when it is scored as it comes."""
-        if cfg.order == "stream":
+        """The stream re-laid in `order`, with each batch's chunk when short chunks are set; None
+        when it is scored as it comes."""
+        if cfg.order == "stream" and not cfg.short_chunks:
             return None
-        return evaluation_view(tokens, cfg.bos_id, cfg.order, cfg.batch_docs)
+        view = evaluation_view(tokens, cfg.bos_id, cfg.order, cfg.batch_docs)
+        if cfg.short_chunks:
+            view.batch_chunks = short_batch_chunks(view.tokens, cfg.bos_id, cfg.chunk_tokens, cfg.batch_docs,
+                                                   view.batch_sizes, cfg.short_chunks)
+        return view
 
     @classmethod
     def window_settings(cls, cfg, window: int, seq_len: int, probe: bool = False) -> dict:
@@ -55,13 +73,17 @@ class DocSliding(EvalMethod):
         out = super().window_settings(cfg, window, seq_len, probe)
         if cfg.batch_docs > 2:
             out["batch_docs"] = 2
+        chunk = out.get("chunk_tokens", cfg.chunk_tokens)
+        if any(c > chunk for _, c in cfg.short_chunks):  # short documents' chunks no coarser than the rest
+            out["short_chunks"] = [[n, min(c, chunk)] for n, c in cfg.short_chunks]
         return out
 
     def windows(self, n_tokens: int) -> list[Window]:
         layout = self.ctx.layout
         return document_windows(self.ctx.tokens[:n_tokens], self.cfg.bos_id, self.ctx.seq_len,
                                 self.cfg.chunk_tokens, self.cfg.batch_docs,
-                                layout.batch_sizes if layout is not None else None)
+                                layout.batch_sizes if layout is not None else None,
+                                layout.batch_chunks if layout is not None else None)
 
     def rank_share(self, windows: list[Window], rank: int, world: int) -> list[Window]:
         """Rank r scores the document batches b with b mod world = r."""
