@@ -191,6 +191,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         wrapper = args.wrapper or preset.pack.code_wrapper
         final = wrap(source, wrapper)
         sizes[wrapper] = len(final.encode("utf-8"))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.out, final.encode("utf-8"))
     r = {"out": str(args.out), "preset": args.preset, "code_bytes": len(final.encode("utf-8")), "sizes": sizes,
          "wrapper": wrapper, "requirements": preset_requirements(preset)}
@@ -299,7 +300,9 @@ def _dry_run_rows(r: dict) -> list[tuple[str, Any]]:
     rows += [("bytes measured (dry-run weights)",
               f"{d['measured_total_bytes']:,} = {r['pack']['model_bytes']:,} model + {d['code_bytes']:,} code "
               f"({d['code_wrapper']}); {'fits' if d['measured_fits'] else 'does NOT fit'}, "
-              f"headroom {d['measured_headroom_bytes']:+,}")]
+              f"headroom {d['measured_headroom_bytes']:+,}"
+              + (f" (an upper bound: pergroup's groups coded by {', '.join(d['measured_pergroup_backends'])} only)"
+                 if d.get("measured_pergroup_backends") else ""))]
     rows += [(f"  projected {g}", f"{x['params']:,} params x {x['bytes_per_param']:.4f} B = {x['projected_bytes']:,} B "
               f"[{x['source']}]") for g, x in proj["groups"].items()]
     rows += [("bytes projected (trained weights)",

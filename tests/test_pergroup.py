@@ -186,3 +186,27 @@ def test_bad_compression_settings_are_one_line_errors(setting, message):
 
     with pytest.raises(ConfigError, match=message):
         load_preset("record-1855-mini", [setting])
+
+
+def test_pack_with_fewer_pergroup_backends_bounds_the_full_search_and_decodes_the_same(tiny_data, tmp_path):
+    """The dry run's narrowed pack: the same tensors, and never fewer bytes than the full search."""
+    from pgolf.artifact.format import read_artifact
+    from pgolf.artifact.pack import pack_run
+    from pgolf.job.preset import load_preset
+    from pgolf.runtime import Runtime
+    from pgolf.train.loop import train
+    from tests.conftest import TINY_OVERRIDES
+
+    preset = load_preset("cpu-mini", TINY_OVERRIDES + ["model.model_dim=128", "train.iterations=1",
+                                                       'pack.compressor="pergroup"', 'pack.layouts=["bytes"]'])
+    train(preset, tiny_data, tmp_path / "run", Runtime(), progress=False)
+    full = pack_run(tmp_path / "run", out=tmp_path / "full.pgolf", allow_over_budget=True)
+    for backends in (["brotli"], ["lzma"]):
+        narrow = pack_run(tmp_path / "run", out=tmp_path / "narrow.pgolf", allow_over_budget=True,
+                          pergroup_backends=backends)
+        assert narrow["pergroup_backends"] == backends and full["pergroup_backends"] is None
+        assert narrow["model_bytes"] >= full["model_bytes"]
+        a, b = read_artifact(tmp_path / "full.pgolf"), read_artifact(tmp_path / "narrow.pgolf")
+        assert [t.name for t in a.tensors] == [t.name for t in b.tensors]
+        for x, y in zip(a.tensors, b.tensors):
+            assert all(np.array_equal(x.parts[k], y.parts[k]) for k in x.parts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 from pgolf.artifact.code_size import code_bytes
@@ -28,8 +29,12 @@ TIMED_CALIBRATION_KEYS = ("seconds", "train_time_ms_at_end")
 
 def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | None = None,
              compressor: str | None = None, budget: int | None = None,
-             allow_over_budget: bool = False, overrides: list[str] | None = None) -> dict:
-    """`overrides`: dotted `pack.*` settings that replace the run's own (the artifact records them)."""
+             allow_over_budget: bool = False, overrides: list[str] | None = None,
+             pergroup_backends: list[str] | None = None) -> dict:
+    """`overrides`: dotted `pack.*` settings that replace the run's own (the artifact records them).
+    `pergroup_backends`: the pergroup compressor codes each group with these backends only — its
+    bytes then bound the full search's from above (each group's smallest over fewer backends is no
+    smaller), for a dry run that needs the bound, not the last byte (pgolf.job.dryrun)."""
     run_dir = Path(run_dir)
     weights, state = load_checkpoint(run_dir)
     preset = state["preset"]
@@ -78,6 +83,11 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
     # Every (layout, compressor) candidate side by side, and the code's size beside them: the
     # compressors run outside the GIL, so a machine's cores shorten pack's longest step; the choice
     # is made in the fixed order below, so it does not depend on which finishes first.
+    coders = {}
+    if pergroup_backends:
+        from pgolf.quant.pergroup import pergroup_compress
+
+        coders["pergroup"] = partial(pergroup_compress, backends=list(pergroup_backends))
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         code_job = pool.submit(code_bytes, preset_obj)
         jobs = {}
@@ -85,7 +95,7 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
             laid_out = relayout(tensors, layout)
             for name in candidates:
                 artifact = Artifact(preset=preset, quant=quant, tensors=laid_out, compressor=name, meta=meta)
-                jobs[layout, name] = pool.submit(encode_artifact, artifact)
+                jobs[layout, name] = pool.submit(encode_artifact, artifact, coders.get(name))
         for (layout, name), job in jobs.items():
             blob = job.result()
             layout_sizes[f"{name}/{layout}"] = len(blob)
@@ -114,6 +124,7 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
         "compressor": compressor,
         "layout": chosen_layout,
         "compressed_sizes": sizes,
+        "pergroup_backends": list(pergroup_backends) if pergroup_backends and "pergroup" in sizes else None,
         "layout_sizes": layout_sizes,
         "code_bytes": code,
         "code_counted": code_what,
