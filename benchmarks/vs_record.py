@@ -29,7 +29,6 @@ import argparse
 import contextlib
 import importlib.util
 import json
-import math
 import os
 import sys
 import tempfile

@@ -71,9 +71,14 @@ class LocalHub:
         return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*") if p.is_file())
 
     def download(self, filename: str, local_dir: Path) -> Path:
+        """Copied under a temporary name and renamed, as the hub's own client does: a copy cut off
+        leaves no partial file under the final name."""
+        from pgolf.io import atomic_write
+
         dest = local_dir / filename
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self.root / filename, dest)
+        with open(self.root / filename, "rb") as src:
+            atomic_write(dest, lambda f: shutil.copyfileobj(src, f))
         return dest
 
 

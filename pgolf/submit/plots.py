@@ -11,7 +11,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from pgolf.io import atomic_write  # noqa: E402
 from pgolf.rundir import METRICS_FILE  # noqa: E402
+
+
+def save_png(fig, out: Path, dpi: int) -> None:
+    """The figure as PNG under a temporary name, renamed when whole (as every file pgolf writes)."""
+    atomic_write(Path(out), lambda f: fig.savefig(f, format="png", dpi=dpi))
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
@@ -36,7 +42,7 @@ def plot_losses(run_dir: Path, out: Path) -> Path:
     name = Path(run_dir).name if Path(run_dir).name != "run" else Path(run_dir).parent.name
     fig.suptitle(f"loss — {name}")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    save_png(fig, out, 110)
     plt.close(fig)
     return out
 
@@ -51,7 +57,7 @@ def plot_eval_methods(bpb_by_method: dict[str, float], out: Path) -> Path:
         ax.text(bpb_by_method[n], i, f" {bpb_by_method[n]:.4f}", va="center", fontsize=8)
     ax.set_xlabel("val bpb (lower is better)")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    save_png(fig, out, 110)
     plt.close(fig)
     return out
 
@@ -65,6 +71,6 @@ def plot_bytes(groups: dict[str, int], code_bytes: int, budget: int, out: Path) 
     ax.set_xlabel("MB (tensor groups before compression)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    save_png(fig, out, 110)
     plt.close(fig)
     return out

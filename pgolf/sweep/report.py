@@ -67,6 +67,8 @@ def plot_study(study, folder: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from pgolf.submit.plots import save_png
     from optuna.visualization import matplotlib as ovm
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -86,7 +88,7 @@ def plot_study(study, folder: Path) -> list[Path]:
         fig.set_size_inches(8, 4.5)
         fig.tight_layout()
         path = folder / f"{name}.png"
-        fig.savefig(path, dpi=100)
+        save_png(fig, path, 100)
         plt.close(fig)
         written.append(path)
     return written

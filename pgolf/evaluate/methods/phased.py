@@ -25,7 +25,6 @@ as the record's varlen attention; otherwise as rows of `seq_len`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
