@@ -92,6 +92,7 @@ FINAL_ROWS: dict[str, tuple[str, list[str]]] = {
     "+lora_no_qv": ("eval", ['evaluation.lora_ttt.targets=["k", "o", "mlp", "head"]', "evaluation.lora_ttt.lr=0.00225",
                              "evaluation.doc_sliding.batch_docs=24"]),
     "+ngram_tilt": ("eval", ['evaluation.methods=["doc-sliding", "lora-ttt", "phased", "ngram-tilt"]']),
+    "+short_chunks": ("eval", ["evaluation.doc_sliding.short_chunks=[[256, 8], [2000, 24]]"]),
 }
 STACK_ROWS = ["record-549-mini", "record-1855-mini", "seed-1150-ttt-slot-mini", "seed-1207-hydra-mini", "seed-1488-slot24-mini",
               "seed-731-hedge-mini", "seed-700-hedge-crownq-mini"]
