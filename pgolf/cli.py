@@ -302,7 +302,9 @@ def _dry_run_rows(r: dict) -> list[tuple[str, Any]]:
               f"({d['code_wrapper']}); {'fits' if d['measured_fits'] else 'does NOT fit'}, "
               f"headroom {d['measured_headroom_bytes']:+,}"
               + (f" (an upper bound: pergroup's groups coded by {', '.join(d['measured_pergroup_backends'])} only)"
-                 if d.get("measured_pergroup_backends") else ""))]
+                 if d.get("measured_pergroup_backends") else "")
+              + (f" (an upper bound: layout {', '.join(d['measured_layouts'])} only)"
+                 if d.get("measured_layouts") != d.get("preset_layouts") else ""))]
     rows += [(f"  projected {g}", f"{x['params']:,} params x {x['bytes_per_param']:.4f} B = {x['projected_bytes']:,} B "
               f"[{x['source']}]") for g, x in proj["groups"].items()]
     rows += [("bytes projected (trained weights)",

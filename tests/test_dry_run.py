@@ -27,6 +27,7 @@ def test_dry_run_of_contest_preset(name, request, tmp_path, capsys):
     assert d["measured_fits"] and d["measured_total_bytes"] <= 16_000_000  # measured on the dry-run weights
     # pergroup measured with rANS alone: an upper bound of the full search (pgolf.job.dryrun)
     assert d["measured_pergroup_backends"] == (["ans"] if preset.pack.compressor == "pergroup" else None)
+    assert d["measured_layouts"] == d["preset_layouts"][:1] == r["pack"]["layouts_tried"]  # the first layout
     if preset.reference.get("params") and name != "seed-700-hedge-crownq":  # #700's count is approximate
         assert d["params"] == preset.reference["params"]
     stages = [s["stage"] for s in r["stages"]]

@@ -210,3 +210,20 @@ def test_pack_with_fewer_pergroup_backends_bounds_the_full_search_and_decodes_th
         assert [t.name for t in a.tensors] == [t.name for t in b.tensors]
         for x, y in zip(a.tensors, b.tensors):
             assert all(np.array_equal(x.parts[k], y.parts[k]) for k in x.parts)
+
+
+def test_pack_on_fewer_layouts_bounds_the_full_search(tiny_data, tmp_path):
+    from pgolf.artifact.pack import pack_run
+    from pgolf.job.preset import load_preset
+    from pgolf.runtime import Runtime
+    from pgolf.train.loop import train
+    from tests.conftest import TINY_OVERRIDES
+
+    preset = load_preset("cpu-mini", TINY_OVERRIDES + ["train.iterations=1", 'pack.layouts=["bytes", "columns"]'])
+    train(preset, tiny_data, tmp_path / "run", Runtime(), progress=False)
+    full = pack_run(tmp_path / "run", out=tmp_path / "full.pgolf", allow_over_budget=True)
+    assert full["layouts_tried"] == ["bytes", "columns"]
+    for only in (["bytes"], ["columns"]):
+        narrow = pack_run(tmp_path / "run", out=tmp_path / "narrow.pgolf", allow_over_budget=True, only_layouts=only)
+        assert narrow["layouts_tried"] == only and narrow["layout"] == only[0]
+        assert narrow["model_bytes"] >= full["model_bytes"] == min(full["layout_sizes"].values())

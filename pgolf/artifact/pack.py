@@ -30,11 +30,12 @@ TIMED_CALIBRATION_KEYS = ("seconds", "train_time_ms_at_end")
 def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | None = None,
              compressor: str | None = None, budget: int | None = None,
              allow_over_budget: bool = False, overrides: list[str] | None = None,
-             pergroup_backends: list[str] | None = None) -> dict:
+             pergroup_backends: list[str] | None = None, only_layouts: list[str] | None = None) -> dict:
     """`overrides`: dotted `pack.*` settings that replace the run's own (the artifact records them).
     `pergroup_backends`: the pergroup compressor codes each group with these backends only — its
     bytes then bound the full search's from above (each group's smallest over fewer backends is no
-    smaller), for a dry run that needs the bound, not the last byte (pgolf.job.dryrun)."""
+    smaller), for a dry run that needs the bound, not the last byte (pgolf.job.dryrun); `only_layouts`
+    likewise tries these of the preset's layouts only."""
     run_dir = Path(run_dir)
     weights, state = load_checkpoint(run_dir)
     preset = state["preset"]
@@ -56,6 +57,8 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
     else:
         candidates = pack_cfg.compressors or [pack_cfg.compressor]
     layouts = pack_cfg.layouts or ["packed"]
+    if only_layouts:
+        layouts = [x for x in layouts if x in only_layouts] or layouts
     check_layouts(layouts)
     budget = budget if budget is not None else pack_cfg.budget_bytes
     quantizer = get_quantizer(quant)
@@ -125,6 +128,7 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, quant: str | No
         "layout": chosen_layout,
         "compressed_sizes": sizes,
         "pergroup_backends": list(pergroup_backends) if pergroup_backends and "pergroup" in sizes else None,
+        "layouts_tried": layouts,
         "layout_sizes": layout_sizes,
         "code_bytes": code,
         "code_counted": code_what,

@@ -12,7 +12,8 @@ reported twice: measured on the dry-run weights (untrained weights compress wors
 ones), and projected for trained weights (pgolf.artifact.estimate). With the `pergroup` compressor
 the measurement codes every group with rANS alone (`DRY_RUN_PERGROUP_BACKENDS`) — an upper bound of
 the full search, which also tries Brotli-11 and LZMA-9e per group and spent two thirds of a
-full-shape dry run's minutes for a difference of about 1 % (rANS won every group measured).
+full-shape dry run's minutes for a difference of about 1 % (rANS won every group measured). Of
+several `layouts` only the first is tried, for the same reason and with the same guarantee.
 Short-document chunks (`short_chunks`) are kept on, at half a chunk twice the usual dry-run chunk,
 so both chunk sizes are scored in about the steps of one.
 """
@@ -106,7 +107,8 @@ def dry_run(preset: Preset, data: Path | None = None, tokenizer: str | None = No
     narrowed = [b for b in DRY_RUN_PERGROUP_BACKENDS if b in available_backends()] or None
     r = run_main_job(small, data=data, tokenizer=tokenizer, out=out, device="cpu", progress=progress,
                      limit_val_tokens=eval_tokens, include_illegal=include_illegal, strict_budget=strict_budget,
-                     audit_tokens=eval_tokens, fit_preset=preset, audit_cuts=2, pergroup_backends=narrowed)
+                     audit_tokens=eval_tokens, fit_preset=preset, audit_cuts=2, pergroup_backends=narrowed,
+                     only_layouts=(preset.pack.layouts or ["packed"])[:1])
     proj = r["projection"]
     code = proj["code_bytes"]  # the real preset's export (the dry run's differs only in its embedded settings)
     measured = r["pack"]["model_bytes"] + code
@@ -118,6 +120,8 @@ def dry_run(preset: Preset, data: Path | None = None, tokenizer: str | None = No
         "measured_headroom_bytes": budget - measured,
         # pergroup coded by these backends only: the measurement bounds the full search's from above
         "measured_pergroup_backends": r["pack"].get("pergroup_backends"),
+        "measured_layouts": r["pack"]["layouts_tried"],  # the first of the preset's: also an upper bound
+        "preset_layouts": list(preset.pack.layouts or ["packed"]),
         "projected_total_bytes": proj["total_bytes"], "projected_fits": proj["fits"],
         "projected_headroom_bytes": proj["headroom_bytes"],
         "code_bytes": code, "code_wrapper": preset.pack.code_wrapper,

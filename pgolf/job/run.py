@@ -139,8 +139,8 @@ def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None
                  limit_val_tokens: int = 0, include_illegal: bool = False, strict_budget: bool = False,
                  audit_tokens: int | None = None, export: bool = True, fit_preset: Preset | None = None,
                  probe_positions: int | None = None, audit_cuts: int = 3,
-                 pergroup_backends: list[str] | None = None) -> dict:
-    """`pergroup_backends`: pack's pergroup search narrowed (pgolf.artifact.pack). `fit_preset`: the preset whose projected bytes are checked before training (the dry run
+                 pergroup_backends: list[str] | None = None, only_layouts: list[str] | None = None) -> dict:
+    """`pergroup_backends`, `only_layouts`: pack's search narrowed (pgolf.artifact.pack). `fit_preset`: the preset whose projected bytes are checked before training (the dry run
     trains a shrunk copy of it). `audit_tokens`: the audit's window (None: the smallest that sees
     every method adapt; 0: no audit). `probe_positions`: positions of the black-box normalization
     probe (None: 2 on a GPU or for a CPU-sized model, else 0 — see `default_probe_positions`)."""
@@ -175,7 +175,7 @@ def run_main_job(preset: Preset, data: Path | None = None, tokenizer: str | None
         # Under torchrun: rank 0 writes the checkpoint and packs; every rank then scores its share.
         with timer.stage("pack") as st:
             packed = pack_run(run_dir, allow_over_budget=True,
-                              pergroup_backends=pergroup_backends) if runtime.is_main else None
+                              pergroup_backends=pergroup_backends, only_layouts=only_layouts) if runtime.is_main else None
             packed = share_from_main(packed, runtime)
             st["produced"] = (f"{packed['quant']} / {packed['compressor']} / {packed['layout']}: "
                               f"{packed['model_bytes']:,} B model + {packed['code_bytes']:,} B code")
