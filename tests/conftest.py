@@ -3,6 +3,7 @@ suite needs no network and no data files from outside the repository."""
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -18,6 +19,21 @@ def pytest_xdist_auto_num_workers(config) -> int:
     from pgolf.runtime import usable_cpus
 
     return max(1, min(usable_cpus(), MAX_WORKERS))
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist each worker gets its share of the cores (its children inherit it through
+    OMP_NUM_THREADS): two workers of two threads each on two cores made the full-shape dry runs
+    several times slower (threads waiting on each other's barriers), far more than one thread costs."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        from pgolf.runtime import usable_cpus
+
+        threads = max(1, usable_cpus() // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -14,7 +14,7 @@ the measurement codes every group with rANS alone (`DRY_RUN_PERGROUP_BACKENDS`) 
 the full search, which also tries Brotli-11 and LZMA-9e per group and spent two thirds of a
 full-shape dry run's minutes for a difference of about 1 % (rANS won every group measured). Of
 several `layouts` only the first is tried, for the same reason and with the same guarantee.
-Short-document chunks (`short_chunks`) are kept on, at half a chunk twice the usual dry-run chunk,
+An evaluation method's compile warm-up runs one round. Short-document chunks (`short_chunks`) are kept on, at half a chunk twice the usual dry-run chunk,
 so both chunk sizes are scored in about the steps of one.
 """
 
@@ -73,6 +73,9 @@ def dry_run_overrides(preset: Preset, eval_tokens: int) -> list[str]:
                   for f in dataclasses.fields(cls.Options)}
         if "seq_len" in fields:
             sets.append(f"evaluation.{section}.seq_len={EVAL_SEQ_LEN}")
+        if "warmup_steps" in fields and _option(preset, registry, names, section, "warmup_steps") > 1:
+            # a compile warm-up compiles nothing here (compile is off): one round shows it runs
+            sets.append(f"evaluation.{section}.warmup_steps=1")
         if "chunk_tokens" in fields:  # several chunks, so TTT and the mixers adapt more than once
             cap = max(eval_tokens // 4, EVAL_SEQ_LEN)
             if "seq_len" in fields:  # a chunk never spans more than one window
