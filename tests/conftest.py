@@ -37,15 +37,19 @@ def pytest_configure(config) -> None:
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """The full-shape dry runs first, costliest first: handed out one by one to the workers as they
-    start (`--dist load`), they run side by side while the short tests fill the gaps, instead of
-    one dry run left alone at the end."""
+    """The full-shape dry runs first, costliest first: handed out one at a time to the workers as
+    they free up (`--dist load --maxschedchunk 1`), they run side by side while the short tests
+    fill the gaps, instead of one worker left alone with them at the end."""
     def cost(item) -> int:
         if not item.nodeid.startswith("tests/test_dry_run.py"):
             return 0 if item.get_closest_marker("slow") is None else 1
         return 2 + DRY_RUN_COST.get(getattr(item, "callspec", None) and item.callspec.params.get("name"), 0)
 
     items.sort(key=lambda item: -cost(item))  # stable: otherwise the files' own order
+    # xdist starts each worker on two consecutive tests: the two costliest dry runs on two workers
+    dry = [i for i, item in enumerate(items) if cost(item) > 1]
+    if len(dry) >= 3:
+        items[dry[1]], items[dry[2]] = items[dry[2]], items[dry[1]]
 
 
 # Relative cost of a preset's dry run (its share of the suite's longest tests).
