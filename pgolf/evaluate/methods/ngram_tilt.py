@@ -3,9 +3,11 @@
 
 At target position t a causal token n-gram over the prefix gives a hint h_t (pgolf.evaluate.
 ngram_hints: the most frequent continuation of the longest context of orders `min_order` …
-`max_order` seen before t). Where the hint followed its context at least `min_count` times and in
-at least `min_share` of the context's occurrences, the model's distribution is tilted towards it in
-closed form,
+`max_order` seen before t). #2135's code (its C helper, `TOKEN_ORDER=16`) keeps one fixed context of
+15 tokens with no back-off, so the default is `min_order = max_order = 16`; lower `min_order` for a
+backed-off expert. Where the hint followed its context at least `min_count` times and in at least
+`min_share` of the context's occurrences (the share in float32, as the record's helper divides), the
+model's distribution is tilted towards it in closed form,
 
     q(v) = p(v) · e^{β·[v = h_t]} / (1 + p(h_t)·(e^β − 1)),
 
@@ -14,8 +16,9 @@ target: the hint and the gate are functions of x_0 … x_t. The hints are comput
 whole stream before scoring (inside the evaluation timer, as the records counted it).
 
 `illegal-ngram-tilt-gated` adds a *within-word* channel the way #2140's first logs had the
-records' channels on: where the token channel has no hint, it tilts towards its own hint (any
-context seen before) only if the target continues a word (no leading space, not a boundary token) —
+records' channels on: where the token channel has no hint, it tilts towards its own hint (the
+longest context down to order 2 seen before, whatever the token channel's orders) only if the
+target continues a word (no leading space, not a boundary token) —
 a gate that reads the target, so the candidates' scores no longer come from one distribution
 (their exp(−score) sums to more or less than 1). NOT LEGAL; a study fixture the audit must flag.
 """
@@ -36,7 +39,7 @@ from pgolf.evaluate.ngram_hints import causal_hints
 @dataclass
 class NgramTiltOptions:
     max_order: int = 16
-    min_order: int = 2
+    min_order: int = 16  # #2135: one 15-token context, no back-off
     # the tilt applies where the hint followed its context at least `min_count` times and in at
     # least `min_share` of the context's occurrences (#2135: threshold 0.8, boost 2.625, order 16)
     min_count: int = 1
@@ -63,7 +66,9 @@ class NgramTilt(EvalMethod):
             raise ConfigError(f"evaluation.{self.section}.min_share must be in [0, 1], got {cfg.min_share}")
         self.hints = causal_hints(ctx.tokens, cfg.max_order, cfg.min_order)
         h = self.hints
-        gated = (h.token >= 0) & (h.count >= cfg.min_count) & (h.count >= cfg.min_share * h.seen)
+        # the share as the record's helper computes it: count / total in float32, against a float32 threshold
+        share = h.count.astype(np.float32) / np.maximum(h.seen, 1).astype(np.float32)
+        gated = (h.token >= 0) & (h.count >= cfg.min_count) & (share >= np.float32(cfg.min_share))
         self.hint = torch.from_numpy(np.where(gated, h.token, -1))
         self.gated_positions = int(gated.sum())
 
@@ -126,8 +131,10 @@ class TargetGatedNgramTilt(NgramTilt):
 
     def __init__(self, config, ctx) -> None:
         super().__init__(config, ctx)
-        # the within-word channel's hints: any context seen before (its own threshold, 1)
-        self.word_hint = torch.from_numpy(self.hints.token)
+        # the within-word channel's hints: any context down to order 2 seen before (its own threshold, 1)
+        cfg = self.cfg
+        word = self.hints if cfg.min_order == 2 else causal_hints(ctx.tokens, cfg.max_order, 2)
+        self.word_hint = torch.from_numpy(word.token)
 
     def score(self, logits, inputs, targets, positions) -> torch.Tensor:
         self._record(positions)
