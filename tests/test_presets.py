@@ -106,26 +106,33 @@ def test_record_1855_packs_with_the_records_quantization_settings():
     assert mini.model.addons.keys() == p.model.addons.keys() and mini.pack == p.pack
 
 
-def test_record_2135_is_record_1855_with_the_final_rows_additions():
+def test_record_2135_is_record_1855_with_what_its_code_adds():
+    """#2135's run command over #1855's: AsymLogit, no smear BOS mask, matrix lr 0.028, 32 calibration
+    batches, LQER groups of 32, fp16 gates, eval context 2,560, one phase, LoRA without K (lr 8e-5, WD 2),
+    the order-16 token tilt; nothing else (its lineage's gated XSA, growing context, AWQ-lite are not in
+    its code)."""
     import dataclasses
 
     from pgolf.artifact.estimate import preset_info
 
     base, p = load_preset("record-1855"), load_preset("record-2135")
-    assert p.model.addons["xsa"] == {"last": 0, "gated": True, "gate_init": 0.0} and "asym_logit" in p.model.addons
-    assert (p.model.qk_gain_init, p.train.seq_len) == (5.25, 3072)
-    assert p.train.seq_len_schedule == [[0.0, 1024], [0.1, 2048], [0.7, 3072]]
-    assert p.model.addons["doc_isolation"]["max_segment"] == 3072
-    assert (p.train.gptq_calibration_sequences, p.train.gptq_calibration_seq_len) == (1536, 2048)
-    assert (p.pack.awq_top, p.pack.awq_group, p.pack.awq_bits) == (1, 64, 8)
-    assert dataclasses.replace(p.pack, awq_top=0) == base.pack  # otherwise #1855's quantization
+    assert p.model.addons.keys() - base.model.addons.keys() == {"asym_logit"}
+    assert p.model.addons["smear_gate_v3"]["bos_id"] == -1 and p.model.addons["xsa"] == base.model.addons["xsa"]
+    assert dataclasses.replace(p.model, addons=base.model.addons) == base.model  # QK gain 5.0, as #1855
+    assert (p.train.seq_len, p.train.seq_len_schedule, p.train.matrix_lr) == (2048, base.train.seq_len_schedule, 0.028)
+    assert (p.train.gptq_calibration_sequences, p.train.gptq_calibration_seq_len) == (1536, 0)
+    assert dataclasses.replace(p.train, matrix_lr=0.026, gptq_calibration_sequences=768,
+                               gptq_reserve_seconds=8.0) == base.train
+    assert dataclasses.replace(p.pack, lqer_group=64, gate_bits=8) == base.pack and p.pack.awq_top == 0
     assert p.eval_methods == ["doc-sliding", "lora-ttt", "phased", "ngram-tilt"] and p.eval.seq_len == 2560
     assert p.evaluation["phased"]["phases"] == 1 and p.evaluation["doc_sliding"]["seq_len"] == 2560
-    assert not {"q", "v"} & set(p.evaluation["lora_ttt"]["targets"])
+    assert "short_chunks" not in p.evaluation["doc_sliding"] and p.evaluation["doc_sliding"]["batch_docs"] == 64
+    lora = p.evaluation["lora_ttt"]
+    assert (lora["targets"], lora["lr"], lora["weight_decay"]) == (["q", "v", "o", "mlp", "head"], 8e-5, 2.0)
+    assert (p.evaluation["ngram_tilt"]["min_order"], p.evaluation["ngram_tilt"]["max_order"]) == (16, 16)
     info = preset_info(p)
-    # #2135's log is not readable: no count to compare; #1855's plus 11 x 8 gate strengths and 2 caps
-    assert info["reported_params"] is None and info["params_total"] == 35_945_671 + 11 * 8 + 2
-    assert info["projection"]["fits"] and p.reference["artifact_code_bytes"] == 31_999
+    assert info["reported_params"] == info["params_total"] == 35_945_673  # #2135's log: #1855's + 2 caps
+    assert info["projection"]["fits"] and p.reference["artifact_code_bytes"] == 37_155
     mini = load_preset("record-2135-mini")
     assert mini.model.addons.keys() == p.model.addons.keys() and mini.pack == p.pack and mini.reference == {}
     assert mini.eval_methods == p.eval_methods and (mini.model.num_layers, mini.model.model_dim) == (4, 256)

@@ -4,8 +4,9 @@ with one learnable cap for positive logits and one for negative ones,
     z ↦ c₊·tanh(z / c₊)  (z ≥ 0),    c₋·tanh(z / c₋)  (z < 0),
 
 both starting at the model's `logit_softcap`, where it is the backbone's softcap exactly. Two
-scalars (kept as floats by pack); pointwise, so causal. The records train them during TTT as well;
-here they train with the model (the LoRA TTT methods adapt only their adapters).
+scalars (kept as floats by pack); pointwise, so causal. The records' global TTT (SGD over every
+weight) trains them too, and so does pgolf's phased method; the per-document LoRA adapts only its
+adapters, as in the records.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ the first RMSNorm, each position adds a content-gated share of the previous posi
 
 w ∈ R^window zero-init, λ scalar init 0, so the add-on starts as the identity (13 parameters).
 The BOS factor stops the last token of one document leaking into the first prediction of the
-next in packed rows (`bos_id` < 0 turns it off, for study only)."""
+next in packed rows. `bos_id` < 0 turns it off, as #2135's code ran (SMEAR_GATE_BOS_FIX=0): still
+causal, the previous token is already seen, only the documents are no longer separate there."""
 
 from __future__ import annotations
 
