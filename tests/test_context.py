@@ -93,3 +93,38 @@ def test_bad_schedules_are_refused_when_the_preset_loads(tiny_preset, schedule, 
 def test_packed_growth_needs_document_isolation(tiny_preset):
     with pytest.raises(ConfigError):
         tiny_preset(["train.packed_rows=true", "train.seq_len_schedule=[[0.0, 32]]"])
+
+
+def test_evaluation_cuts_documents_at_its_own_context_and_gives_the_training_cut_back():
+    """#2135 trains with documents cut every 2,048 tokens and scores them cut at its 2,560-token eval
+    context: the pass cuts at eval.seq_len while it scores, and the model has its training cut after."""
+    import numpy as np
+    import torch
+
+    from pgolf.data.bpb import TorchByteTables
+    from pgolf.data.tokenizer import ByteTables
+    from pgolf.evaluate.pipeline import run_pipeline
+    from pgolf.job.preset import load_preset
+    from pgolf.model.gpt import GPT
+    from tests.conftest import TINY_OVERRIDES, TINY_VOCAB
+
+    preset = load_preset("cpu-mini", [*TINY_OVERRIDES, "model.addons.doc_isolation.max_segment=16",
+                                      "model.addons.doc_isolation.kernel=\"mask\""])
+    torch.manual_seed(0)
+    model = GPT(preset.model)
+    with torch.no_grad():  # the projections start at zero: attention must matter for the cut to show
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    iso = model.addons["doc_isolation"]
+    seen: list[int] = []
+    hook = model.blocks[0].register_forward_pre_hook(lambda *_: seen.append(iso.max_segment))
+    tables = TorchByteTables(ByteTables(base_bytes=np.ones(TINY_VOCAB, dtype=np.int64),
+                                        leading_space=np.zeros(TINY_VOCAB, bool), boundary=np.zeros(TINY_VOCAB, bool)))
+    tokens = np.random.default_rng(0).integers(2, TINY_VOCAB, 400).astype(np.uint16)
+    cut_at_eval = run_pipeline(model, tokens, tables, preset, Runtime(), ["standard"]).totals
+    hook.remove()
+    assert seen and set(seen) == {preset.eval.seq_len} and iso.max_segment == 16
+    iso.set_context(16)  # the same pass with the training cut left in place scores otherwise
+    model.set_context = lambda seq_len: None
+    cut_at_train = run_pipeline(model, tokens, tables, preset, Runtime(), ["standard"]).totals
+    assert cut_at_eval.tokens == cut_at_train.tokens and cut_at_eval.nats != cut_at_train.nats

@@ -510,3 +510,35 @@ def test_audit_passes_lora_ttt_with_short_chunks():
     assert r["verdict"] == "pass", [c["detail"] for c in r["checks"] if not c["passed"]]
     order = next(c for c in r["checks"] if c["name"] == "evaluation order")
     assert "each batch's chunk is chosen by its longest document's length" in order["detail"]
+
+
+def test_phased_global_sgd_trains_the_asym_logit_caps_as_the_records_global_ttt(monkeypatch):
+    """#2135's global TTT steps every weight of the model, its two AsymLogit caps included; so does
+    the phased method's SGD (the per-document LoRA adapts only its adapters)."""
+    from pgolf.evaluate.methods.phased import PhasedTTT
+    from pgolf.job.preset import load_preset
+    from pgolf.model.gpt import GPT
+    from tests.conftest import TINY_OVERRIDES
+
+    preset = load_preset("cpu-mini", [*TINY_OVERRIDES, "model.addons.asym_logit.init=0.0"])
+    torch.manual_seed(0)
+    model = GPT(preset.model)
+    with torch.no_grad():  # logits near the caps, where the caps' gradient is not lost in float32
+        model.tok_emb.weight.mul_(400)
+    _, _, tables, _ = _tiny()
+    caps: list[tuple[float, float]] = []
+    original = PhasedTTT._one_pass
+
+    def watched(self, m, stream, params):
+        cap = m.addons["asym_logit"]
+        assert any(p is cap.pos_cap for p in params) and any(p is cap.neg_cap for p in params)
+        before = (float(cap.pos_cap), float(cap.neg_cap))
+        out = original(self, m, stream, params)
+        caps.append((before, (float(cap.pos_cap), float(cap.neg_cap))))
+        return out
+
+    monkeypatch.setattr(PhasedTTT, "_one_pass", watched)
+    o = {k: dict(v) for k, v in DOC_OVERRIDES.items()}
+    run_pipeline(model, _docs_stream(), tables, preset, Runtime(), ["doc-sliding", "lora-ttt", "phased"], overrides=o)
+    assert caps and all(before != after for before, after in caps)
+    assert float(model.addons["asym_logit"].pos_cap) == preset.model.logit_softcap  # the caller's copy kept

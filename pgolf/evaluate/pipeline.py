@@ -145,6 +145,10 @@ class EvalPass:
         self.was_training = self.model.training
         self.requires_grad = [p.requires_grad for p in self.model.parameters()]  # TTT freezes some
         self.model.eval()
+        # documents in packed rows are cut at the evaluation's context, not the training's (the
+        # record's scoring and global TTT cut them at its eval length); finish gives the cut back
+        set_context = getattr(self.model, "set_context", None)
+        self.restore_context = set_context(self.ctx.seq_len) if set_context is not None else None
         if self.prep is not None:
             self.prep.prepare(self.model)
         setup_t0 = time.perf_counter()
@@ -280,6 +284,8 @@ class EvalPass:
 
     # finish -----------------------------------------------------------------------------------------
     def finish(self) -> PipelineResult:
+        if self.restore_context is not None:
+            self.restore_context()
         self.model.train(self.was_training)
         for p, flag in zip(self.model.parameters(), self.requires_grad):
             p.requires_grad_(flag)

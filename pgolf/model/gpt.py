@@ -95,10 +95,16 @@ class GPT(nn.Module):
             changed |= bool(a.on_train_progress(frac))
         return changed
 
-    def set_context(self, seq_len: int) -> None:
-        """Tell the add-ons the training context (a growing context's stage)."""
-        for a in self._context_hooks:
-            a.set_context(seq_len)
+    def set_context(self, seq_len: int):
+        """Tell the add-ons the context (a growing context's stage, or the evaluation's); returns a
+        callable that gives them back the one they had."""
+        restores = [a.set_context(seq_len) for a in self._context_hooks]
+
+        def restore() -> None:
+            for r in reversed(restores):
+                if r is not None:
+                    r()
+        return restore
 
     def logits_from_hidden(self, h: torch.Tensor, delta: torch.Tensor | None = None) -> torch.Tensor:
         """`delta`: added to the logits before the softcap (an evaluation-time adapter on the head)."""

@@ -19,7 +19,8 @@ add-ons' `ORDER` (then name) order; a hook an add-on does not override is never 
     attention_mask(ids)              a boolean (B, 1, T, T) mask (or a flex BlockMask) for every attention, or None for plain
                                      causal attention (document isolation)
     on_train_progress(frac)          the trainer reports the fraction of the run done (switches)
-    set_context(seq_len)             the trainer's context changed (a growing context cuts packed documents at it)
+    set_context(seq_len)             the context changed (a growing context's stage, or evaluation's length:
+                                     packed documents are cut at it); returns how to restore the old one
     init_weights(model)              after the whole model is built (orthogonal init)
     parameter_role(param_name)       the role of each of the add-on's own parameters (pgolf.model.roles)
 
@@ -128,7 +129,8 @@ class AddOn(nn.Module):
         """Returns True when the model's computation changed (a switch flipped)."""
         return False
 
-    def set_context(self, seq_len: int) -> None:
+    def set_context(self, seq_len: int):
+        """Returns a callable restoring the previous context, or None when nothing changed."""
         return None
 
     def init_weights(self, model: nn.Module) -> None:

@@ -145,10 +145,16 @@ class DocIsolation(AddOn):
             raise ConfigError(f"model.addons.doc_isolation.max_segment = {cfg.max_segment}: must be >= 0")
         self.max_segment = cfg.max_segment
 
-    def set_context(self, seq_len: int) -> None:
-        """A growing training context on packed rows: documents are cut at the current stage's length."""
-        if self.cfg.max_segment > 0:
-            self.max_segment = seq_len
+    def set_context(self, seq_len: int):
+        """Packed documents are cut at the current context: a growing context's stage in training, the
+        evaluation's length when it scores (#2135's code cuts them at its 2,560-token eval context)."""
+        if self.cfg.max_segment <= 0:
+            return None
+        previous, self.max_segment = self.max_segment, seq_len
+
+        def restore() -> None:
+            self.max_segment = previous
+        return restore
 
     def attention_mask(self, ids):
         if self.cfg.kernel == "varlen" and ids.is_cuda and flash_varlen_function() is not None:
