@@ -6,10 +6,10 @@ head uses its KV head's value (broadcast over the group, no repeat). v is the va
 attention, i.e. after value embeddings / value residual. `last = N` acts on the last N layers
 (0 = all); `layers = [...]` picks layers explicitly.
 
-`gated = true` is gated XSA (modded-nanogpt #264; #2018, #2118, #2123, #2130, #2135): a learnable
-strength per layer and head scales the removed component, z = y − g·(yᵀv̂)v̂, starting at
-`gate_init` — 0 is the attention without XSA exactly, 1 is XSA exactly — so training decides how
-much of it each head takes.
+`gated = true` is gated XSA (modded-nanogpt #264; #2018, #2118, #2123 — not in #2135's code): a
+learnable α per layer and head scales the removed component, z = y − tanh(α)·(yᵀv̂)v̂, as #2118's
+code does; α starts at `gate_init` — 0 is the attention without XSA exactly, a large α (tanh = 1)
+is XSA — so training decides how much of it each head takes.
 """
 
 from __future__ import annotations
@@ -52,6 +52,6 @@ class XSA(AddOn):
         vn = F.normalize(v, dim=-1).unsqueeze(2)
         removed = (yg * vn).sum(-1, keepdim=True) * vn
         if self.cfg.gated:
-            g = self.gates[self.slot[layer]].to(y.dtype).view(1, hkv, h // hkv, 1, 1)
+            g = torch.tanh(self.gates[self.slot[layer]]).to(y.dtype).view(1, hkv, h // hkv, 1, 1)
             removed = g * removed
         return (yg - removed).view(b, h, t, d)
