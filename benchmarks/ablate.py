@@ -76,23 +76,33 @@ FRONTIER_ROWS: dict[str, list[str]] = {
     "+min_lr_0.1": ["train.min_lr=0.1"],
     "+embed_wd": ["train.embed_weight_decay=0.085"],
 }
-# The final row's (PR #2135) additions over record-1855, each alone on record-1855-mini as
-# record-2135-mini sets it (issue 33), by the stage it changes: "train" rows retrain, "pack" rows
-# repack the base's own run, "eval" rows re-score the base's own artifact.
+# The final row's (PR #2135) additions over record-1855 as its code has them, each alone on
+# record-1855-mini as record-2135-mini sets it (issue 33), by the stage it changes: "train" rows
+# retrain, "pack" rows repack the base's own run, "eval" rows re-score the base's own artifact.
+# (#2135's matrix lr 0.028 has no row: the minis keep their own schedule's.)
 FINAL_BASE, FINAL_STACK = "record-1855-mini", "record-2135-mini"
 FINAL_ROWS: dict[str, tuple[str, list[str]]] = {
-    "+gated_xsa": ("train", ["model.addons.xsa.gated=true", "model.addons.xsa.gate_init=0.0"]),
-    "+asym_logit": ("train", ["model.addons.asym_logit={}"]),
-    "+qk_gain_5.25": ("train", ["model.qk_gain_init=5.25"]),
-    "+growing_context": ("train", ["train.seq_len=1024", "train.seq_len_schedule=[[0.0, 256], [0.1, 512], [0.7, 1024]]"]),
+    "+asym_logit": ("train", ["model.addons.asym_logit.init=0.0"]),
+    "+smear_without_bos_mask": ("train", ["model.addons.smear_gate_v3.bos_id=-1"]),
     "+calibration_x2": ("train", ["train.gptq_calibration_sequences=64"]),
-    "+awq_lite": ("pack", ["pack.awq_top=1"]),
+    "+lqer_group_32": ("pack", ["pack.lqer_group=32"]),
+    "+fp16_gates": ("pack", ["pack.gate_bits=0"]),
     "+eval_context_1.25x": ("eval", ["eval.seq_len=640", "evaluation.doc_sliding.seq_len=640"]),
     "+one_phase": ("eval", ["evaluation.phased.phases=1"]),
-    "+lora_no_qv": ("eval", ['evaluation.lora_ttt.targets=["k", "o", "mlp", "head"]', "evaluation.lora_ttt.lr=0.00225",
-                             "evaluation.doc_sliding.batch_docs=24"]),
+    "+lora_without_k": ("eval", ['evaluation.lora_ttt.targets=["q", "v", "o", "mlp", "head"]',
+                                 "evaluation.lora_ttt.lr=0.0024", "evaluation.lora_ttt.weight_decay=2.0"]),
     "+ngram_tilt": ("eval", ['evaluation.methods=["doc-sliding", "lora-ttt", "phased", "ngram-tilt"]']),
-    "+short_chunks": ("eval", ["evaluation.doc_sliding.short_chunks=[[256, 8], [2000, 24]]"]),
+}
+# Pieces of #2135's lineage its descriptions name but its code does not run (each alone, the same way).
+LINEAGE_ROWS: dict[str, tuple[str, list[str]]] = {
+    "+gated_xsa (#2118)": ("train", ["model.addons.xsa.gated=true", "model.addons.xsa.gate_init=0.0"]),
+    "+qk_gain_5.25 (#1953)": ("train", ["model.qk_gain_init=5.25"]),
+    "+growing_context (#2014)": ("train", ["train.seq_len=1024",
+                                           "train.seq_len_schedule=[[0.0, 256], [0.1, 512], [0.7, 1024]]"]),
+    "+awq_lite (#1908)": ("pack", ["pack.awq_top=1"]),
+    "+lora_without_qv (#1953)": ("eval", ['evaluation.lora_ttt.targets=["k", "o", "mlp", "head"]',
+                                          "evaluation.lora_ttt.lr=0.00225"]),
+    "+short_chunks (#2014)": ("eval", ["evaluation.doc_sliding.short_chunks=[[256, 8], [2000, 24]]"]),
 }
 STACK_ROWS = ["record-549-mini", "record-1855-mini", "seed-1150-ttt-slot-mini", "seed-1207-hydra-mini", "seed-1488-slot24-mini",
               "seed-731-hedge-mini", "seed-700-hedge-crownq-mini"]
@@ -207,7 +217,7 @@ def final_ablation(args, data: Path, runtime, done: dict[str, dict]) -> list[dic
         r = record(f"base seed {seed}", lambda seed=seed: run_pipeline_row(FINAL_BASE, [f"train.seed={seed}"], **common))
         base_runs[seed] = Path(r["run_dir"])
     stages = {}
-    for name, (stage, over) in FINAL_ROWS.items():
+    for name, (stage, over) in {**FINAL_ROWS, **LINEAGE_ROWS}.items():
         stages.setdefault(stage, []).append((name, over))
     for name, over in stages["train"]:
         record(name, lambda over=over: run_pipeline_row(FINAL_BASE, [f"train.seed={SEEDS3[0]}", *over], **common))
@@ -219,12 +229,11 @@ def final_ablation(args, data: Path, runtime, done: dict[str, dict]) -> list[dic
     for seed in SEEDS3:
         record(f"pipeline: base seed {seed}", lambda seed=seed: run_pipeline_row(
             FINAL_BASE, [f"train.seed={seed}"], run_dir=base_runs[seed], **piped))
-    every = []
+    every = [o for stage, over in FINAL_ROWS.values() if stage == "eval" for o in over]
     for name, over in stages["eval"]:
-        every += over
         record(f"pipeline: {name}", lambda over=over: run_pipeline_row(
             FINAL_BASE, [f"train.seed={SEEDS3[0]}"], run_dir=base_runs[SEEDS3[0]], eval_overrides=over, **piped))
-    record("pipeline: all evaluation additions", lambda: run_pipeline_row(
+    record("pipeline: all #2135 evaluation additions", lambda: run_pipeline_row(
         FINAL_BASE, [f"train.seed={SEEDS3[0]}"], run_dir=base_runs[SEEDS3[0]], eval_overrides=every, **piped))
     record("pipeline: record-2135 (stack)", lambda: run_pipeline_row(
         FINAL_STACK, [f"train.seed={SEEDS3[0]}"], run_dir=Path(stack["run_dir"]), **piped))
@@ -242,7 +251,7 @@ def _spread(values: list[float]) -> tuple[float, float, float]:
 
 def print_final(rows: list[dict], args) -> None:
     budget = f"{args.tokens:,} tokens" if args.tokens else f"{args.budget_seconds:.0f} s"
-    stages = {name: stage for name, (stage, _) in FINAL_ROWS.items()}
+    stages = {name: stage for name, (stage, _) in {**FINAL_ROWS, **LINEAGE_ROWS}.items()}
     for part, prefix in (("training and pack", ""), ("evaluation", "pipeline: ")):
         mine = [r for r in rows if r["row"].startswith("pipeline: ") == bool(prefix)]
         bases = [r["val_bpb"] for r in mine if r["row"].removeprefix(prefix).startswith("base seed")]
