@@ -542,3 +542,25 @@ def test_phased_global_sgd_trains_the_asym_logit_caps_as_the_records_global_ttt(
     run_pipeline(model, _docs_stream(), tables, preset, Runtime(), ["doc-sliding", "lora-ttt", "phased"], overrides=o)
     assert caps and all(before != after for before, after in caps)
     assert float(model.addons["asym_logit"].pos_cap) == preset.model.logit_softcap  # the caller's copy kept
+
+
+@pytest.mark.parametrize("methods", [["sliding", "ttt"], ["doc-sliding", "lora-ttt", "phased"],
+                                     ["sliding", "slot"], ["doc-sliding", "lora-ttt", "phased", "hedge-normalized"]],
+                         ids=lambda m: "+".join(m))
+def test_a_pass_scored_through_t_has_the_full_passes_scores_up_to_t_and_stops_there(methods):
+    """The audit's reruns stop once every score up to the cut is final: those scores equal the full
+    pass's exactly (illegal SLOT included: it fits inside the chunk it scores, which still runs)."""
+    tokens = _docs_stream()
+    in_order = {"doc_sliding": {"order": "stream"}}  # the audit hands a re-laid view over in its order
+    full = _run(methods, tokens, over=in_order).scores
+    n = tokens.size - 1
+    stopped_early = 0
+    for t in (0, 37, n // 3, n // 2, n - 2):
+        preset, model, tables, _ = _tiny()
+        o = {k: dict(v) for k, v in DOC_OVERRIDES.items()}
+        o["doc_sliding"].update(in_order["doc_sliding"])
+        part = run_pipeline(model, tokens, tables, preset, Runtime(), methods, overrides=o, keep_scores=True,
+                            score_through=t).scores
+        assert np.array_equal(part[: t + 1], full[: t + 1], equal_nan=True)
+        stopped_early += int(np.isnan(part).any())
+    assert stopped_early >= (0 if "slot" in methods else 3)  # SLOT's one chunk is the whole window

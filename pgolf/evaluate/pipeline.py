@@ -87,24 +87,32 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
                  runtime: Runtime, methods: list[str], overrides: dict[str, dict] | None = None,
                  observer: Any = None, keep_scores: bool = False, limit: int = 0,
                  time_budget: float = 0.0, strict_budget: bool = False,
-                 layout: Any = None) -> PipelineResult:
+                 layout: Any = None, score_through: int = -1) -> PipelineResult:
     """`time_budget` (seconds): after each chunk the run time is projected from the windows done
     so far; an overrun is reported once in `warnings`, or stops the run with `strict_budget`.
     `layout` (pgolf.evaluate.order.DocumentLayout): the documents' length order and batches when the
-    stream is a view re-laid by length."""
+    stream is a view re-laid by length. `score_through` ≥ 0 (the audit's reruns): stop after the
+    chunk holding every window that scores a target at or before that position — the scores up to
+    it are then final (a chunk's windows start scoring inside it, and nothing later is run), the
+    totals partial. Not with a view the pass re-lays itself (the audit passes the view's stream)."""
     if limit > 0:
         tokens = tokens[: limit + 1]
     view = scoring_view(tokens, preset, methods, overrides)
     if view is not None:
+        if score_through >= 0:
+            raise ValueError("score_through needs the stream in scoring order (pass the view's tokens and layout)")
         return _run_in_view(view, model, tables, preset, runtime, methods, overrides, observer, keep_scores,
                             time_budget, strict_budget)
     p = EvalPass(model, tokens, tables, preset, runtime, methods, overrides, observer, keep_scores, time_budget,
                  strict_budget, layout)
     p.prepare()
     p.plan()
-    for k in range(len(p.chunks)):
+    last = len(p.chunks) - 1 if score_through < 0 else min(bisect.bisect_right(p.ends, score_through), len(p.chunks) - 1)
+    stopped = last < len(p.chunks) - 1
+    for k in range(last + 1):
         p.score_chunk(k)
-        p.after_chunk(k)
+        if k < last or not stopped:  # what the last chunk teaches reaches no score up to score_through
+            p.after_chunk(k)
     return p.finish()
 
 
