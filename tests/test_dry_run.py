@@ -60,3 +60,31 @@ def test_dry_run_of_contest_preset(name, request, tmp_path, capsys):
     for group, g in sorted(planned.items()):  # planned = stored, asserted above
         print(f"  {group:<26} floats {g['floats']:>9,} scales {g['scales']:>8,} gates {g['gates']:>6,} "
               f"lqer {g['lqer']:>7,} awq {g['awq']:>6,} ({g['awq_params']:,} params)")
+
+
+@pytest.mark.parametrize("name", ["record-2135", "seed-1150-ttt-slot"])
+def test_dry_run_shrinks_only_the_token_budget_and_the_batches_of_its_methods(name):
+    """The model keeps its full shape and the preset its methods; windows, chunks and TTT batches
+    shrink to what a few thousand tokens hold (at most DRY_RUN_BATCH_DOCS documents a batch)."""
+    import dataclasses
+
+    from pgolf.evaluate.methods.base import load_methods
+    from pgolf.job.dryrun import DRY_RUN_BATCH_DOCS, EVAL_SEQ_LEN, dry_run_overrides
+    from pgolf.job.preset import load_preset, with_overrides
+
+    preset = load_preset(name)
+    small = with_overrides(preset, dry_run_overrides(preset, 1024))
+    assert small.model == preset.model and small.pack == preset.pack and small.eval_methods == preset.eval_methods
+    registry = load_methods(preset.eval_methods)
+    used = {registry.get(m).section for m in preset.eval_methods}
+    for section, table in preset.evaluation.items():
+        if section not in used:
+            continue
+        mine = small.evaluation[section]
+        assert {k: v for k, v in mine.items() if k not in ("seq_len", "chunk_tokens", "batch_docs", "warmup_steps")} \
+            == {k: v for k, v in table.items() if k not in ("seq_len", "chunk_tokens", "batch_docs", "warmup_steps")}
+        if "batch_docs" in table:
+            assert mine["batch_docs"] == min(table["batch_docs"], DRY_RUN_BATCH_DOCS)
+        if "seq_len" in table:
+            assert mine["seq_len"] == EVAL_SEQ_LEN
+    assert dataclasses.replace(small.eval, seq_len=preset.eval.seq_len, batch_tokens=preset.eval.batch_tokens) == preset.eval

@@ -87,14 +87,16 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
                  runtime: Runtime, methods: list[str], overrides: dict[str, dict] | None = None,
                  observer: Any = None, keep_scores: bool = False, limit: int = 0,
                  time_budget: float = 0.0, strict_budget: bool = False,
-                 layout: Any = None, score_through: int = -1) -> PipelineResult:
+                 layout: Any = None, score_through: int = -1, warmup: bool = True) -> PipelineResult:
     """`time_budget` (seconds): after each chunk the run time is projected from the windows done
     so far; an overrun is reported once in `warnings`, or stops the run with `strict_budget`.
     `layout` (pgolf.evaluate.order.DocumentLayout): the documents' length order and batches when the
     stream is a view re-laid by length. `score_through` ≥ 0 (the audit's reruns): stop after the
     chunk holding every window that scores a target at or before that position — the scores up to
     it are then final (a chunk's windows start scoring inside it, and nothing later is run), the
-    totals partial. Not with a view the pass re-lays itself (the audit passes the view's stream)."""
+    totals partial. Not with a view the pass re-lays itself (the audit passes the view's stream).
+    `warmup` False: the methods' warm-ups are skipped (they run on random tokens and leave nothing
+    behind, tested per method; the audit's reruns skip them, its recorded pass does not)."""
     if limit > 0:
         tokens = tokens[: limit + 1]
     view = scoring_view(tokens, preset, methods, overrides)
@@ -105,7 +107,7 @@ def run_pipeline(model: torch.nn.Module, tokens: np.ndarray, tables: TorchByteTa
                             time_budget, strict_budget)
     p = EvalPass(model, tokens, tables, preset, runtime, methods, overrides, observer, keep_scores, time_budget,
                  strict_budget, layout)
-    p.prepare()
+    p.prepare(warmup=warmup)
     p.plan()
     last = len(p.chunks) - 1 if score_through < 0 else min(bisect.bisect_right(p.ends, score_through), len(p.chunks) - 1)
     stopped = last < len(p.chunks) - 1
@@ -146,7 +148,7 @@ class EvalPass:
         self.done = 0
 
     # prepare ----------------------------------------------------------------------------------------
-    def prepare(self) -> None:
+    def prepare(self, warmup: bool = True) -> None:
         """The weights this pass may change are its own copy; the methods warm up (timed apart)."""
         if self.prep is not None or self.adapt is not None:
             self.model = copy.deepcopy(self.model)  # weights change during the pass; the caller's must not
@@ -161,7 +163,7 @@ class EvalPass:
             self.prep.prepare(self.model)
         setup_t0 = time.perf_counter()
         for m in (self.win, self.adapt, self.fit, self.mix):
-            if m is not None:
+            if m is not None and warmup:
                 m.warmup(self.model)
         self.setup_seconds = time.perf_counter() - setup_t0
 

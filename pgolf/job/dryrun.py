@@ -14,7 +14,12 @@ the measurement codes every group with rANS alone (`DRY_RUN_PERGROUP_BACKENDS`) 
 the full search, which also tries Brotli-11 and LZMA-9e per group: most of record-2135's pack
 stage (108 s -> 27 s) for a difference of 1-9 % per group (rANS won every group measured). Of
 several `layouts` only the first is tried, for the same reason and with the same guarantee. An
-evaluation method's compile warm-up runs one round. Short-document chunks (`short_chunks`) stay on:
+evaluation method's compile warm-up runs one round. A TTT batch holds at most `DRY_RUN_BATCH_DOCS`
+documents: the dry run's few thousand tokens hold a few dozen documents, and the records' 64 slots of
+per-document LoRA at full shape allocate ~380 M adapter parameters and their Adam state, set up
+again by every audit rerun, for documents that are not there (record-2135: 48 of its 58 s of
+scoring went to that set-up); smaller batches also put more batch boundaries, where phased TTT
+acts, inside the stream. Short-document chunks (`short_chunks`) stay on:
 the dry-run chunk doubles and the short ones take half of it, so both sizes are scored in about
 the steps of one.
 """
@@ -36,6 +41,7 @@ EVAL_SEQ_LEN = 256
 CALIBRATION_SEQUENCES = 4
 CALIBRATION_SEQ_LEN_SELF = 32  # self-generated sampling is one forward per token
 DRY_RUN_PERGROUP_BACKENDS = ["ans"]
+DRY_RUN_BATCH_DOCS = 8
 
 
 def short_context_schedule(stages: list, length: int = TRAIN_SEQ_LEN) -> tuple[str, int]:
@@ -74,6 +80,8 @@ def dry_run_overrides(preset: Preset, eval_tokens: int) -> list[str]:
                   for f in dataclasses.fields(cls.Options)}
         if "seq_len" in fields:
             sets.append(f"evaluation.{section}.seq_len={EVAL_SEQ_LEN}")
+        if "batch_docs" in fields and _option(preset, registry, names, section, "batch_docs") > DRY_RUN_BATCH_DOCS:
+            sets.append(f"evaluation.{section}.batch_docs={DRY_RUN_BATCH_DOCS}")
         if "warmup_steps" in fields and _option(preset, registry, names, section, "warmup_steps") > 1:
             # a compile warm-up compiles nothing here (compile is off): one round shows it runs
             sets.append(f"evaluation.{section}.warmup_steps=1")
