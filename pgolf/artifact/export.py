@@ -122,7 +122,7 @@ def module_closure(addons: set[str], eval_methods: list[str] = (), quantizer: st
         if mod.startswith("model/addons/") and Path(mod).stem not in addons | {"__init__", "base"}:
             continue
         needed.add(mod)
-        stack += _pgolf_imports(ast.parse((ROOT / mod).read_text(encoding="utf-8")), top_level_only=False)
+        stack += _imports_of((ROOT / mod).read_text(encoding="utf-8"), top_level_only=False)
     order: list[str] = []
 
     def visit(mod: str, path: tuple[str, ...]) -> None:
@@ -130,7 +130,7 @@ def module_closure(addons: set[str], eval_methods: list[str] = (), quantizer: st
             return
         if mod in path:
             raise PgolfError(f"export: import cycle {' -> '.join(path + (mod,))}")
-        deps = _pgolf_imports(ast.parse((ROOT / mod).read_text(encoding="utf-8")), top_level_only=True)
+        deps = _imports_of((ROOT / mod).read_text(encoding="utf-8"), top_level_only=True)
         for dep in deps:
             if dep in needed:
                 visit(dep, path + (mod,))
@@ -141,6 +141,14 @@ def module_closure(addons: set[str], eval_methods: list[str] = (), quantizer: st
     return order
 
 
+# A process exports again and again (the projection, the requirements, the export, a sweep's trials):
+# each module's source is parsed once per content, not once per export.
+@functools.lru_cache(maxsize=1024)
+def _imports_of(source: str, top_level_only: bool) -> tuple[str, ...]:
+    return tuple(_pgolf_imports(ast.parse(source), top_level_only))
+
+
+@functools.lru_cache(maxsize=512)
 def _strip(source: str, module: str) -> tuple[str, dict[str, str]]:
     """Remove pgolf imports and `from __future__` lines; return the code and its top-level defs."""
     tree = ast.parse(source)
@@ -176,7 +184,7 @@ def export_script(preset: Preset) -> str:
     seen: dict[str, tuple[str, str]] = {}
     parts = []
     for mod in modules:
-        code, defs = _strip((ROOT / mod).read_text(encoding="utf-8"), mod)
+        code, defs = _strip((ROOT / mod).read_text(encoding="utf-8"), mod)  # cached: read, never changed
         for name, text in defs.items():
             if name in seen and seen[name][1] != text:
                 raise PgolfError(f"export: top-level name {name!r} is defined in both {seen[name][0]} and {mod}")
