@@ -129,7 +129,7 @@ def test_bad_inputs_exit_non_zero_with_one_line(capsys, tmp_path, tiny_data):
 
 @pytest.mark.slow
 def test_pgolf_run_on_the_embedded_default(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "run", "--json", "--budget-seconds", 4, "--out", tmp_path / "job", "--limit-val-tokens", 16384,
+    code, out, _ = run_cli(capsys, "run", "--json", "--budget-seconds", 4, "--out", tmp_path / "job", "--limit-val-tokens", 4096,
                            "--set", "train.compile=\"off\"", "--set", "train.warmup_steps=0")
     r = json.loads(out)
     assert code == 0 and r["preset"] == "cpu-mini" and r["train"]["steps"] >= 1

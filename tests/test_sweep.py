@@ -180,8 +180,9 @@ def test_two_workers_share_one_study_with_no_lost_or_duplicated_trial(tmp_path, 
 @pytest.mark.slow
 def test_a_killed_workers_trial_is_failed_requeued_and_finished_by_the_next(tmp_path, tiny_data):
     space = write_space(tmp_path, trials=3)
-    # Trials of 8 s of wallclock (not a step count, which a fast machine may finish before the kill).
-    text = space.read_text().replace("steps = 4", "budget_seconds = 8")
+    # Trials of 4 s of wallclock (not a step count, which a fast machine may finish before the kill,
+    # 1 s after the trial's log appears).
+    text = space.read_text().replace("steps = 4", "budget_seconds = 4")
     space.write_text(text.replace('"train.val_every=2"', '"train.val_every=2", "train.iterations=1000000"'))
     out = tmp_path / "s"
     first = _worker(space, out, tiny_data, "--heartbeat", "1", "--grace", "3")
