@@ -225,6 +225,8 @@ def final_ablation(args, data: Path, runtime, done: dict[str, dict]) -> list[dic
         record(name, lambda over=over: run_pipeline_row(FINAL_BASE, [f"train.seed={SEEDS3[0]}"], run_dir=base_runs[SEEDS3[0]],
                                                         pack_overrides=over, **common))
     stack = record("record-2135 (stack)", lambda: run_pipeline_row(FINAL_STACK, [f"train.seed={SEEDS3[0]}"], **common))
+    if args.pipeline_tokens <= 0:  # the training and pack rows only
+        return rows
     piped = {**common, "val_tokens": args.pipeline_tokens, "pipeline": True}
     for seed in SEEDS3:
         record(f"pipeline: base seed {seed}", lambda seed=seed: run_pipeline_row(
@@ -292,7 +294,8 @@ def main() -> int:
                          "component alone; 2135: record-1855-mini at three seeds, each addition of the final "
                          "row alone on it and the record-2135-mini stack, scored after pack and evaluation")
     ap.add_argument("--pipeline-tokens", type=int, default=16_384,
-                    help="--frontier 2135: validation tokens of the evaluation rows (default 16,384)")
+                    help="--frontier 2135: validation tokens of the evaluation rows (default 16,384; 0: no "
+                         "evaluation rows)")
     ap.add_argument("--compile", default="on", choices=["on", "off"])
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads (default: all cores). With 1 (and `taskset -c N`), rows keep a "
