@@ -16,10 +16,10 @@ stage (108 s -> 27 s) for a difference of 1-9 % per group (rANS won every group 
 several `layouts` only the first is tried, for the same reason and with the same guarantee. An
 evaluation method's compile warm-up runs one round. A TTT batch holds at most `DRY_RUN_BATCH_DOCS`
 documents: the dry run's few thousand tokens hold a few dozen documents, and the records' 64 slots of
-per-document LoRA at full shape allocate ~380 M adapter parameters and their Adam state, set up
-again by every audit rerun, for documents that are not there (record-2135: 48 of its 58 s of
-scoring went to that set-up); smaller batches also put more batch boundaries, where phased TTT
-acts, inside the stream. Short-document chunks (`short_chunks`) stay on:
+per-document LoRA at full shape allocate ~380 M adapter parameters and their Adam state, and warm
+up over them, for documents that are not there (record-2135: 48 of its 58 s of scoring went to that
+set-up; the audit already shrinks its own batches); smaller batches also put more batch boundaries,
+where phased TTT acts, inside the stream. Short-document chunks (`short_chunks`) stay on:
 the dry-run chunk doubles and the short ones take half of it, so both sizes are scored in about
 the steps of one.
 """
