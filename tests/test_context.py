@@ -101,12 +101,11 @@ def test_evaluation_cuts_documents_at_its_own_context_and_gives_the_training_cut
     import numpy as np
     import torch
 
-    from pgolf.data.bpb import TorchByteTables
-    from pgolf.data.tokenizer import ByteTables
     from pgolf.evaluate.pipeline import run_pipeline
     from pgolf.job.preset import load_preset
     from pgolf.model.gpt import GPT
     from tests.conftest import TINY_OVERRIDES, TINY_VOCAB
+    from tests.test_windows_pipeline import _tiny
 
     preset = load_preset("cpu-mini", [*TINY_OVERRIDES, "model.addons.doc_isolation.max_segment=16",
                                       "model.addons.doc_isolation.kernel=\"mask\""])
@@ -118,8 +117,7 @@ def test_evaluation_cuts_documents_at_its_own_context_and_gives_the_training_cut
     iso = model.addons["doc_isolation"]
     seen: list[int] = []
     hook = model.blocks[0].register_forward_pre_hook(lambda *_: seen.append(iso.max_segment))
-    tables = TorchByteTables(ByteTables(base_bytes=np.ones(TINY_VOCAB, dtype=np.int64),
-                                        leading_space=np.zeros(TINY_VOCAB, bool), boundary=np.zeros(TINY_VOCAB, bool)))
+    tables = _tiny()[2]
     tokens = np.random.default_rng(0).integers(2, TINY_VOCAB, 400).astype(np.uint16)
     cut_at_eval = run_pipeline(model, tokens, tables, preset, Runtime(), ["standard"]).totals
     hook.remove()

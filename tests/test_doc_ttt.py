@@ -38,13 +38,13 @@ def _docs_stream(n: int = 1500, docs: int = 14, seed: int = 3) -> np.ndarray:
     return tokens
 
 
-def _run(methods, tokens, observer=None, over=None, keep_scores=True):
+def _run(methods, tokens, observer=None, over=None, keep_scores=True, **options):
     preset, model, tables, _ = _tiny()
     o = {k: dict(v) for k, v in DOC_OVERRIDES.items()}
     for k, v in (over or {}).items():
         o.setdefault(k, {}).update(v)
     return run_pipeline(model, tokens, tables, preset, Runtime(), methods, overrides=o,
-                        keep_scores=keep_scores, observer=observer)
+                        keep_scores=keep_scores, observer=observer, **options)
 
 
 def _perturbed(tokens, after, seed=1):
@@ -556,11 +556,7 @@ def test_a_pass_scored_through_t_has_the_full_passes_scores_up_to_t_and_stops_th
     n = tokens.size - 1
     stopped_early = 0
     for t in (0, 37, n // 3, n // 2, n - 2):
-        preset, model, tables, _ = _tiny()
-        o = {k: dict(v) for k, v in DOC_OVERRIDES.items()}
-        o["doc_sliding"].update(in_order["doc_sliding"])
-        part = run_pipeline(model, tokens, tables, preset, Runtime(), methods, overrides=o, keep_scores=True,
-                            score_through=t).scores
+        part = _run(methods, tokens, over=in_order, score_through=t).scores
         assert np.array_equal(part[: t + 1], full[: t + 1], equal_nan=True)
         stopped_early += int(np.isnan(part).any())
     assert stopped_early >= (0 if "slot" in methods else 3)  # SLOT's one chunk is the whole window

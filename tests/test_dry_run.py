@@ -81,12 +81,12 @@ def test_dry_run_shrinks_only_the_token_budget_and_the_batches_of_its_methods(na
     assert small.model == preset.model and small.pack == preset.pack and small.eval_methods == preset.eval_methods
     registry = load_methods(preset.eval_methods)
     used = {registry.get(m).section for m in preset.eval_methods}
+    shrunk = ("seq_len", "chunk_tokens", "batch_docs", "warmup_steps")
     for section, table in preset.evaluation.items():
         if section not in used:
             continue
         mine = small.evaluation[section]
-        assert {k: v for k, v in mine.items() if k not in ("seq_len", "chunk_tokens", "batch_docs", "warmup_steps")} \
-            == {k: v for k, v in table.items() if k not in ("seq_len", "chunk_tokens", "batch_docs", "warmup_steps")}
+        assert {k: v for k, v in mine.items() if k not in shrunk} == {k: v for k, v in table.items() if k not in shrunk}
         if "batch_docs" in table:
             assert mine["batch_docs"] == min(table["batch_docs"], DRY_RUN_BATCH_DOCS)
         if "seq_len" in table:
